@@ -1,0 +1,86 @@
+// Package idempotency caches the PSP's answers to keyed requests, so that a
+// retried request is answered from the cache: performed once upstream and
+// counted once in the ledger.
+//
+// A key is first claimed (Begin) with the fingerprint of the checked request;
+// the first caller owns it and either completes it with the PSP's answer or
+// abandons it (gateway refusal, 5xx, transport failure) so that a retry runs
+// again. A repeat while in flight is a conflict, a repeat with another
+// fingerprint is a misuse, and a completed repeat is replayed.
+package idempotency
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+)
+
+// Key scopes a cached result: Scope is a digest of the caller's full
+// credentials, the method and the path; ID is the idempotency key the caller
+// sent. Two callers never share a Scope unless they share credentials.
+type Key struct {
+	Scope [32]byte
+	ID    string
+}
+
+// Result is a complete PSP answer worth replaying.
+type Result struct {
+	Status int
+	Header http.Header // allow-listed headers only
+	Body   []byte
+}
+
+// Outcome of Begin.
+type Outcome uint8
+
+const (
+	Started  Outcome = iota // the caller owns the key: perform the request, then Complete or Abandon
+	Replay                  // a completed result with the same fingerprint: answer with it
+	InFlight                // the same key is being processed: 409
+	Mismatch                // the key was used with another fingerprint: 422
+)
+
+var outcomeNames = [...]string{"started", "replay", "in_flight", "mismatch"}
+
+func (o Outcome) String() string {
+	if int(o) < len(outcomeNames) {
+		return outcomeNames[o]
+	}
+	return "unknown"
+}
+
+// Claim is the result of Begin. Token is the fencing token of a Started
+// claim: only its holder can complete or abandon it.
+type Claim struct {
+	Outcome Outcome
+	Token   string
+	Result  *Result // set for Replay
+}
+
+// ErrUnavailable wraps every error of a store that cannot answer.
+var ErrUnavailable = errors.New("idempotency store unavailable")
+
+// ErrNotHeld is returned by Complete and Abandon when the claim's token is not
+// held (any more): it expired, or another claim replaced it.
+var ErrNotHeld = errors.New("idempotency claim not held")
+
+// Store holds claims and results. Begin is atomic across processes for
+// shared stores.
+type Store interface {
+	Begin(ctx context.Context, key Key, fingerprint [32]byte) (Claim, error)
+	Complete(ctx context.Context, key Key, token string, res Result) error
+	Abandon(ctx context.Context, key Key, token string) error
+	// Len reports how many completed results are held (for a gauge).
+	Len(ctx context.Context) (int64, error)
+	Close() error
+}
+
+// Config sizes a store.
+type Config struct {
+	Capacity int           // completed results held at most (memory store; LRU). Default 100000.
+	TTL      time.Duration // how long a completed result is replayed. Default 24h.
+	// InFlightTTL bounds how long a claim stays in flight if its owner never
+	// completes or abandons it (a crashed gateway). Default 5m.
+	InFlightTTL time.Duration
+}

@@ -1,0 +1,255 @@
+// Package psp describes the payment service providers pspguard sits in front
+// of: which requests are guarded, who the caller is, where the policy fields
+// live in a request body, what the PSP answers, and how the PSP writes errors.
+//
+// A Dialect is chosen once per handler (Caddyfile `psp klarna|hellgate`). Every
+// check in the gateway reads the one typed Request that ParseRequest returns.
+package psp
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// Operation is a guarded PSP operation. Its String form is a metric label.
+type Operation uint8
+
+const (
+	OpOther               Operation = iota // not guarded: proxied untouched
+	OpCreateOrder                          // Klarna Payments create order; Hellgate create one-off payment
+	OpCreateCheckoutOrder                  // Klarna Checkout v3 create order
+	OpGetOrder                             // Klarna OM read order; Hellgate read payment
+	OpCapture                              // Klarna OM capture; Hellgate capture
+	OpUpdateAuthorization                  // Klarna OM PATCH authorization
+	OpRelease                              // Klarna OM release-remaining-authorization
+	OpCancel                               // Klarna OM cancel
+	OpRefund                               // Klarna OM refund
+	numOperations
+)
+
+var opNames = [numOperations]string{
+	OpOther:               "other",
+	OpCreateOrder:         "create_order",
+	OpCreateCheckoutOrder: "create_checkout_order",
+	OpGetOrder:            "get_order",
+	OpCapture:             "capture",
+	OpUpdateAuthorization: "update_authorization",
+	OpRelease:             "release",
+	OpCancel:              "cancel",
+	OpRefund:              "refund",
+}
+
+// String returns the operation's stable snake_case name.
+func (o Operation) String() string {
+	if o < numOperations {
+		return opNames[o]
+	}
+	return "other"
+}
+
+// Operations lists every operation, for pre-initialising metric series.
+func Operations() []Operation {
+	ops := make([]Operation, 0, numOperations)
+	for o := OpOther; o < numOperations; o++ {
+		ops = append(ops, o)
+	}
+	return ops
+}
+
+// HasBody reports whether the operation carries a JSON body that the gateway
+// reads, checks and forwards byte for byte.
+func (o Operation) HasBody() bool {
+	switch o {
+	case OpCreateOrder, OpCreateCheckoutOrder, OpCapture, OpUpdateAuthorization,
+		OpRelease, OpCancel, OpRefund:
+		return true
+	}
+	return false
+}
+
+// Route is what classification learns from the method and the path alone.
+type Route struct {
+	Op      Operation
+	OrderID string // the order (Klarna) or payment (Hellgate) id in the path; "" for creates
+}
+
+// Identity is who the caller is, derived from its credentials. Merchant is
+// safe to log and to key rules and the ledger by; CredentialDigest is a
+// SHA-256 over the caller's complete credentials and is what idempotency
+// results are scoped to. The credentials themselves are never kept.
+type Identity struct {
+	Merchant         string
+	CredentialDigest [32]byte
+}
+
+// AutoCapture is the auto-capture flag as the request spelled it.
+type AutoCapture uint8
+
+const (
+	AutoCaptureAbsent AutoCapture = iota
+	AutoCaptureFalse
+	AutoCaptureTrue
+)
+
+// Request is a guarded request body parsed once. Every check reads this.
+// Amounts are minor units. Has* fields tell whether the member was present.
+type Request struct {
+	Op      Operation
+	OrderID string
+
+	// Create order (Klarna Payments, Checkout v3; Hellgate one-off).
+	AutoCapture    AutoCapture // Payments: auto_capture; Checkout v3: options.auto_capture
+	OrderAmount    int64       // Klarna order_amount; Hellgate amount
+	HasOrderAmount bool
+	Currency       string // Klarna purchase_currency; Hellgate currency_code
+	PhysicalLines  bool   // at least one order line of type "physical"
+	LinesTotal     int64  // sum of order_lines[].total_amount
+	HasLines       bool   // order_lines present (possibly empty)
+	EMD            EMD    // attachment (extra merchant data)
+
+	// Capture (captured_amount / Hellgate amount), refund (refunded_amount),
+	// update authorization (order_amount).
+	Amount    int64
+	HasAmount bool
+
+	// Fingerprint identifies the request's content independent of JSON
+	// formatting (whitespace, member order, string escapes): two bodies with
+	// the same parsed content have the same fingerprint. Empty body: all zero.
+	Fingerprint [32]byte
+}
+
+// EMD is the extra merchant data of a create-order request: the attachment
+// whose body is itself a JSON document in a string.
+type EMD struct {
+	Present bool     // an attachment with a body was sent
+	Keys    []string // top-level keys of the attachment body whose value is non-empty (not null, "", [] or {})
+}
+
+// Has reports whether the EMD carries key with a non-empty value.
+func (e EMD) Has(key string) bool {
+	for _, k := range e.Keys {
+		if k == key {
+			return true
+		}
+	}
+	return false
+}
+
+// OrderState is the lifecycle state of an order as the ledger tracks it.
+type OrderState uint8
+
+const (
+	StateAuthorized OrderState = iota // capturable (Klarna AUTHORIZED / PART_CAPTURED, Hellgate authorized)
+	StateCaptured                     // fully captured; nothing remains
+	StateCancelled
+	StateExpired
+	StateClosed
+	StatePending // Hellgate: processing, capturing, not yet capturable
+)
+
+var stateNames = [...]string{"authorized", "captured", "cancelled", "expired", "closed", "pending"}
+
+func (s OrderState) String() string {
+	if int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return "unknown"
+}
+
+// Order is the PSP's view of an order, as learned from a create-order
+// response or an order read.
+type Order struct {
+	Amount        int64 // current authorized order amount
+	Currency      string
+	Captured      int64 // sum of captures
+	Released      int64 // authorization released without capture
+	State         OrderState
+	SingleCapture bool      // Hellgate: only one capture per payment
+	ExpiresAt     time.Time // capture allowed only until then; zero if unknown
+}
+
+// Remaining is what may still be captured, ignoring reservations.
+func (o Order) Remaining() int64 {
+	r := o.Amount - o.Captured - o.Released
+	if r < 0 {
+		return 0
+	}
+	return r
+}
+
+// Dialect is one PSP's API as the gateway needs to know it.
+type Dialect interface {
+	// Name is "klarna" or "hellgate"; used in metrics and logs.
+	Name() string
+
+	// Classify maps a method and the raw request path (r.URL.EscapedPath(),
+	// before any unescaping) to a route. A path that is not under one of the
+	// PSP's guarded prefixes is OpOther with a nil error. A path under a
+	// guarded prefix that is not in canonical form is an error (*Error, 400
+	// BAD_VALUE): a lenient PSP might route it to a guarded operation.
+	Classify(method, rawPath string) (Route, error)
+
+	// Identity extracts the caller's identity from the request headers.
+	// Missing credentials give an empty Merchant and a nil error (the PSP
+	// answers 401 itself); repeated or malformed credential headers are an
+	// *Error (400 BAD_VALUE).
+	Identity(h http.Header) (Identity, error)
+
+	// IdempotencyHeader is the header carrying the idempotency key.
+	IdempotencyHeader() string
+
+	// ParseRequest parses a guarded body strictly. An empty body is allowed
+	// where the PSP allows it (release, cancel). Any ambiguity is an *Error
+	// (400 BAD_VALUE) whose message names the field.
+	ParseRequest(route Route, body []byte) (*Request, error)
+
+	// CreatedOrder reads a successful create-order response (status and body)
+	// together with the request that produced it, and returns the new order
+	// id and its state. ok is false if the response is not a success or
+	// cannot be read.
+	CreatedOrder(req *Request, status int, header http.Header, body []byte) (orderID string, order Order, ok bool)
+
+	// OrderPath is the path of the read that tells an order's state
+	// (Klarna GET /ordermanagement/v1/orders/{id}, Hellgate GET /payments/{id}).
+	OrderPath(orderID string) string
+
+	// ParseOrder reads the body of a successful order read.
+	ParseOrder(body []byte, now time.Time) (Order, error)
+
+	// WriteError writes an error response in the PSP's own error format with
+	// the given status, code, message and correlation id.
+	WriteError(w http.ResponseWriter, status int, code, message, correlationID string)
+
+	// ErrorCode maps a gateway error code (the Klarna code names in
+	// CONTRACT.md) to the PSP's own spelling.
+	ErrorCode(code string) string
+}
+
+// Error codes the gateway answers with itself (Klarna's names; see CONTRACT.md).
+const (
+	CodeBadValue              = "BAD_VALUE"
+	CodeAutoCaptureNotAllowed = "AUTO_CAPTURE_NOT_ALLOWED"
+	CodeCaptureNotAllowed     = "CAPTURE_NOT_ALLOWED"
+	CodeNoSuchOrder           = "NO_SUCH_ORDER"
+	CodeIdempotencyKeyInUse   = "IDEMPOTENCY_KEY_IN_USE"
+	CodeIdempotencyKeyReused  = "IDEMPOTENCY_KEY_REUSED"
+	CodeRequestTooLarge       = "REQUEST_TOO_LARGE"
+	CodeUnsupportedMediaType  = "UNSUPPORTED_MEDIA_TYPE"
+	CodeTemporarilyUnavail    = "TEMPORARILY_UNAVAILABLE"
+)
+
+// Error is a request the gateway refuses before it reaches the PSP.
+type Error struct {
+	Status  int    // HTTP status
+	Code    string // one of the Code* constants
+	Field   string // the JSON field or header at fault, if any
+	Message string // plain-language message, safe to return and log (no values of personal data)
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// BadValue returns a 400 BAD_VALUE error naming field.
+func BadValue(field, format string, args ...any) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: CodeBadValue, Field: field, Message: fmt.Sprintf(format, args...)}
+}
