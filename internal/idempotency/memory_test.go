@@ -1,0 +1,106 @@
+package idempotency_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/pspguard/pspguard/internal/idempotency"
+	"github.com/pspguard/pspguard/internal/idempotency/idemtest"
+)
+
+func TestMemory(t *testing.T) {
+	idemtest.Run(t, func(t *testing.T, cfg idempotency.Config) idempotency.Store {
+		return idempotency.NewMemory(cfg)
+	})
+}
+
+// TestMemoryEvictsLeastRecentlyUsed checks that a full cache forgets the
+// result replayed least recently, and only that one.
+func TestMemoryEvictsLeastRecentlyUsed(t *testing.T) {
+	m := idempotency.NewMemory(idempotency.Config{Capacity: 2})
+	defer m.Close()
+	complete := func(id string) {
+		k := idemtest.Key("merchant", id)
+		c := idemtest.Begin(t, m, k, idemtest.Fingerprint(id), idempotency.Started)
+		idemtest.Complete(t, m, k, c.Token, idemtest.Capture())
+	}
+	complete("a")
+	complete("b")
+	idemtest.Begin(t, m, idemtest.Key("merchant", "a"), idemtest.Fingerprint("a"), idempotency.Replay)
+	complete("c") // evicts b: a was replayed after b was stored
+
+	idemtest.Begin(t, m, idemtest.Key("merchant", "a"), idemtest.Fingerprint("a"), idempotency.Replay)
+	idemtest.Begin(t, m, idemtest.Key("merchant", "c"), idemtest.Fingerprint("c"), idempotency.Replay)
+	idemtest.Begin(t, m, idemtest.Key("merchant", "b"), idemtest.Fingerprint("b"), idempotency.Started)
+	if n, _ := m.Len(t.Context()); n != 2 {
+		t.Errorf("Len = %d, want the capacity 2", n)
+	}
+}
+
+// TestMemoryKeepsClaimsUnderPressure checks that filling the LRU never
+// drops a claim in flight, which would let a concurrent retry through.
+func TestMemoryKeepsClaimsUnderPressure(t *testing.T) {
+	m := idempotency.NewMemory(idempotency.Config{Capacity: 1})
+	defer m.Close()
+	held := idemtest.Key("merchant", "held")
+	c := idemtest.Begin(t, m, held, idemtest.Fingerprint("held"), idempotency.Started)
+	for i := range 10 {
+		k := idemtest.Key("merchant", fmt.Sprint(i))
+		c := idemtest.Begin(t, m, k, idemtest.Fingerprint("x"), idempotency.Started)
+		idemtest.Complete(t, m, k, c.Token, idemtest.Capture())
+	}
+	idemtest.Begin(t, m, held, idemtest.Fingerprint("held"), idempotency.InFlight)
+	idemtest.Complete(t, m, held, c.Token, idemtest.Capture())
+	idemtest.Begin(t, m, held, idemtest.Fingerprint("held"), idempotency.Replay)
+}
+
+// TestMemoryClaimLapse drives the in-flight lifetime with a fake clock: a
+// claim holds until exactly InFlightTTL, and lapsed claims are swept so a
+// crashed gateway's claims do not pile up.
+func TestMemoryClaimLapse(t *testing.T) {
+	ctx := t.Context()
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	m := idempotency.NewMemory(idempotency.Config{InFlightTTL: time.Minute})
+	defer m.Close()
+	idempotency.SetNow(m, func() time.Time { return now })
+
+	fp := idemtest.Fingerprint("capture")
+	for i := range 100 {
+		idemtest.Begin(t, m, idemtest.Key("crashed", fmt.Sprint(i)), fp, idempotency.Started)
+	}
+	k := idemtest.Key("merchant", "k")
+	c := idemtest.Begin(t, m, k, fp, idempotency.Started)
+
+	now = now.Add(time.Minute - time.Nanosecond)
+	idemtest.Begin(t, m, k, fp, idempotency.InFlight)
+
+	now = now.Add(time.Nanosecond)
+	if err := m.Abandon(ctx, k, c.Token); !errors.Is(err, idempotency.ErrNotHeld) {
+		t.Fatalf("Abandon at InFlightTTL = %v, want ErrNotHeld", err)
+	}
+	c = idemtest.Begin(t, m, k, fp, idempotency.Started)
+	if n := idempotency.InFlightLen(m); n != 1 {
+		t.Fatalf("%d claims kept after the others lapsed, want 1", n)
+	}
+	idemtest.Complete(t, m, k, c.Token, idemtest.Capture())
+	if n := idempotency.InFlightLen(m); n != 0 {
+		t.Fatalf("%d claims kept after Complete, want 0", n)
+	}
+}
+
+// TestMemoryLongKeys checks that keys are digested: a key far longer than
+// any buffer works, and two keys differing only at the end stay apart.
+func TestMemoryLongKeys(t *testing.T) {
+	m := idempotency.NewMemory(idempotency.Config{})
+	defer m.Close()
+	long := string(make([]byte, 4096))
+	a, b := idemtest.Key("merchant", long+"a"), idemtest.Key("merchant", long+"b")
+	fp := idemtest.Fingerprint("capture")
+	c := idemtest.Begin(t, m, a, fp, idempotency.Started)
+	idemtest.Begin(t, m, b, fp, idempotency.Started)
+	idemtest.Complete(t, m, a, c.Token, idemtest.Capture())
+	idemtest.Begin(t, m, a, fp, idempotency.Replay)
+	idemtest.Begin(t, m, b, fp, idempotency.InFlight)
+}

@@ -1,0 +1,179 @@
+package idempotency
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisOptions configures a Redis store.
+type RedisOptions struct {
+	// Prefix starts every key the store writes. Default "pspguard". On Redis
+	// Cluster give it a hash tag, such as "{pspguard}": a script touches a
+	// record and the index, which must then share a slot.
+	Prefix string
+	// Config.Capacity is not used: the server's maxmemory policy bounds a
+	// Redis store.
+	Config
+}
+
+// Redis is a Store shared by every gateway on one Redis server (5 or later),
+// so a retry is answered from the cache whichever gateway it reaches.
+//
+// The record of a key lives at {prefix}:idem:{hex(scope)}:{hex(sha256(id))}:
+// the caller's idempotency key never becomes part of a Redis key as is. The
+// index of completed results lives at {prefix}:idem:index. redis_scripts.go
+// describes both.
+type Redis struct {
+	client redis.UniversalClient
+	prefix string
+	index  string
+	cfg    Config
+	closed atomic.Bool
+}
+
+// NewRedis returns a store on client. The caller owns client: Close leaves
+// it open. Begin is safe to retry. A Complete retried after its first reply
+// was lost reports ErrNotHeld although the result is stored; a client with
+// MaxRetries -1 does not retry.
+func NewRedis(client redis.UniversalClient, opts RedisOptions) *Redis {
+	if opts.Prefix == "" {
+		opts.Prefix = "pspguard"
+	}
+	return &Redis{
+		client: client,
+		prefix: opts.Prefix,
+		index:  opts.Prefix + ":idem:index",
+		cfg:    opts.Config.withDefaults(),
+	}
+}
+
+// key returns the Redis key of k's record.
+func (r *Redis) key(k Key) string {
+	id := sha256.Sum256([]byte(k.ID))
+	b := make([]byte, 0, len(r.prefix)+len(":idem:")+2*len(k.Scope)+1+2*len(id))
+	b = append(b, r.prefix...)
+	b = append(b, ":idem:"...)
+	b = hex.AppendEncode(b, k.Scope[:])
+	b = append(b, ':')
+	b = hex.AppendEncode(b, id[:])
+	return string(b)
+}
+
+// unavailable wraps a failure to reach or understand the server.
+func unavailable(doing string, err error) error {
+	return fmt.Errorf("%w: %s: %w", ErrUnavailable, doing, err)
+}
+
+// millis converts d to the milliseconds of PX, at least 1.
+func millis(d time.Duration) int64 {
+	return max(d.Milliseconds(), 1)
+}
+
+// Begin claims key, or reports why it cannot be claimed.
+func (r *Redis) Begin(ctx context.Context, key Key, fingerprint [32]byte) (Claim, error) {
+	if r.closed.Load() {
+		return Claim{}, errClosed
+	}
+	return r.begin(ctx, key, fingerprint, newToken())
+}
+
+// begin claims key for token.
+func (r *Redis) begin(ctx context.Context, key Key, fingerprint [32]byte, token string) (Claim, error) {
+	rec := make([]byte, 0, 1+len(fingerprint)+len(token))
+	rec = append(rec, 'F')
+	rec = append(rec, fingerprint[:]...)
+	rec = append(rec, token...)
+	reply, err := beginScript.Run(ctx, r.client, []string{r.key(key)}, rec, millis(r.cfg.InFlightTTL)).Slice()
+	if err != nil {
+		return Claim{}, unavailable("claiming key", err)
+	}
+	var code int64 = -1
+	if len(reply) > 0 {
+		if c, ok := reply[0].(int64); ok {
+			code = c
+		}
+	}
+	switch code {
+	case int64(Started):
+		return Claim{Outcome: Started, Token: token}, nil
+	case int64(InFlight), int64(Mismatch):
+		return Claim{Outcome: Outcome(code)}, nil
+	case int64(Replay):
+		if enc, ok := reply[len(reply)-1].(string); ok && len(reply) == 2 {
+			res, err := parseResult(enc)
+			if err != nil {
+				return Claim{}, unavailable("reading result", err)
+			}
+			return Claim{Outcome: Replay, Result: &res}, nil
+		}
+	}
+	return Claim{}, unavailable("claiming key", fmt.Errorf("unexpected reply %v", reply))
+}
+
+// Complete turns the claim held by token into a result replayed for
+// Config.TTL.
+func (r *Redis) Complete(ctx context.Context, key Key, token string, res Result) error {
+	enc, err := appendResult(nil, res)
+	if err != nil {
+		return err
+	}
+	if r.closed.Load() {
+		return errClosed
+	}
+	k := r.key(key)
+	member := sha256.Sum256([]byte(k))
+	n, err := completeScript.Run(ctx, r.client, []string{k, r.index},
+		token, enc, millis(r.cfg.TTL), member[:16]).Int64()
+	if err != nil {
+		return unavailable("storing result", err)
+	}
+	if n == 0 {
+		return ErrNotHeld
+	}
+	return nil
+}
+
+// Abandon releases the claim held by token, so the key can be claimed again.
+func (r *Redis) Abandon(ctx context.Context, key Key, token string) error {
+	if r.closed.Load() {
+		return errClosed
+	}
+	n, err := abandonScript.Run(ctx, r.client, []string{r.key(key)}, token).Int64()
+	if err != nil {
+		return unavailable("abandoning claim", err)
+	}
+	if n == 0 {
+		return ErrNotHeld
+	}
+	return nil
+}
+
+// Len reports the completed results that have not expired. A result the
+// server evicted under memory pressure is counted until it would have
+// expired.
+func (r *Redis) Len(ctx context.Context) (int64, error) {
+	if r.closed.Load() {
+		return 0, errClosed
+	}
+	n, err := lenScript.Run(ctx, r.client, []string{r.index}).Int64()
+	if err != nil {
+		return 0, unavailable("counting results", err)
+	}
+	return n, nil
+}
+
+// Close makes later calls fail with ErrUnavailable. It does not close the
+// client, which belongs to the caller.
+func (r *Redis) Close() error {
+	r.closed.Store(true)
+	return nil
+}
+
+// Interface guards
+var _ Store = (*Redis)(nil)

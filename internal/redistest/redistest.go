@@ -1,0 +1,29 @@
+// Package redistest gives tests the address of a real Redis server.
+//
+// Tests that need Redis call URL. It reads PSPGUARD_REDIS_URL (make test and
+// .ci/run start a redis-server on a free port and set it). Without it the test
+// is skipped on a developer machine, and fails in CI (CI=true), where a
+// missing Redis means the run did not test what it claims to.
+package redistest
+
+import (
+	"os"
+	"testing"
+)
+
+// EnvVar names the environment variable holding the test Redis URL.
+const EnvVar = "PSPGUARD_REDIS_URL"
+
+// URL returns the test Redis URL, skipping (or, in CI, failing) the test when
+// none is configured.
+func URL(t testing.TB) string {
+	t.Helper()
+	if u := os.Getenv(EnvVar); u != "" {
+		return u
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s is not set: CI must run the Redis tests against a real redis-server", EnvVar)
+	}
+	t.Skipf("%s is not set; run `make test` to start a local redis-server", EnvVar)
+	return ""
+}
