@@ -1,0 +1,79 @@
+// Command pspsim serves the in-memory Klarna and Hellgate simulator that
+// pspguard is tested and demonstrated against. See package
+// internal/pspsim for what it simulates and its /_sim/ control API.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/pspguard/pspguard/internal/pspsim"
+)
+
+func main() {
+	log.SetFlags(0)
+	log.SetPrefix("pspsim: ")
+	if err := run(os.Args[1:]); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("pspsim", flag.ExitOnError)
+	listen := fs.String("listen", "127.0.0.1:9001", "address to listen on")
+	latency := fs.Duration("latency", 0, "latency added to every PSP request")
+	failPercent := fs.Int("fail-percent", 0, "share of PSP requests answered 503 without effect (0..100)")
+	dropAfterCapture := fs.Int("drop-after-capture", 0, "share of captures applied and then answered by closing the connection (0..100)")
+	seed := fs.Int64("seed", 0, "seed of the fault draws; 0 seeds from the clock")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if *latency < 0 || *failPercent < 0 || *failPercent > 100 || *dropAfterCapture < 0 || *dropAfterCapture > 100 {
+		return errors.New("-latency must not be negative, -fail-percent and -drop-after-capture must be 0..100")
+	}
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler: pspsim.New(pspsim.Options{
+			Latency:          *latency,
+			FailPercent:      *failPercent,
+			DropAfterCapture: *dropAfterCapture,
+			Seed:             *seed,
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Printf("simulating Klarna and Hellgate on http://%s", ln.Addr())
+
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	stop()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		srv.Close()
+	}
+	log.Print("stopped")
+	return nil
+}

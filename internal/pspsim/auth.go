@@ -1,0 +1,70 @@
+package pspsim
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"net/http"
+	"strings"
+)
+
+// identity is the merchant behind a request's credentials.
+type identity struct {
+	owner string // owns orders and idempotency keys; "" when the credentials are missing or invalid
+	name  string // safe to show in Stats and recorded requests
+}
+
+// identify derives the merchant from the PSP's credential header. Klarna:
+// HTTP Basic, where username:password names the merchant by its username
+// (any non-empty password is accepted) and a raw API key without a colon is
+// the merchant itself. Hellgate: the X-API-Key value is the merchant.
+// Credentials that are keys are shown only as KeyID.
+func identify(psp string, h http.Header) identity {
+	switch psp {
+	case pspKlarna:
+		scheme, enc, ok := strings.Cut(h.Get("Authorization"), " ")
+		if !ok || !strings.EqualFold(scheme, "Basic") {
+			return identity{}
+		}
+		raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(enc))
+		if err != nil || len(raw) == 0 {
+			return identity{}
+		}
+		user, pass, hasColon := strings.Cut(string(raw), ":")
+		if !hasColon {
+			return identity{owner: "key:" + user, name: KeyID(user)}
+		}
+		if user == "" || pass == "" {
+			return identity{}
+		}
+		return identity{owner: "user:" + user, name: user}
+	case pspHellgate:
+		if key := h.Get("X-API-Key"); key != "" {
+			return identity{owner: "key:" + key, name: KeyID(key)}
+		}
+	}
+	return identity{}
+}
+
+// KeyID is how an API key credential (a Klarna raw API key, a Hellgate
+// X-API-Key) appears as the merchant in Stats and recorded requests: "key-"
+// and the first 12 hex digits of its SHA-256, so that the key itself is
+// never exposed.
+func KeyID(apiKey string) string {
+	sum := sha256.Sum256([]byte(apiKey))
+	return "key-" + hex.EncodeToString(sum[:6])
+}
+
+func unauthorized(psp string) response {
+	if psp == pspHellgate {
+		return hellgateError(http.StatusUnauthorized, "UNAUTHORIZED", "Missing or invalid X-API-Key")
+	}
+	return klarnaError(http.StatusUnauthorized, "UNAUTHORIZED", "Missing or invalid credentials")
+}
+
+func idempotencyHeader(psp string) string {
+	if psp == pspHellgate {
+		return "X-Idempotency-Key"
+	}
+	return "Klarna-Idempotency-Key"
+}

@@ -1,0 +1,43 @@
+// Package pspsim is an in-memory simulator of the Klarna and Hellgate APIs
+// that pspguard sits in front of. One Server answers both PSPs on one
+// listener: Klarna under /payments/v1/, /checkout/v3/ and /ordermanagement/v1/,
+// Hellgate under /payments/one-off and /payments/{id}. Paths under /_sim/
+// control the simulator and are not PSP requests.
+//
+// The simulator is the PSP the gateway is tested against, so it enforces the
+// PSPs' own rules (amounts, order states, single Hellgate captures, merchant
+// ownership) and can misbehave on request: added latency, a share of requests
+// answered 503 without effect, and captures that are applied but whose
+// connection is dropped before the answer, which is the case that makes
+// idempotency keys matter.
+//
+// Where the real PSPs involve a customer or time, the simulator decides at
+// once, and these choices are part of its contract:
+//
+//   - Klarna Payments: any authorization token is accepted once; there is no
+//     session behind it. A second create-order with the same token is 403
+//     INVALID_OPERATION.
+//   - Klarna Checkout v3: the customer completes checkout immediately. The
+//     201 answer still says "checkout_incomplete" as Klarna's does, but the
+//     order is already in Order Management as AUTHORIZED, or CAPTURED when
+//     options.auto_capture is true, and GET /checkout/v3/orders/{id} reads
+//     "checkout_complete".
+//   - An auto-captured Klarna order is CAPTURED with one capture of the whole
+//     order amount.
+//   - Release of the remaining authorization leaves an order CAPTURED when
+//     something was captured and CLOSED when nothing was, as Klarna does.
+//   - Klarna authorizations expire 28 days after creation; extending adds 28
+//     days. Past expires_at nothing can be captured, nothing remains
+//     authorized, and an order with no capture reads EXPIRED.
+//   - Hellgate settles a capture at once: the capture answer shows the
+//     payment "capturing", every later read shows it "captured".
+//   - Order and payment ids are matched case-insensitively, as a UUID-typed
+//     server matches them.
+//
+// Idempotency keys (Klarna-Idempotency-Key on Order Management POST and
+// PATCH, X-Idempotency-Key on Hellgate POST) are scoped to the merchant and
+// kept 24 hours. Like Klarna, the simulator compares only the key: a repeat
+// gets the first answer's status, headers and body whatever its own method,
+// path and body. A repeat that arrives while the first is still being
+// processed waits for it and then gets its answer.
+package pspsim
