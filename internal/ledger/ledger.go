@@ -55,13 +55,13 @@ type Reservation struct {
 type Outcome uint8
 
 const (
-	Reserved       Outcome = iota // reserved; forward the capture
-	Adopted                       // an uncertain reservation with the same tag was taken over (a retry of it)
-	NotFound                      // the ledger does not know the order: learn it first
-	NeedsReconcile                // the order has uncertain reservations: reconcile with the PSP first
-	Exceeds                       // the amount exceeds what is available
-	NotCapturable                 // the order's state does not allow captures (cancelled, expired, closed, captured, pending)
-	AlreadyCaptured               // single-capture order (Hellgate) already captured or with a capture in flight
+	Reserved        Outcome = iota // reserved; forward the capture
+	Adopted                        // an uncertain reservation with the same tag was taken over (a retry of it)
+	NotFound                       // the ledger does not know the order: learn it first
+	NeedsReconcile                 // the order has uncertain reservations: reconcile with the PSP first
+	Exceeds                        // the amount exceeds what is available
+	NotCapturable                  // the order's state does not allow captures (cancelled, expired, closed, captured, pending)
+	AlreadyCaptured                // single-capture order (Hellgate) already captured or with a capture in flight
 )
 
 var outcomeNames = [...]string{"reserved", "adopted", "not_found", "needs_reconcile", "exceeds", "not_capturable", "already_captured"}

@@ -1,0 +1,251 @@
+package ledger
+
+import (
+	"context"
+	"encoding/binary"
+	"time"
+
+	"github.com/pspguard/pspguard/internal/psp"
+)
+
+// DefaultMaxOrders is the default bound of a Memory store.
+const DefaultMaxOrders = 1000000
+
+// MemoryOptions configures a Memory store.
+type MemoryOptions struct {
+	// MaxOrders bounds the orders held; default 1,000,000 (about 160 MiB).
+	// Beyond it the least recently used order without a capture in flight
+	// is dropped; the gateway reads it from the PSP again when it next needs
+	// it. Orders with captures in flight are never dropped: if all of them
+	// have one, the store holds more than MaxOrders rather than forget an
+	// amount in flight. Each shard keeps its own share of the bound, so a
+	// full store holds slightly fewer than MaxOrders.
+	MaxOrders int
+
+	// Now tells the time an order's capture window is checked against;
+	// default time.Now.
+	Now func() time.Time
+}
+
+// Memory is a Store held in this process: fast, bounded, and lost on
+// restart. Orders are spread over up to 64 shards, each with its own lock
+// and LRU list, so that unrelated orders do not contend.
+type Memory struct {
+	now    func() time.Time
+	shards []shard
+}
+
+const (
+	maxShards      = 64
+	minShardOrders = 1024 // fewer shards for small bounds keep the LRU order close to global
+)
+
+// NewMemory returns an empty Memory store.
+func NewMemory(opts MemoryOptions) *Memory {
+	if opts.MaxOrders <= 0 {
+		opts.MaxOrders = DefaultMaxOrders
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	n := 1
+	for n < maxShards && opts.MaxOrders/(2*n) >= minShardOrders {
+		n *= 2
+	}
+	m := &Memory{now: opts.Now, shards: make([]shard, n)}
+	for i := range m.shards {
+		m.shards[i].init(opts.MaxOrders / n)
+	}
+	return m
+}
+
+// shard returns the shard of id. A digest is uniformly distributed, so its
+// first bytes pick the shard.
+func (m *Memory) shard(id digest) *shard {
+	return &m.shards[binary.LittleEndian.Uint64(id[:8])&uint64(len(m.shards)-1)]
+}
+
+// Get implements Store.
+func (m *Memory) Get(_ context.Context, key Key) (Entry, bool, error) {
+	id := keyDigest(key)
+	sh := m.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e := sh.lookup(id)
+	if e == nil {
+		return Entry{}, false, nil
+	}
+	return e.snapshot(), true, nil
+}
+
+// Learn implements Store.
+func (m *Memory) Learn(_ context.Context, key Key, order psp.Order) error {
+	return m.put(key, order, false)
+}
+
+// Reconcile implements Store.
+func (m *Memory) Reconcile(_ context.Context, key Key, order psp.Order) error {
+	return m.put(key, order, true)
+}
+
+func (m *Memory) put(key Key, order psp.Order, reconcile bool) error {
+	if err := checkOrder(order); err != nil {
+		return err
+	}
+	id := keyDigest(key)
+	sh := m.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e := sh.lookup(id)
+	if e == nil {
+		e = sh.insert(id)
+	}
+	e.setOrder(order)
+	if reconcile {
+		sh.dropUncertain(e)
+	}
+	return nil
+}
+
+// Reserve implements Store.
+func (m *Memory) Reserve(_ context.Context, key Key, req ReserveRequest) (Decision, error) {
+	token := newToken()
+	now := m.now()
+	id := keyDigest(key)
+	sh := m.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e := sh.lookup(id)
+	if e == nil {
+		return Decision{Outcome: NotFound}, nil
+	}
+	d := Decision{Entry: e.snapshot()}
+	adopt := -1
+	if d.Entry.Uncertain > 0 {
+		adopt = e.adoptable(req.Tag, req.Amount)
+	}
+	d.Outcome = decide(d.Entry, adopt >= 0, req, now)
+	switch d.Outcome {
+	case Adopted:
+		r := &e.res[adopt]
+		r.token = token
+		r.uncertain = false
+		d.Reservation = Reservation{Key: key, Token: token, Amount: r.amount}
+	case Reserved:
+		sh.hold(e, reservation{token: token, tag: req.Tag, amount: req.Amount})
+		d.Reservation = Reservation{Key: key, Token: token, Amount: req.Amount}
+	}
+	return d, nil
+}
+
+// settlement is what becomes of a reservation.
+type settlement uint8
+
+const (
+	settleCommit settlement = iota
+	settleRelease
+	settleUncertain
+)
+
+// Commit implements Store.
+func (m *Memory) Commit(_ context.Context, res Reservation) error {
+	return m.settle(res, settleCommit)
+}
+
+// Release implements Store.
+func (m *Memory) Release(_ context.Context, res Reservation) error {
+	return m.settle(res, settleRelease)
+}
+
+// MarkUncertain implements Store. Marking an uncertain reservation again
+// changes nothing.
+func (m *Memory) MarkUncertain(_ context.Context, res Reservation) error {
+	return m.settle(res, settleUncertain)
+}
+
+func (m *Memory) settle(res Reservation, s settlement) error {
+	id := keyDigest(res.Key)
+	sh := m.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e := sh.entries[id]
+	if e == nil || res.Token == "" {
+		return ErrNotHeld
+	}
+	i := e.find(res.Token)
+	if i < 0 {
+		return ErrNotHeld
+	}
+	switch s {
+	case settleCommit:
+		sh.commit(e, i)
+	case settleRelease:
+		sh.drop(e, i)
+	case settleUncertain:
+		e.res[i].uncertain = true
+	}
+	return nil
+}
+
+// SetAmount implements Store.
+func (m *Memory) SetAmount(_ context.Context, key Key, amount int64) error {
+	if err := checkAmount("amount", amount); err != nil {
+		return err
+	}
+	m.update(key, func(e *entry) { e.amount = amount })
+	return nil
+}
+
+// ReleaseRemaining implements Store.
+func (m *Memory) ReleaseRemaining(_ context.Context, key Key) error {
+	m.update(key, func(e *entry) { e.released = max(0, e.amount-e.captured) })
+	return nil
+}
+
+// Cancel implements Store.
+func (m *Memory) Cancel(_ context.Context, key Key) error {
+	m.update(key, func(e *entry) { e.state = psp.StateCancelled })
+	return nil
+}
+
+// update applies f to the entry for key, if the store holds it.
+func (m *Memory) update(key Key, f func(*entry)) {
+	id := keyDigest(key)
+	sh := m.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if e := sh.lookup(id); e != nil {
+		f(e)
+	}
+}
+
+// Forget implements Store. Reservations in flight on the order are dropped
+// with it: their tokens are no longer held.
+func (m *Memory) Forget(_ context.Context, key Key) error {
+	id := keyDigest(key)
+	sh := m.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if e := sh.entries[id]; e != nil {
+		sh.remove(e)
+	}
+	return nil
+}
+
+// Stats implements Store.
+func (m *Memory) Stats(context.Context) (orders, reservations int64, err error) {
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.Lock()
+		orders += int64(len(sh.entries))
+		reservations += sh.inFlight
+		sh.mu.Unlock()
+	}
+	return orders, reservations, nil
+}
+
+// Close implements Store; a Memory store holds nothing to release.
+func (m *Memory) Close() error { return nil }
+
+// Interface guards
+var _ Store = (*Memory)(nil)

@@ -1,0 +1,309 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pspguard/pspguard/internal/psp"
+	"github.com/redis/go-redis/v9"
+)
+
+// Defaults of RedisOptions.
+const (
+	DefaultRedisPrefix = "pspguard"
+	DefaultOrderTTL    = 30 * 24 * time.Hour
+)
+
+// RedisOptions configures a Redis store.
+type RedisOptions struct {
+	// Prefix starts every key; default "pspguard". Gateways that share a
+	// ledger use the same prefix. On Redis Cluster, make it a hash tag
+	// ("{pspguard}"): every script touches an order together with the
+	// store's index and counter, which must then live in one slot.
+	Prefix string
+
+	// OrderTTL is how long an order is kept after its last change; default
+	// 30 days (longer than an authorization lives). An order with a capture
+	// in flight does not expire.
+	OrderTTL time.Duration
+
+	// Now tells the time an order's capture window is checked against;
+	// default time.Now. The order TTL runs on the Redis server's clock.
+	Now func() time.Time
+}
+
+// Redis is a Store in Redis, shared by every gateway instance that uses the
+// same server and prefix. Each order is one hash, changed only by Lua
+// scripts (redis_scripts.go), so every decision is atomic across instances.
+type Redis struct {
+	client   redis.UniversalClient
+	prefix   string
+	index    string
+	inflight string
+	ttl      string // OrderTTL in milliseconds, as the scripts take it
+	now      func() time.Time
+}
+
+// NewRedis returns a store on client. The caller keeps ownership of the
+// client: Close does not close it.
+func NewRedis(client redis.UniversalClient, opts RedisOptions) *Redis {
+	if opts.Prefix == "" {
+		opts.Prefix = DefaultRedisPrefix
+	}
+	if opts.OrderTTL <= 0 {
+		opts.OrderTTL = DefaultOrderTTL
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Redis{
+		client:   client,
+		prefix:   opts.Prefix + ":ledger:",
+		index:    opts.Prefix + ":ledger:index",
+		inflight: opts.Prefix + ":ledger:inflight",
+		ttl:      strconv.FormatInt(max(opts.OrderTTL.Milliseconds(), 1), 10),
+		now:      opts.Now,
+	}
+}
+
+// keyEscaper keeps ':' out of the PSP and merchant components, so that the
+// order id, the last component, is the only one that may contain it and no
+// two orders share a key. An order key has at least two ':' after
+// "ledger:", the index and counter keys none, so they never collide either.
+var keyEscaper = strings.NewReplacer("%", "%25", ":", "%3A")
+
+// orderKey is {prefix}:ledger:{psp}:{merchant}:{orderID}.
+func (r *Redis) orderKey(k Key) string {
+	return r.prefix + keyEscaper.Replace(k.PSP) + ":" + keyEscaper.Replace(k.Merchant) + ":" + k.OrderID
+}
+
+func (r *Redis) keys(k Key) []string {
+	return []string{r.orderKey(k), r.index, r.inflight}
+}
+
+// unavailable wraps a Redis failure so that errors.Is(err, ErrUnavailable).
+func unavailable(err error) error {
+	return fmt.Errorf("%w: %v", ErrUnavailable, err)
+}
+
+// Get implements Store.
+func (r *Redis) Get(ctx context.Context, key Key) (Entry, bool, error) {
+	h, err := r.client.HGetAll(ctx, r.orderKey(key)).Result()
+	if err != nil {
+		return Entry{}, false, unavailable(err)
+	}
+	if len(h) == 0 {
+		return Entry{}, false, nil
+	}
+	e, err := parseEntry(h)
+	if err != nil {
+		return Entry{}, false, unavailable(err)
+	}
+	return e, true, nil
+}
+
+// Learn implements Store.
+func (r *Redis) Learn(ctx context.Context, key Key, order psp.Order) error {
+	return r.put(ctx, scriptLearn, key, order)
+}
+
+// Reconcile implements Store.
+func (r *Redis) Reconcile(ctx context.Context, key Key, order psp.Order) error {
+	return r.put(ctx, scriptReconcile, key, order)
+}
+
+func (r *Redis) put(ctx context.Context, s *redis.Script, key Key, o psp.Order) error {
+	if err := checkOrder(o); err != nil {
+		return err
+	}
+	exs, exn := "", ""
+	if n := unixNano(o.ExpiresAt); n != 0 {
+		sec, nsec := splitNano(n)
+		exs, exn = strconv.FormatInt(sec, 10), strconv.FormatInt(nsec, 10)
+	}
+	sc := "0"
+	if o.SingleCapture {
+		sc = "1"
+	}
+	return r.run(ctx, s, key, o.Amount, o.Currency, o.Captured, o.Released, int(o.State), sc, exs, exn)
+}
+
+// Reserve implements Store.
+func (r *Redis) Reserve(ctx context.Context, key Key, req ReserveRequest) (Decision, error) {
+	token := newToken()
+	sec, nsec := splitNano(unixNano(r.now()))
+	v, err := scriptReserve.Run(ctx, r.client, r.keys(key),
+		r.ttl, sec, nsec, clampRequest(req.Amount), req.Tag, token).Slice()
+	if err != nil {
+		return Decision{}, unavailable(err)
+	}
+	d, err := parseDecision(v)
+	if err != nil {
+		return Decision{}, unavailable(err)
+	}
+	if d.Outcome == Reserved || d.Outcome == Adopted {
+		// An adopted reservation has the request's amount: that is what
+		// matched it.
+		d.Reservation = Reservation{Key: key, Token: token, Amount: req.Amount}
+	}
+	return d, nil
+}
+
+func parseDecision(v []any) (Decision, error) {
+	if len(v) != 2 {
+		return Decision{}, fmt.Errorf("unexpected reserve reply %v", v)
+	}
+	out, ok1 := v[0].(int64)
+	fields, ok2 := v[1].([]any)
+	if !ok1 || !ok2 || out < 0 || out > int64(AlreadyCaptured) || len(fields)%2 != 0 {
+		return Decision{}, fmt.Errorf("unexpected reserve reply %v", v)
+	}
+	d := Decision{Outcome: Outcome(out)}
+	if len(fields) == 0 {
+		return d, nil
+	}
+	h := make(map[string]string, len(fields)/2)
+	for i := 0; i < len(fields); i += 2 {
+		k, ok1 := fields[i].(string)
+		v, ok2 := fields[i+1].(string)
+		if !ok1 || !ok2 {
+			return Decision{}, fmt.Errorf("unexpected reserve reply %v", fields)
+		}
+		h[k] = v
+	}
+	var err error
+	d.Entry, err = parseEntry(h)
+	return d, err
+}
+
+// Commit implements Store.
+func (r *Redis) Commit(ctx context.Context, res Reservation) error {
+	return r.settle(ctx, scriptCommit, res)
+}
+
+// Release implements Store.
+func (r *Redis) Release(ctx context.Context, res Reservation) error {
+	return r.settle(ctx, scriptRelease, res)
+}
+
+// MarkUncertain implements Store. Marking an uncertain reservation again
+// changes nothing.
+func (r *Redis) MarkUncertain(ctx context.Context, res Reservation) error {
+	return r.settle(ctx, scriptMarkUncertain, res)
+}
+
+func (r *Redis) settle(ctx context.Context, s *redis.Script, res Reservation) error {
+	if res.Token == "" {
+		return ErrNotHeld
+	}
+	held, err := s.Run(ctx, r.client, r.keys(res.Key), r.ttl, res.Token).Int64()
+	if err != nil {
+		return unavailable(err)
+	}
+	if held == 0 {
+		return ErrNotHeld
+	}
+	return nil
+}
+
+// SetAmount implements Store.
+func (r *Redis) SetAmount(ctx context.Context, key Key, amount int64) error {
+	if err := checkAmount("amount", amount); err != nil {
+		return err
+	}
+	return r.run(ctx, scriptSetAmount, key, amount)
+}
+
+// ReleaseRemaining implements Store.
+func (r *Redis) ReleaseRemaining(ctx context.Context, key Key) error {
+	return r.run(ctx, scriptReleaseRemaining, key)
+}
+
+// Cancel implements Store.
+func (r *Redis) Cancel(ctx context.Context, key Key) error {
+	return r.run(ctx, scriptCancel, key)
+}
+
+// Forget implements Store. Reservations in flight on the order are dropped
+// with it: their tokens are no longer held.
+func (r *Redis) Forget(ctx context.Context, key Key) error {
+	return r.run(ctx, scriptForget, key)
+}
+
+// run runs an order script whose reply does not matter.
+func (r *Redis) run(ctx context.Context, s *redis.Script, key Key, args ...any) error {
+	if err := s.Run(ctx, r.client, r.keys(key), append([]any{r.ttl}, args...)...).Err(); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// Stats implements Store. Counting orders also drops expired ones from the
+// index.
+func (r *Redis) Stats(ctx context.Context) (orders, reservations int64, err error) {
+	v, err := scriptStats.Run(ctx, r.client, []string{r.index, r.inflight}).Int64Slice()
+	if err != nil {
+		return 0, 0, unavailable(err)
+	}
+	if len(v) != 2 {
+		return 0, 0, unavailable(fmt.Errorf("unexpected stats reply %v", v))
+	}
+	return v[0], v[1], nil
+}
+
+// Close implements Store. The client belongs to the caller and stays open.
+func (r *Redis) Close() error { return nil }
+
+// parseEntry reads an order hash (see redis_scripts.go for its fields).
+func parseEntry(h map[string]string) (Entry, error) {
+	var p entryParser
+	e := Entry{
+		Order: psp.Order{
+			Amount:        p.int("a", h["a"]),
+			Currency:      h["cur"],
+			Captured:      p.int("cap", h["cap"]),
+			Released:      p.int("rel", h["rel"]),
+			State:         psp.OrderState(p.int("st", h["st"])),
+			SingleCapture: h["sc"] == "1",
+		},
+		Reserved:  p.int("res", h["res"]),
+		Pending:   int(p.int("pen", h["pen"])),
+		Uncertain: int(p.int("unc", h["unc"])),
+		Captures:  int(p.int("n", h["n"])),
+	}
+	if s, ok := h["exs"]; ok {
+		e.ExpiresAt = fromUnixNano(p.int("exs", s)*1e9 + p.int("exn", h["exn"]))
+	}
+	return e, p.err
+}
+
+// entryParser reads integer fields, keeping the first error.
+type entryParser struct{ err error }
+
+func (p *entryParser) int(name, s string) int64 {
+	if s == "" {
+		return 0
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil && p.err == nil {
+		p.err = fmt.Errorf("corrupt ledger field %s: %w", name, err)
+	}
+	return n
+}
+
+// splitNano splits nanoseconds since the epoch into floored seconds and the
+// nanoseconds past them, both exact as Lua numbers.
+func splitNano(n int64) (sec, nsec int64) {
+	sec, nsec = n/1e9, n%1e9
+	if nsec < 0 {
+		sec--
+		nsec += 1e9
+	}
+	return sec, nsec
+}
+
+// Interface guards
+var _ Store = (*Redis)(nil)

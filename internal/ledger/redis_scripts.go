@@ -1,0 +1,314 @@
+package ledger
+
+import (
+	"fmt"
+
+	"github.com/pspguard/pspguard/internal/psp"
+	"github.com/redis/go-redis/v9"
+)
+
+// The Redis store changes an order only inside one of these scripts, so
+// every change is atomic across gateway instances.
+//
+// An order is one hash. Order facts: a (amount), cur, cap (captured), rel
+// (released), st (psp.OrderState), sc (single capture, 1 or 0), exs and exn
+// (the expiry's whole and fractional seconds since the epoch, floored;
+// absent when unknown). Counters: res (reserved), pen (pending), unc
+// (uncertain), n (captures). One field per reservation: r:<token> =
+// <p|u>:<amount>:<tag>, p for pending and u for uncertain.
+//
+// Every order script takes KEYS = {order, index, inflight} and ARGV[1] = the
+// order TTL in milliseconds. The index is a sorted set of order keys scored
+// by expiry (Redis time, milliseconds); inflight counts the reservations in
+// flight over all orders.
+//
+// Lua numbers are doubles: amounts are bounded by maxAmount so that they and
+// their sums stay exact, and numbers are written back with %d, never with
+// tostring (which keeps 14 digits).
+
+// luaPrelude holds the constants and helpers every order script shares. The
+// constants come from the Go declarations, so the two cannot drift apart.
+var luaPrelude = fmt.Sprintf(`
+local RESERVED, ADOPTED, NOT_FOUND, NEEDS_RECONCILE, EXCEEDS, NOT_CAPTURABLE, ALREADY_CAPTURED = %d, %d, %d, %d, %d, %d, %d
+local AUTHORIZED, CAPTURED, CANCELLED = %d, %d, %d
+local MAX_CAPTURES = 2147483647
+local key, index, inflight = KEYS[1], KEYS[2], KEYS[3]
+
+local function int(x)
+  return string.format('%%d', x)
+end
+
+local function num(v)
+  if v then return tonumber(v) end
+  return 0
+end
+
+-- load returns the order as a table of numbers, the raw HGETALL reply, and
+-- the hash as a table of strings; nil if the order is not held.
+local function load()
+  local f = redis.call('HGETALL', key)
+  if #f == 0 then return nil, f, nil end
+  local h = {}
+  for i = 1, #f, 2 do h[f[i]] = f[i + 1] end
+  local o = {
+    a = num(h.a), cap = num(h.cap), rel = num(h.rel), st = num(h.st), sc = h.sc == '1',
+    exs = h.exs and tonumber(h.exs), exn = num(h.exn),
+    res = num(h.res), pen = num(h.pen), unc = num(h.unc), n = num(h.n),
+  }
+  return o, f, h
+end
+
+local function parseReservation(v)
+  local status, amount, tag = string.match(v, '^([pu]):(%%d+):(.*)$')
+  return status, tonumber(amount), tag
+end
+
+local function reservation(status, amount, tag)
+  return status .. ':' .. int(amount) .. ':' .. tag
+end
+
+local function addInFlight(d)
+  if d ~= 0 and redis.call('INCRBY', inflight, int(d)) < 0 then
+    redis.call('SET', inflight, 0)
+  end
+end
+
+-- touch refreshes the order's expiry and its place in the index. An order
+-- with reservations in flight does not expire: dropping it would forget the
+-- amount in flight (the memory store likewise never evicts one).
+local function touch(inFlight)
+  if inFlight > 0 then
+    redis.call('PERSIST', key)
+    redis.call('ZADD', index, '+inf', key)
+    return
+  end
+  local ttl = tonumber(ARGV[1])
+  local t = redis.call('TIME')
+  redis.call('PEXPIRE', key, ttl)
+  redis.call('ZADD', index, int(tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + ttl), key)
+end
+
+-- setFacts writes the order facts from ARGV[2..9]: amount, currency,
+-- captured, released, state, single capture, expiry seconds and nanoseconds.
+local function setFacts()
+  redis.call('HSET', key, 'a', ARGV[2], 'cur', ARGV[3], 'cap', ARGV[4], 'rel', ARGV[5], 'st', ARGV[6], 'sc', ARGV[7])
+  if ARGV[8] == '' then
+    redis.call('HDEL', key, 'exs', 'exn')
+  else
+    redis.call('HSET', key, 'exs', ARGV[8], 'exn', ARGV[9])
+  end
+end
+`,
+	Reserved, Adopted, NotFound, NeedsReconcile, Exceeds, NotCapturable, AlreadyCaptured,
+	psp.StateAuthorized, psp.StateCaptured, psp.StateCancelled)
+
+// luaDecide is decide (rule.go) in Lua.
+const luaDecide = `
+local function available(o)
+  local remaining = o.a - o.cap - o.rel
+  if remaining < 0 then remaining = 0 end
+  local a = remaining - o.res
+  if a < 0 then return 0 end
+  return a
+end
+
+local function decide(o, adoptable, amount, tag, nows, nowns)
+  if o.unc > 0 then
+    if adoptable and tag ~= '' then return ADOPTED end
+    return NEEDS_RECONCILE
+  end
+  if o.st ~= AUTHORIZED then
+    if o.sc and o.st == CAPTURED then return ALREADY_CAPTURED end
+    return NOT_CAPTURABLE
+  end
+  if o.exs and (nows > o.exs or (nows == o.exs and nowns >= o.exn)) then
+    return NOT_CAPTURABLE
+  end
+  if o.sc and (o.cap > 0 or o.n > 0 or o.pen + o.unc > 0) then
+    return ALREADY_CAPTURED
+  end
+  if amount <= 0 or amount > available(o) then return EXCEEDS end
+  return RESERVED
+end
+`
+
+// ARGV: ttl, now seconds, now nanoseconds, amount, tag, token.
+// Returns {outcome, the order's HGETALL reply before the change}.
+const luaReserve = luaDecide + `
+local o, f = load()
+if not o then return {NOT_FOUND, f} end
+local amount, tag, token = tonumber(ARGV[4]), ARGV[5], ARGV[6]
+local adopt
+if o.unc > 0 and tag ~= '' then
+  for i = 1, #f, 2 do
+    if string.sub(f[i], 1, 2) == 'r:' then
+      local s, a, t = parseReservation(f[i + 1])
+      if s == 'u' and a == amount and t == tag then
+        adopt = f[i]
+        break
+      end
+    end
+  end
+end
+local out = decide(o, adopt ~= nil, amount, tag, tonumber(ARGV[2]), tonumber(ARGV[3]))
+if out == ADOPTED then
+  -- A new token fences off the holder of the old one.
+  redis.call('HDEL', key, adopt)
+  redis.call('HSET', key, 'r:' .. token, reservation('p', amount, tag), 'pen', int(o.pen + 1), 'unc', int(o.unc - 1))
+  touch(o.pen + o.unc)
+elseif out == RESERVED then
+  redis.call('HSET', key, 'r:' .. token, reservation('p', amount, tag), 'res', int(o.res + amount), 'pen', int(o.pen + 1))
+  addInFlight(1)
+  touch(o.pen + o.unc + 1)
+end
+return {out, f}
+`
+
+// luaSettle is the start of commit, release and mark_uncertain: it finds the
+// reservation of ARGV[2] (a token) and returns 0 if it is not held.
+const luaSettle = `
+local o, f, h = load()
+if not o then return 0 end
+local field = 'r:' .. ARGV[2]
+if not h[field] then return 0 end
+local s, amount, tag = parseReservation(h[field])
+local pen, unc = o.pen, o.unc
+if s == 'p' then pen = pen - 1 else unc = unc - 1 end
+`
+
+// ARGV: ttl, token. Returns 1, or 0 if the token is not held.
+const luaCommit = luaSettle + `
+local cap = o.cap + amount
+local st = o.st
+if o.sc or cap >= o.a then st = CAPTURED end
+redis.call('HDEL', key, field)
+redis.call('HSET', key, 'cap', int(cap), 'n', int(math.min(o.n + 1, MAX_CAPTURES)), 'st', int(st),
+  'res', int(o.res - amount), 'pen', int(pen), 'unc', int(unc))
+addInFlight(-1)
+touch(pen + unc)
+return 1
+`
+
+// ARGV: ttl, token. Returns 1, or 0 if the token is not held.
+const luaRelease = luaSettle + `
+redis.call('HDEL', key, field)
+redis.call('HSET', key, 'res', int(o.res - amount), 'pen', int(pen), 'unc', int(unc))
+addInFlight(-1)
+touch(pen + unc)
+return 1
+`
+
+// ARGV: ttl, token. Returns 1, or 0 if the token is not held. Marking an
+// uncertain reservation again changes nothing.
+const luaMarkUncertain = luaSettle + `
+if s == 'p' then
+  redis.call('HSET', key, field, reservation('u', amount, tag), 'pen', int(pen), 'unc', int(o.unc + 1))
+end
+touch(o.pen + o.unc)
+return 1
+`
+
+// ARGV: ttl, then the order facts (see setFacts). Keeps every reservation.
+const luaLearn = `
+local c = redis.call('HMGET', key, 'pen', 'unc')
+if redis.call('EXISTS', key) == 0 then
+  redis.call('HSET', key, 'res', 0, 'pen', 0, 'unc', 0, 'n', 0)
+end
+setFacts()
+touch(num(c[1]) + num(c[2]))
+return 1
+`
+
+// ARGV: ttl, then the order facts (see setFacts). Drops every uncertain
+// reservation: the PSP's captured amount includes whatever of them it applied.
+const luaReconcile = `
+local o, f = load()
+if not o then
+  redis.call('HSET', key, 'res', 0, 'pen', 0, 'unc', 0, 'n', 0)
+  setFacts()
+  touch(0)
+  return 1
+end
+local dropped, amount = 0, 0
+for i = 1, #f, 2 do
+  if string.sub(f[i], 1, 2) == 'r:' then
+    local s, a = parseReservation(f[i + 1])
+    if s == 'u' then
+      redis.call('HDEL', key, f[i])
+      dropped = dropped + 1
+      amount = amount + a
+    end
+  end
+end
+redis.call('HSET', key, 'res', int(o.res - amount), 'unc', int(o.unc - dropped))
+setFacts()
+addInFlight(-dropped)
+touch(o.pen + o.unc - dropped)
+return 1
+`
+
+// luaUpdate is the start of set_amount, release_remaining and cancel: an
+// order the store does not hold is left alone.
+const luaUpdate = `
+local c = redis.call('HMGET', key, 'a', 'cap', 'pen', 'unc')
+if not c[1] then return 0 end
+`
+
+// ARGV: ttl, amount.
+const luaSetAmount = luaUpdate + `
+redis.call('HSET', key, 'a', ARGV[2])
+touch(num(c[3]) + num(c[4]))
+return 1
+`
+
+// ARGV: ttl.
+const luaReleaseRemaining = luaUpdate + `
+redis.call('HSET', key, 'rel', int(math.max(0, num(c[1]) - num(c[2]))))
+touch(num(c[3]) + num(c[4]))
+return 1
+`
+
+// ARGV: ttl.
+const luaCancel = luaUpdate + `
+redis.call('HSET', key, 'st', CANCELLED)
+touch(num(c[3]) + num(c[4]))
+return 1
+`
+
+// Drops the order and its reservations. ARGV: ttl (unused).
+const luaForget = `
+local f = redis.call('HGETALL', key)
+local dropped = 0
+for i = 1, #f, 2 do
+  if string.sub(f[i], 1, 2) == 'r:' then dropped = dropped + 1 end
+end
+redis.call('DEL', key)
+redis.call('ZREM', index, key)
+addInFlight(-dropped)
+return 1
+`
+
+// KEYS = {index, inflight}. Prunes the index of expired orders and returns
+// {orders, reservations in flight}.
+const luaStats = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%d', now))
+return {redis.call('ZCARD', KEYS[1]), tonumber(redis.call('GET', KEYS[2]) or '0')}
+`
+
+// scripts are loaded once per process; go-redis sends EVALSHA and falls
+// back to EVAL when the server does not know the script yet.
+var (
+	scriptReserve          = redis.NewScript(luaPrelude + luaReserve)
+	scriptCommit           = redis.NewScript(luaPrelude + luaCommit)
+	scriptRelease          = redis.NewScript(luaPrelude + luaRelease)
+	scriptMarkUncertain    = redis.NewScript(luaPrelude + luaMarkUncertain)
+	scriptLearn            = redis.NewScript(luaPrelude + luaLearn)
+	scriptReconcile        = redis.NewScript(luaPrelude + luaReconcile)
+	scriptSetAmount        = redis.NewScript(luaPrelude + luaSetAmount)
+	scriptReleaseRemaining = redis.NewScript(luaPrelude + luaReleaseRemaining)
+	scriptCancel           = redis.NewScript(luaPrelude + luaCancel)
+	scriptForget           = redis.NewScript(luaPrelude + luaForget)
+	scriptStats            = redis.NewScript(luaStats)
+)

@@ -1,0 +1,281 @@
+package ledger_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"math"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pspguard/pspguard/internal/ledger"
+	"github.com/pspguard/pspguard/internal/ledger/ledgertest"
+	"github.com/pspguard/pspguard/internal/redistest"
+	"github.com/redis/go-redis/v9"
+)
+
+func TestRedis(t *testing.T) {
+	ledgertest.Run(t, func(t *testing.T, now func() time.Time) ledger.Store {
+		return openRedis(t, ledger.RedisOptions{Now: now})
+	})
+}
+
+// newClient connects to the test server; the client is closed after the test.
+func newClient(t testing.TB) *redis.Client {
+	t.Helper()
+	opts, err := redis.ParseURL(redistest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := redis.NewClient(opts)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// testPrefix is a prefix no other test uses: the test's name and a random
+// suffix. The test's keys are deleted afterwards.
+func testPrefix(t testing.TB, c *redis.Client) string {
+	t.Helper()
+	name := strings.Map(func(r rune) rune {
+		if 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '_'
+	}, t.Name())
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	prefix := "pspguard-test:" + name + ":" + hex.EncodeToString(b[:])
+	t.Cleanup(func() {
+		ctx := context.Background()
+		iter := c.Scan(ctx, 0, prefix+":*", 1000).Iterator()
+		for iter.Next(ctx) {
+			c.Del(ctx, iter.Val())
+		}
+		if err := iter.Err(); err != nil {
+			t.Errorf("deleting the test's keys: %v", err)
+		}
+	})
+	return prefix
+}
+
+// openRedis returns a store on a fresh prefix; opts.Prefix is overridden.
+func openRedis(t testing.TB, opts ledger.RedisOptions) *ledger.Redis {
+	t.Helper()
+	c := newClient(t)
+	opts.Prefix = testPrefix(t, c)
+	s := ledger.NewRedis(c, opts)
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// TestRedisSharedByInstances runs two gateway instances, each with its own
+// client, on one server: they see one ledger.
+func TestRedisSharedByInstances(t *testing.T) {
+	ca, cb := newClient(t), newClient(t)
+	prefix := testPrefix(t, ca)
+	a := ledger.NewRedis(ca, ledger.RedisOptions{Prefix: prefix})
+	b := ledger.NewRedis(cb, ledger.RedisOptions{Prefix: prefix})
+	k := orderKey("shared")
+	if err := a.Learn(ctx, k, capturable(1000)); err != nil {
+		t.Fatal(err)
+	}
+
+	// Instance a's request times out; the client retries through b, which
+	// adopts the capture; a can no longer settle it.
+	d, err := a.Reserve(ctx, k, ledger.ReserveRequest{Amount: 300, Tag: "idem-1"})
+	if err != nil || d.Outcome != ledger.Reserved {
+		t.Fatalf("a.Reserve = %v, %v", d.Outcome, err)
+	}
+	if err := a.MarkUncertain(ctx, d.Reservation); err != nil {
+		t.Fatal(err)
+	}
+	retry, err := b.Reserve(ctx, k, ledger.ReserveRequest{Amount: 300, Tag: "idem-1"})
+	if err != nil || retry.Outcome != ledger.Adopted {
+		t.Fatalf("b.Reserve = %v, %v; want adopted", retry.Outcome, err)
+	}
+	if err := a.Commit(ctx, d.Reservation); !errors.Is(err, ledger.ErrNotHeld) {
+		t.Fatalf("a.Commit with the old token: %v; want ErrNotHeld", err)
+	}
+	if err := b.Commit(ctx, retry.Reservation); err != nil {
+		t.Fatal(err)
+	}
+
+	// Both instances race for the remaining 700 in captures of 100.
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		granted int64
+	)
+	for i := range 20 {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d, err := s.Reserve(ctx, k, ledger.ReserveRequest{Amount: 100})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if d.Outcome == ledger.Reserved {
+				if err := s.Commit(ctx, d.Reservation); err != nil {
+					t.Error(err)
+				}
+				mu.Lock()
+				granted += 100
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	for name, s := range map[string]*ledger.Redis{"a": a, "b": b} {
+		e, ok, err := s.Get(ctx, k)
+		if err != nil || !ok || e.Captured != 1000 || e.Captures != 8 || granted != 700 {
+			t.Errorf("%s sees %+v (ok %v, err %v) after granting 300+%d; want 1000 captured in 8", name, e, ok, err, granted)
+		}
+	}
+}
+
+func TestRedisUnavailable(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	c := redis.NewClient(&redis.Options{
+		Addr:               addr,
+		DialTimeout:        100 * time.Millisecond,
+		ReadTimeout:        100 * time.Millisecond,
+		WriteTimeout:       100 * time.Millisecond,
+		MaxRetries:         -1,
+		DialerRetries:      1,
+		DialerRetryTimeout: time.Millisecond,
+	})
+	defer c.Close()
+	s := ledger.NewRedis(c, ledger.RedisOptions{})
+	k := orderKey("o")
+	res := ledger.Reservation{Key: k, Token: "00000000000000000000000000000000", Amount: 1}
+	for name, call := range map[string]func() error{
+		"Get": func() error {
+			_, _, err := s.Get(ctx, k)
+			return err
+		},
+		"Learn":     func() error { return s.Learn(ctx, k, capturable(1000)) },
+		"Reconcile": func() error { return s.Reconcile(ctx, k, capturable(1000)) },
+		"Reserve": func() error {
+			_, err := s.Reserve(ctx, k, ledger.ReserveRequest{Amount: 1})
+			return err
+		},
+		"Commit":           func() error { return s.Commit(ctx, res) },
+		"Release":          func() error { return s.Release(ctx, res) },
+		"MarkUncertain":    func() error { return s.MarkUncertain(ctx, res) },
+		"SetAmount":        func() error { return s.SetAmount(ctx, k, 1) },
+		"ReleaseRemaining": func() error { return s.ReleaseRemaining(ctx, k) },
+		"Cancel":           func() error { return s.Cancel(ctx, k) },
+		"Forget":           func() error { return s.Forget(ctx, k) },
+		"Stats": func() error {
+			_, _, err := s.Stats(ctx)
+			return err
+		},
+	} {
+		if err := call(); !errors.Is(err, ledger.ErrUnavailable) {
+			t.Errorf("%s with the server down: %v; want ErrUnavailable", name, err)
+		}
+	}
+}
+
+func TestRedisDeadline(t *testing.T) {
+	s := openRedis(t, ledger.RedisOptions{})
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err := s.Reserve(cctx, orderKey("o"), ledger.ReserveRequest{Amount: 1})
+	if !errors.Is(err, ledger.ErrUnavailable) {
+		t.Fatalf("Reserve with a cancelled context: %v; want ErrUnavailable", err)
+	}
+}
+
+func TestRedisCloseKeepsClient(t *testing.T) {
+	c := newClient(t)
+	s := ledger.NewRedis(c, ledger.RedisOptions{Prefix: testPrefix(t, c)})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Ping(ctx).Err(); err != nil {
+		t.Fatalf("client unusable after the store closed: %v", err)
+	}
+}
+
+// TestRedisOrderTTL checks the keys a store leaves: an order expires OrderTTL
+// after its last change unless a capture is in flight, and the index that
+// Stats counts follows it.
+func TestRedisOrderTTL(t *testing.T) {
+	c := newClient(t)
+	prefix := testPrefix(t, c)
+	s := ledger.NewRedis(c, ledger.RedisOptions{Prefix: prefix, OrderTTL: time.Hour})
+	k := ledger.Key{PSP: "klarna", Merchant: "PK:12345", OrderID: "o-1"}
+	hash := prefix + ":ledger:klarna:PK%3A12345:o-1"
+	index := prefix + ":ledger:index"
+
+	expiresInAnHour := func() {
+		t.Helper()
+		ttl, err := c.PTTL(ctx, hash).Result()
+		if err != nil || ttl < 59*time.Minute || ttl > time.Hour {
+			t.Fatalf("PTTL(%s) = %v, %v; want about an hour", hash, ttl, err)
+		}
+		score, err := c.ZScore(ctx, index, hash).Result()
+		now := time.Now().UnixMilli()
+		if err != nil || score < float64(now+59*60*1000) || score > float64(now+60*60*1000+1000) {
+			t.Fatalf("index score %v, %v; want about an hour from now (%d)", score, err, now)
+		}
+	}
+	neverExpires := func() {
+		t.Helper()
+		if ttl, err := c.PTTL(ctx, hash).Result(); err != nil || ttl != -1 {
+			t.Fatalf("PTTL(%s) = %v, %v; want no expiry while a capture is in flight", hash, ttl, err)
+		}
+		if score, err := c.ZScore(ctx, index, hash).Result(); err != nil || !math.IsInf(score, 1) {
+			t.Fatalf("index score %v, %v; want +inf while a capture is in flight", score, err)
+		}
+	}
+
+	if err := s.Learn(ctx, k, capturable(1000)); err != nil {
+		t.Fatal(err)
+	}
+	expiresInAnHour()
+	d, err := s.Reserve(ctx, k, ledger.ReserveRequest{Amount: 100, Tag: "t"})
+	if err != nil || d.Outcome != ledger.Reserved {
+		t.Fatalf("Reserve = %v, %v", d.Outcome, err)
+	}
+	neverExpires()
+	if err := s.MarkUncertain(ctx, d.Reservation); err != nil {
+		t.Fatal(err)
+	}
+	neverExpires()
+	if err := s.Reconcile(ctx, k, capturable(1000)); err != nil {
+		t.Fatal(err)
+	}
+	expiresInAnHour()
+
+	// Orders whose hash expired leave the index when Stats counts.
+	if err := c.ZAdd(ctx, index, redis.Z{Score: 1, Member: prefix + ":ledger:klarna:PK:gone"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	wantOrders(t, s, 1, 0)
+	if n, err := c.ZCard(ctx, index).Result(); err != nil || n != 1 {
+		t.Fatalf("index holds %d, %v; want the expired order pruned", n, err)
+	}
+	if err := s.Forget(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.Exists(ctx, hash).Result(); err != nil || n != 0 {
+		t.Fatalf("order hash still there after Forget: %d, %v", n, err)
+	}
+	wantOrders(t, s, 0, 0)
+}

@@ -1,0 +1,102 @@
+package ledger
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/pspguard/pspguard/internal/psp"
+)
+
+// decide is the Reserve rule, shared by every store: given the entry as it
+// is, whether one of its uncertain reservations carries the request's tag
+// and amount, and the time, it says what Reserve does. The Redis store runs
+// the same rule in Lua (redis_scripts.go); the shared test suite holds the
+// two to the same answers.
+func decide(e Entry, adoptable bool, req ReserveRequest, now time.Time) Outcome {
+	// An unknown outcome blocks every decision on the order except the retry
+	// of that very request: the PSP executes a keyed request at most once, so
+	// the retry takes over the reservation instead of reserving twice.
+	if e.Uncertain > 0 {
+		if adoptable && req.Tag != "" {
+			return Adopted
+		}
+		return NeedsReconcile
+	}
+	if e.State != psp.StateAuthorized {
+		if e.SingleCapture && e.State == psp.StateCaptured {
+			return AlreadyCaptured
+		}
+		return NotCapturable
+	}
+	if !e.ExpiresAt.IsZero() && !now.Before(e.ExpiresAt) {
+		return NotCapturable
+	}
+	if e.SingleCapture && (e.Captured > 0 || e.Captures > 0 || e.Pending+e.Uncertain > 0) {
+		return AlreadyCaptured
+	}
+	if req.Amount <= 0 || req.Amount > e.Available() {
+		return Exceeds
+	}
+	return Reserved
+}
+
+// maxAmount bounds every amount a store accepts. The Redis store computes in
+// Lua, whose numbers are doubles: below 2^50 every sum and difference of
+// amounts stays exact. PSP amounts are far smaller (Klarna: 200,000,000).
+const maxAmount = 1 << 50
+
+// checkOrder refuses order facts a store could not hold exactly.
+func checkOrder(o psp.Order) error {
+	for _, v := range [...]struct {
+		name  string
+		value int64
+	}{{"amount", o.Amount}, {"captured amount", o.Captured}, {"released amount", o.Released}} {
+		if err := checkAmount(v.name, v.value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkAmount(name string, v int64) error {
+	if v < 0 || v > maxAmount {
+		return fmt.Errorf("ledger: %s %d out of range 0..%d", name, v, int64(maxAmount))
+	}
+	return nil
+}
+
+// clampRequest maps a requested amount into 0..maxAmount+1 without changing
+// the outcome of decide: anything above maxAmount exceeds every order.
+func clampRequest(amount int64) int64 {
+	return min(max(amount, 0), maxAmount+1)
+}
+
+// unixNano encodes an expiry as nanoseconds since the Unix epoch, 0 for the
+// zero time ("unknown"). Times beyond the range of int64 nanoseconds (years
+// 1678 to 2262) are clamped to it; an expiry at the epoch itself reads back
+// as unknown.
+func unixNano(t time.Time) int64 {
+	switch {
+	case t.IsZero():
+		return 0
+	case t.Before(minTime):
+		return math.MinInt64
+	case t.After(maxTime):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+// fromUnixNano decodes what unixNano encoded, in UTC.
+func fromUnixNano(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+var (
+	minTime = time.Unix(0, math.MinInt64)
+	maxTime = time.Unix(0, math.MaxInt64)
+)
