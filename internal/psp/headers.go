@@ -1,0 +1,116 @@
+package psp
+
+import (
+	"mime"
+	"net/http"
+	"strings"
+)
+
+// maxIdempotencyKey is the longest idempotency key accepted (Stripe's limit;
+// a UUID is 36).
+const maxIdempotencyKey = 255
+
+// methodOverrideHeaders make some servers and frameworks treat a request as
+// another method than the one it was sent with.
+var methodOverrideHeaders = [...]string{"X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"}
+
+// CheckHeaders checks the headers of a guarded request: no method override,
+// at most one well-formed idempotency key, and, for a request with a body,
+// exactly one Content-Type of application/json (UTF-8) and no
+// Content-Encoding but identity. A lenient PSP could read anything else
+// differently from the gateway.
+func CheckHeaders(h http.Header, idempotencyHeader string, hasBody bool) *Error {
+	if e := MethodOverride(h); e != nil {
+		return e
+	}
+	if e := checkIdempotencyKey(h, idempotencyHeader); e != nil {
+		return e
+	}
+	if !hasBody {
+		return nil
+	}
+	if e := checkContentEncoding(h); e != nil {
+		return e
+	}
+	return checkContentType(h)
+}
+
+// MethodOverride refuses a request that carries a method-override header:
+// a PSP honouring it would perform another operation than the one the
+// gateway classified.
+//
+// Names are compared ignoring case and with '_' read as '-': CGI-style
+// servers turn both X-HTTP-Method-Override and X_HTTP_METHOD_OVERRIDE into
+// the same variable.
+func MethodOverride(h http.Header) *Error {
+	for name := range h {
+		dashed := strings.ReplaceAll(name, "_", "-")
+		for _, o := range methodOverrideHeaders {
+			if strings.EqualFold(dashed, o) {
+				return BadValue(o, "the %s header is not allowed: send the request with its real method", o)
+			}
+		}
+	}
+	return nil
+}
+
+func checkIdempotencyKey(h http.Header, name string) *Error {
+	vals := h.Values(name)
+	switch len(vals) {
+	case 0:
+		return nil
+	case 1:
+	default:
+		return BadValue(name, "the %s header must be sent once", name)
+	}
+	key := vals[0]
+	switch {
+	case key == "":
+		return BadValue(name, "the %s header is empty", name)
+	case len(key) > maxIdempotencyKey:
+		return BadValue(name, "the %s header is longer than %d characters", name, maxIdempotencyKey)
+	case !visibleASCII(key):
+		return BadValue(name, "the %s header must be printable ASCII, without control characters", name)
+	}
+	return nil
+}
+
+func checkContentEncoding(h http.Header) *Error {
+	for _, v := range h.Values("Content-Encoding") {
+		for _, coding := range strings.Split(v, ",") {
+			if !strings.EqualFold(strings.TrimSpace(coding), "identity") {
+				return unsupportedMedia("Content-Encoding", "the request body must not be encoded (Content-Encoding %q): send it as plain JSON", v)
+			}
+		}
+	}
+	return nil
+}
+
+func checkContentType(h http.Header) *Error {
+	vals := h.Values("Content-Type")
+	switch len(vals) {
+	case 0:
+		// A request that declares an empty body has nothing to interpret.
+		if h.Get("Content-Length") == "0" {
+			return nil
+		}
+		return unsupportedMedia("Content-Type", "the Content-Type header is required: send application/json")
+	case 1:
+	default:
+		return unsupportedMedia("Content-Type", "the Content-Type header must be sent once")
+	}
+	mt, params, err := mime.ParseMediaType(vals[0])
+	if err != nil || mt != "application/json" {
+		return unsupportedMedia("Content-Type", "the Content-Type must be application/json")
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return unsupportedMedia("Content-Type", "the Content-Type charset must be utf-8")
+	}
+	return nil
+}
+
+func unsupportedMedia(field, format string, args ...any) *Error {
+	e := BadValue(field, format, args...)
+	e.Status, e.Code = http.StatusUnsupportedMediaType, CodeUnsupportedMediaType
+	return e
+}

@@ -1,0 +1,101 @@
+package psp
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+)
+
+// basicIdentity reads Klarna's HTTP Basic credentials. Merchant is the user
+// name; a raw API key (a credential without a colon, or a user name that
+// starts with "klarna_") is a secret, so Merchant is "key:" and the first 16
+// hex digits of its SHA-256 instead.
+//
+// Anything but exactly one well-formed Basic header is refused: a lenient
+// PSP might accept a spelling (a second header, another scheme, sloppy
+// base64) that the gateway would attribute to another merchant or none.
+func basicIdentity(h http.Header) (Identity, error) {
+	vals := h.Values("Authorization")
+	switch len(vals) {
+	case 0:
+		return Identity{}, nil
+	case 1:
+	default:
+		return Identity{}, BadValue("Authorization", "the Authorization header must be sent once")
+	}
+	scheme, token, _ := strings.Cut(vals[0], " ")
+	if !strings.EqualFold(scheme, "Basic") {
+		return Identity{}, BadValue("Authorization", "the Authorization header must carry HTTP Basic credentials")
+	}
+	raw, err := base64.StdEncoding.Strict().DecodeString(strings.TrimLeft(token, " "))
+	if err != nil || len(raw) == 0 {
+		return Identity{}, BadValue("Authorization", "the Authorization header's Basic credentials are not valid base64")
+	}
+	cred := string(raw)
+	if !printable(cred) {
+		return Identity{}, BadValue("Authorization", "the Authorization header's Basic credentials must be UTF-8 text without control characters")
+	}
+	user, _, hasColon := strings.Cut(cred, ":")
+	var merchant string
+	switch {
+	case !hasColon:
+		merchant = keyMerchant(cred)
+	case strings.HasPrefix(user, "klarna_"):
+		merchant = keyMerchant(user)
+	case user == "":
+		return Identity{}, BadValue("Authorization", "the Authorization header's Basic credentials have an empty user name")
+	default:
+		merchant = user
+	}
+	return Identity{Merchant: merchant, CredentialDigest: sha256.Sum256(raw)}, nil
+}
+
+// apiKeyIdentity reads an API key header (Hellgate's X-API-Key).
+func apiKeyIdentity(h http.Header, header string) (Identity, error) {
+	vals := h.Values(header)
+	switch len(vals) {
+	case 0:
+		return Identity{}, nil
+	case 1:
+	default:
+		return Identity{}, BadValue(header, "the %s header must be sent once", header)
+	}
+	key := vals[0]
+	if key == "" {
+		return Identity{}, BadValue(header, "the %s header is empty", header)
+	}
+	if !visibleASCII(key) {
+		return Identity{}, BadValue(header, "the %s header must be printable ASCII", header)
+	}
+	return Identity{Merchant: keyMerchant(key), CredentialDigest: sha256.Sum256([]byte(key))}, nil
+}
+
+// keyMerchant names a merchant known only by a secret key without revealing
+// the key: "key:" and the first 16 hex digits of its SHA-256.
+func keyMerchant(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return "key:" + hex.EncodeToString(sum[:8])
+}
+
+// printable reports whether s is valid UTF-8 without control characters.
+func printable(s string) bool {
+	for _, r := range s {
+		if r == utf8.RuneError || r < ' ' || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return false
+		}
+	}
+	return true
+}
+
+// visibleASCII reports whether s is printable ASCII (spaces allowed).
+func visibleASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c > '~' {
+			return false
+		}
+	}
+	return true
+}
