@@ -1,0 +1,155 @@
+package caddymodule
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/spf13/cobra"
+
+	"github.com/pspguard/pspguard/rules"
+)
+
+func init() {
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "rules",
+		Usage: "validate <file> | test <file> <cases>...",
+		Short: "Checks a compliance rules file and runs decision test cases against it",
+		Long: `
+Works with the compliance rules file that psp_guard enforces, without a
+running server.
+
+  rules validate <file>
+    Checks the file as the gateway would load it. Prints "<file>: ok" with
+    its version, merchant count and digest and exits 0, or prints one line
+    per problem (file:line: field: what is wrong) and exits 1.
+
+  rules test <file> <cases>...
+    Runs every decision test case of the cases files against the rules and
+    prints one line per case ("ok   name" or "FAIL name: expected ..., got
+    ...") and then "N passed, M failed". Exits 1 if a case failed or a file
+    is invalid. See testdata/rules/example_cases.yaml for the format.
+`,
+		CobraFunc: rulesCobra,
+	})
+}
+
+// rulesCobra builds the rules command and its subcommands.
+func rulesCobra(cmd *cobra.Command) {
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.SuggestionsMinimumDistance = 2
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return cmd.Help()
+		}
+		msg := fmt.Sprintf("unknown subcommand %q: use validate or test", args[0])
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += " (did you mean " + strings.Join(s, " or ") + "?)"
+		}
+		return errors.New(msg)
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "validate <file>",
+		Short: "Checks a rules file and lists every problem in it",
+		Args:  cobra.ExactArgs(1),
+		RunE: rulesRunE(func(stdout, stderr io.Writer, args []string) int {
+			return rulesValidate(stdout, stderr, args[0])
+		}),
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "test <file> <cases>...",
+		Short: "Runs decision test cases against a rules file",
+		Args:  cobra.MinimumNArgs(2),
+		RunE: rulesRunE(func(stdout, stderr io.Writer, args []string) int {
+			return rulesTest(stdout, stderr, args[0], args[1:], time.Now())
+		}),
+	})
+}
+
+// errRulesFailed makes the process exit 1 once the command has printed
+// why. The command does not go through caddycmd.WrapCommandFuncForCobra:
+// that exits 0 for status 1 without an error, and logs a non-nil error a
+// second time through Caddy's logger.
+var errRulesFailed = errors.New("rules check failed")
+
+func rulesRunE(run func(stdout, stderr io.Writer, args []string) int) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		if run(cmd.OutOrStdout(), cmd.ErrOrStderr(), args) == 0 {
+			return nil
+		}
+		cmd.SilenceErrors = true
+		return errRulesFailed
+	}
+}
+
+// rulesValidate implements `rules validate FILE` and returns the exit code.
+func rulesValidate(stdout, stderr io.Writer, file string) int {
+	r, ok := rulesLoad(stderr, file)
+	if !ok {
+		return 1
+	}
+	noun := "merchants"
+	if r.Merchants() == 1 {
+		noun = "merchant"
+	}
+	fmt.Fprintf(stdout, "%s: ok (version %d, %d %s, digest %s)\n", file, r.Version(), r.Merchants(), noun, r.Digest()[:12])
+	return 0
+}
+
+// rulesTest implements `rules test FILE CASES...` and returns the exit
+// code. Cases without a date are decided at now. Every file is checked
+// before any case runs, so a broken file is not mistaken for a pass.
+func rulesTest(stdout, stderr io.Writer, file string, caseFiles []string, now time.Time) int {
+	r, ok := rulesLoad(stderr, file)
+	var cases []rules.Case
+	for _, cf := range caseFiles {
+		cs, err := rules.LoadCases(cf)
+		if err != nil {
+			rulesPrintError(stderr, err)
+			ok = false
+		}
+		cases = append(cases, cs...)
+	}
+	if !ok {
+		return 1
+	}
+	failed := 0
+	for _, c := range cases {
+		res := r.Run(c, now)
+		if !res.Passed {
+			failed++
+		}
+		fmt.Fprintln(stdout, res)
+	}
+	fmt.Fprintf(stdout, "%d passed, %d failed\n", len(cases)-failed, failed)
+	if failed > 0 {
+		return 1
+	}
+	return 0
+}
+
+// rulesLoad loads a rules file, printing its problems to stderr.
+func rulesLoad(stderr io.Writer, file string) (*rules.Rules, bool) {
+	r, err := rules.Load(file)
+	if err != nil {
+		rulesPrintError(stderr, err)
+		return nil, false
+	}
+	return r, true
+}
+
+// rulesPrintError prints a file's problems one per line, or the error
+// that kept it from being read.
+func rulesPrintError(w io.Writer, err error) {
+	var ps *rules.Problems
+	if !errors.As(err, &ps) {
+		fmt.Fprintln(w, err)
+		return
+	}
+	for _, p := range *ps {
+		fmt.Fprintln(w, p)
+	}
+}

@@ -1,0 +1,275 @@
+package caddymodule
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/spf13/cobra"
+)
+
+var (
+	rulesTestdata     = filepath.Join("..", "testdata", "rules")
+	rulesExample      = filepath.Join(rulesTestdata, "example.yaml")
+	rulesExampleCases = filepath.Join(rulesTestdata, "example_cases.yaml")
+	rulesTestNow      = time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+)
+
+// rulesLines splits output into lines, without the final newline.
+func rulesLines(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(strings.TrimSuffix(s, "\n"), "\n")
+}
+
+func rulesWriteFile(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestRulesCommandValidate(t *testing.T) {
+	data, err := os.ReadFile(rulesExample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	var stdout, stderr bytes.Buffer
+	if code := rulesValidate(&stdout, &stderr, rulesExample); code != 0 {
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr.String())
+	}
+	want := rulesExample + ": ok (version 1, 5 merchants, digest " + hex.EncodeToString(sum[:])[:12] + ")\n"
+	if stdout.String() != want || stderr.Len() != 0 {
+		t.Errorf("stdout %q, stderr %q; want stdout %q", stdout.String(), stderr.String(), want)
+	}
+
+	one := rulesWriteFile(t, "one.yaml", "version: 1\nmerchants:\n  a: {category: in_store}\n")
+	stdout.Reset()
+	if code := rulesValidate(&stdout, &stderr, one); code != 0 || !strings.Contains(stdout.String(), "(version 1, 1 merchant, digest ") {
+		t.Errorf("exit %d, stdout %q", code, stdout.String())
+	}
+}
+
+func TestRulesCommandValidateBroken(t *testing.T) {
+	broken := filepath.Join(rulesTestdata, "broken")
+	for _, tt := range []struct {
+		file  string
+		lines []string // each a prefix of one stderr line, after the file name
+	}{
+		{"unknown_key.yaml", []string{":4: auto_capture.allowed_category: unknown key"}},
+		{"unknown_category.yaml", []string{`:7: merchants.shoeshop.category: unknown category "phyiscal_goods" (known: `}},
+		{"bad_date.yaml", []string{`:8: merchants.approvedshop.auto_capture_approval.expires: "2027-02-30" is not a calendar date`}},
+		{"wrong_type.yaml", []string{":5: merchants.digitalshop.category: must be a category name, not a list"}},
+		{"many_problems.yaml", []string{
+			":4: auto_capture.allowed_categories: ",
+			":6: auto_capture.require_emd.vouchers: ",
+			":9: merchants.shoeshop.category: ",
+			":12: merchants.approvedshop.auto_capture_approval.reference: ",
+			":13: merchants.approvedshop.auto_capture_approval.expires: ",
+			":14: merchants.shoeshop: duplicate key",
+			":16: default_category: ",
+		}},
+	} {
+		t.Run(tt.file, func(t *testing.T) {
+			path := filepath.Join(broken, tt.file)
+			var stdout, stderr bytes.Buffer
+			if code := rulesValidate(&stdout, &stderr, path); code != 1 {
+				t.Errorf("exit %d, want 1", code)
+			}
+			if stdout.Len() != 0 {
+				t.Errorf("stdout %q, want nothing", stdout.String())
+			}
+			got := rulesLines(stderr.String())
+			if len(got) != len(tt.lines) {
+				t.Fatalf("stderr:\n%s\nwant %d lines", stderr.String(), len(tt.lines))
+			}
+			for i, want := range tt.lines {
+				if !strings.HasPrefix(got[i], path+want) {
+					t.Errorf("line %d = %q, want prefix %q", i, got[i], path+want)
+				}
+			}
+		})
+	}
+
+	var stdout, stderr bytes.Buffer
+	missing := filepath.Join(t.TempDir(), "missing.yaml")
+	if code := rulesValidate(&stdout, &stderr, missing); code != 1 || !strings.Contains(stderr.String(), missing) ||
+		!strings.Contains(stderr.String(), "no such file") {
+		t.Errorf("missing file: exit %d, stderr %q", code, stderr.String())
+	}
+}
+
+func TestRulesCommandTest(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := rulesTest(&stdout, &stderr, rulesExample, []string{rulesExampleCases}, rulesTestNow); code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	lines := rulesLines(stdout.String())
+	if len(lines) < 2 {
+		t.Fatalf("stdout:\n%s", stdout.String())
+	}
+	for _, l := range lines[:len(lines)-1] {
+		if !strings.HasPrefix(l, "ok   ") {
+			t.Errorf("case line %q, want ok", l)
+		}
+	}
+	if want := "13 passed, 0 failed"; lines[len(lines)-1] != want {
+		t.Errorf("summary %q, want %q", lines[len(lines)-1], want)
+	}
+	if lines[2] != "ok   digital shop auto-captures" {
+		t.Errorf("third case line %q", lines[2])
+	}
+}
+
+func TestRulesCommandTestFailures(t *testing.T) {
+	failing := rulesWriteFile(t, "failing.yaml", `cases:
+  - name: digital shop auto-captures
+    merchant: digitalshop
+    order: {auto_capture: true}
+    expect: allow
+  - name: shoe shop auto-captures
+    merchant: shoeshop
+    order: {auto_capture: true, order_lines: [physical]}
+    expect: allow
+    reason: category_allowed
+  - name: digital shop refused
+    merchant: digitalshop
+    order: {auto_capture: true}
+    expect: refuse
+`)
+	more := rulesWriteFile(t, "more.yaml", "cases:\n  - name: unlisted\n    merchant: x\n    order: {auto_capture: true}\n    expect: refuse\n    reason: merchant_unknown\n")
+	var stdout, stderr bytes.Buffer
+	code := rulesTest(&stdout, &stderr, rulesExample, []string{failing, more}, rulesTestNow)
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	want := []string{
+		"ok   digital shop auto-captures",
+		"FAIL shoe shop auto-captures: expected allow (category_allowed), got refuse (category_not_allowed)",
+		"FAIL digital shop refused: expected refuse, got allow (category_allowed)",
+		"ok   unlisted",
+		"2 passed, 2 failed",
+	}
+	if got := rulesLines(stdout.String()); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("stdout:\n%s\nwant:\n%s", stdout.String(), strings.Join(want, "\n"))
+	}
+	if stderr.Len() != 0 {
+		t.Errorf("stderr %q", stderr.String())
+	}
+}
+
+// Cases without a date are decided at the time the command runs.
+func TestRulesCommandTestNow(t *testing.T) {
+	cases := rulesWriteFile(t, "cases.yaml", "cases:\n  - name: approved shop\n    merchant: approvedshop\n    order: {auto_capture: true}\n    expect: allow\n")
+	for _, tt := range []struct {
+		now  time.Time
+		code int
+		line string
+	}{
+		{time.Date(2027, 6, 30, 23, 59, 59, 0, time.UTC), 0, "ok   approved shop"},
+		{time.Date(2027, 7, 1, 0, 0, 0, 0, time.UTC), 1, "FAIL approved shop: expected allow, got refuse (approval_expired)"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := rulesTest(&stdout, &stderr, rulesExample, []string{cases}, tt.now)
+		if lines := rulesLines(stdout.String()); code != tt.code || len(lines) != 2 || lines[0] != tt.line {
+			t.Errorf("at %v: exit %d, stdout:\n%s\nwant exit %d, %q", tt.now, code, stdout.String(), tt.code, tt.line)
+		}
+	}
+}
+
+func TestRulesCommandTestBrokenFiles(t *testing.T) {
+	brokenRules := filepath.Join(rulesTestdata, "broken", "unknown_category.yaml")
+	brokenCases := filepath.Join(rulesTestdata, "broken", "cases", "unknown_key.yaml")
+	for _, tt := range []struct {
+		name   string
+		rules  string
+		cases  []string
+		stderr []string // prefixes of the stderr lines
+	}{
+		{"broken rules", brokenRules, []string{rulesExampleCases},
+			[]string{brokenRules + ":7: merchants.shoeshop.category: unknown category"}},
+		{"broken cases", rulesExample, []string{rulesExampleCases, brokenCases},
+			[]string{brokenCases + ":3: cases[digital shop auto-captures].expect: missing", brokenCases + ":7: cases[digital shop auto-captures].expected: unknown key"}},
+		{"both broken", brokenRules, []string{brokenCases},
+			[]string{brokenRules + ":7: ", brokenCases + ":3: ", brokenCases + ":7: "}},
+		{"missing cases file", rulesExample, []string{"no-such-cases.yaml"},
+			[]string{"open no-such-cases.yaml: no such file"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := rulesTest(&stdout, &stderr, tt.rules, tt.cases, rulesTestNow); code != 1 {
+				t.Errorf("exit %d, want 1", code)
+			}
+			if stdout.Len() != 0 {
+				t.Errorf("cases ran despite a broken file:\n%s", stdout.String())
+			}
+			got := rulesLines(stderr.String())
+			if len(got) != len(tt.stderr) {
+				t.Fatalf("stderr:\n%s\nwant %d lines", stderr.String(), len(tt.stderr))
+			}
+			for i, want := range tt.stderr {
+				if !strings.HasPrefix(got[i], want) {
+					t.Errorf("line %d = %q, want prefix %q", i, got[i], want)
+				}
+			}
+		})
+	}
+}
+
+// The command is registered with Caddy's CLI and its subcommands, argument
+// checks and exit status work through cobra.
+func TestRulesCommandCobra(t *testing.T) {
+	registered, ok := caddycmd.Commands()["rules"]
+	if !ok || registered.CobraFunc == nil {
+		t.Fatal("rules command not registered")
+	}
+	failing := rulesWriteFile(t, "failing.yaml", "cases:\n  - name: shoes\n    merchant: shoeshop\n    order: {auto_capture: true}\n    expect: allow\n")
+	for _, tt := range []struct {
+		name    string
+		args    []string
+		wantErr bool
+		stdout  string // substring
+		stderr  string // substring
+	}{
+		{"validate", []string{"rules", "validate", rulesExample}, false, ": ok (version 1, 5 merchants, digest ", ""},
+		{"validate broken", []string{"rules", "validate", filepath.Join(rulesTestdata, "broken", "wrong_type.yaml")}, true, "", ":5: merchants.digitalshop.category: "},
+		{"validate without file", []string{"rules", "validate"}, true, "", "accepts 1 arg(s), received 0"},
+		{"validate two files", []string{"rules", "validate", rulesExample, rulesExample}, true, "", "accepts 1 arg(s), received 2"},
+		{"test", []string{"rules", "test", rulesExample, rulesExampleCases}, false, "13 passed, 0 failed", ""},
+		{"test failing", []string{"rules", "test", rulesExample, failing}, true, "0 passed, 1 failed", ""},
+		{"test without cases", []string{"rules", "test", rulesExample}, true, "", "requires at least 2 arg(s)"},
+		{"unknown subcommand", []string{"rules", "vaildate", rulesExample}, true, "", `unknown subcommand "vaildate": use validate or test (did you mean validate?)`},
+		{"help", []string{"rules"}, false, "validate <file>", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			root := &cobra.Command{Use: "pspguard", SilenceUsage: true}
+			cmd := &cobra.Command{Use: registered.Name + " " + registered.Usage, Short: registered.Short, Long: registered.Long}
+			registered.CobraFunc(cmd)
+			root.AddCommand(cmd)
+			var stdout, stderr bytes.Buffer
+			root.SetOut(&stdout)
+			root.SetErr(&stderr)
+			root.SetArgs(tt.args)
+			err := root.Execute()
+			if (err != nil) != tt.wantErr {
+				t.Errorf("err = %v, want error %v", err, tt.wantErr)
+			}
+			if !strings.Contains(stdout.String(), tt.stdout) || !strings.Contains(stderr.String(), tt.stderr) {
+				t.Errorf("stdout:\n%s\nstderr:\n%s\nwant stdout containing %q, stderr containing %q", stdout.String(), stderr.String(), tt.stdout, tt.stderr)
+			}
+			if err == errRulesFailed && strings.Contains(stderr.String(), errRulesFailed.Error()) {
+				t.Errorf("cobra printed the exit marker: %s", stderr.String())
+			}
+		})
+	}
+}
