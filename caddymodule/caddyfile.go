@@ -1,0 +1,293 @@
+package caddymodule
+
+import (
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("psp_guard", parseCaddyfile)
+	httpcaddyfile.RegisterDirectiveOrder("psp_guard", httpcaddyfile.Before, "reverse_proxy")
+}
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	var g Handler
+	err := g.UnmarshalCaddyfile(h.Dispenser)
+	return &g, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	psp_guard {
+//		psp             klarna|hellgate
+//		rules           <file>
+//		mode            enforce|shadow
+//		max_body        <size>
+//		idempotency {
+//			capacity    <n>
+//			ttl         <duration>
+//			require_key
+//		}
+//		store           memory
+//		store           redis <url> {
+//			timeout     <duration>
+//			prefix      <key prefix>
+//		}
+//		ledger {
+//			max_orders  <n>
+//			order_ttl   <duration>
+//		}
+//		lookup_timeout   <duration>
+//		upstream_timeout <duration>
+//	}
+//
+// Every subdirective is optional but rules. Unknown, repeated or
+// extra arguments are errors.
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		name := d.Val()
+		if seen[name] {
+			return d.Errf("psp_guard: %s given more than once", name)
+		}
+		seen[name] = true
+		switch name {
+		case "psp":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			if v != "klarna" && v != "hellgate" {
+				return d.Errf("psp must be klarna or hellgate, not %q", v)
+			}
+			h.PSP = v
+		case "rules":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			h.Rules = v
+		case "mode":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			if v != "enforce" && v != "shadow" {
+				return d.Errf("mode must be enforce or shadow, not %q", v)
+			}
+			h.Mode = v
+		case "max_body":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			n, err := humanize.ParseBytes(v)
+			if err != nil || n == 0 || n > 1<<40 {
+				return d.Errf("max_body: invalid size %q", v)
+			}
+			h.MaxBody = int64(n)
+		case "idempotency":
+			if err := h.unmarshalIdempotency(d); err != nil {
+				return err
+			}
+		case "store":
+			if err := h.unmarshalStore(d); err != nil {
+				return err
+			}
+		case "ledger":
+			if err := h.unmarshalLedger(d); err != nil {
+				return err
+			}
+		case "lookup_timeout":
+			v, err := durationArg(d)
+			if err != nil {
+				return err
+			}
+			h.LookupTimeout = v
+		case "upstream_timeout":
+			v, err := durationArg(d)
+			if err != nil {
+				return err
+			}
+			h.UpstreamTimeout = v
+		default:
+			return d.Errf("unrecognized subdirective %q", name)
+		}
+	}
+	return nil
+}
+
+func (h *Handler) unmarshalIdempotency(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	h.Idempotency = new(IdempotencyConfig)
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		name := d.Val()
+		if seen[name] {
+			return d.Errf("idempotency: %s given more than once", name)
+		}
+		seen[name] = true
+		switch name {
+		case "capacity":
+			n, err := positiveIntArg(d)
+			if err != nil {
+				return err
+			}
+			h.Idempotency.Capacity = n
+		case "ttl":
+			v, err := durationArg(d)
+			if err != nil {
+				return err
+			}
+			h.Idempotency.TTL = v
+		case "require_key":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.Idempotency.RequireKey = true
+		default:
+			return d.Errf("unrecognized idempotency subdirective %q", name)
+		}
+	}
+	return nil
+}
+
+func (h *Handler) unmarshalStore(d *caddyfile.Dispenser) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	h.Store = &StoreConfig{Type: d.Val()}
+	switch h.Store.Type {
+	case "memory":
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+		if d.NextBlock(d.Nesting()) {
+			return d.Errf("store memory takes no block")
+		}
+		return nil
+	case "redis":
+		if !d.NextArg() {
+			return d.Errf("store redis needs a URL, e.g. redis://127.0.0.1:6379/0")
+		}
+		h.Store.URL = d.Val()
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+	default:
+		return d.Errf("store must be memory or redis, not %q", h.Store.Type)
+	}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		name := d.Val()
+		if seen[name] {
+			return d.Errf("store: %s given more than once", name)
+		}
+		seen[name] = true
+		switch name {
+		case "timeout":
+			v, err := durationArg(d)
+			if err != nil {
+				return err
+			}
+			h.Store.Timeout = v
+		case "prefix":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			h.Store.Prefix = v
+		default:
+			return d.Errf("unrecognized store subdirective %q", name)
+		}
+	}
+	return nil
+}
+
+func (h *Handler) unmarshalLedger(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	h.Ledger = new(LedgerConfig)
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		name := d.Val()
+		if seen[name] {
+			return d.Errf("ledger: %s given more than once", name)
+		}
+		seen[name] = true
+		switch name {
+		case "max_orders":
+			n, err := positiveIntArg(d)
+			if err != nil {
+				return err
+			}
+			h.Ledger.MaxOrders = n
+		case "order_ttl":
+			v, err := durationArg(d)
+			if err != nil {
+				return err
+			}
+			h.Ledger.OrderTTL = v
+		default:
+			return d.Errf("unrecognized ledger subdirective %q", name)
+		}
+	}
+	return nil
+}
+
+// oneArg reads exactly one argument of the current subdirective.
+func oneArg(d *caddyfile.Dispenser) (string, error) {
+	name := d.Val()
+	if !d.NextArg() {
+		return "", d.Errf("%s needs a value", name)
+	}
+	v := d.Val()
+	if d.NextArg() {
+		return "", d.ArgErr()
+	}
+	if d.NextBlock(d.Nesting()) {
+		return "", d.Errf("%s takes no block", name)
+	}
+	return v, nil
+}
+
+func durationArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
+	name := d.Val()
+	v, err := oneArg(d)
+	if err != nil {
+		return 0, err
+	}
+	dur, err := caddy.ParseDuration(v)
+	if err != nil || dur <= 0 {
+		return 0, d.Errf("%s: invalid duration %q", name, v)
+	}
+	return caddy.Duration(dur), nil
+}
+
+func positiveIntArg(d *caddyfile.Dispenser) (int, error) {
+	name := d.Val()
+	v, err := oneArg(d)
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		return 0, d.Errf("%s: must be a positive whole number, not %q", name, v)
+	}
+	return n, nil
+}
+
+// Interface guards
+var _ caddyfile.Unmarshaler = (*Handler)(nil)

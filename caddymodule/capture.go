@@ -1,0 +1,275 @@
+package caddymodule
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/pspguard/pspguard/internal/ledger"
+	"github.com/pspguard/pspguard/internal/psp"
+)
+
+// serveCapture decides a capture against the ledger: learn the order if
+// needed, reserve the amount atomically, forward, then settle the
+// reservation by what the PSP answered.
+func (h *Handler) serveCapture(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, x *exchange) error {
+	if x.id.Merchant == "" {
+		// No credentials: the PSP answers 401 itself and captures nothing.
+		return h.forward(w, r, next, x, func(*exchange, caddyhttp.ResponseRecorder, *bytes.Buffer, error) {})
+	}
+	key := h.ledgerKey(x, x.route.OrderID)
+	tag := ""
+	if x.idemTok != "" {
+		tag = tagOf(x.idemKey)
+	}
+	var (
+		d      ledger.Decision
+		looked bool
+	)
+	for {
+		amount := x.req.Amount
+		if !x.req.HasAmount {
+			// Hellgate: no amount is a full capture of the authorized amount.
+			e, ok, err := h.getEntry(r.Context(), key)
+			if err != nil {
+				return h.storeDown(w, x, err)
+			}
+			if !ok || e.Uncertain > 0 {
+				if looked {
+					h.unavailable(w, x, "the order's state could not be settled with the PSP")
+					return nil
+				}
+				if done := h.learn(w, r, next, x, key); done {
+					return nil
+				}
+				looked = true
+				continue
+			}
+			amount = e.Amount
+		}
+		x.amount = amount
+		ctx, cancel := h.storeContext(r.Context())
+		var err error
+		d, err = h.ledger.Reserve(ctx, key, ledger.ReserveRequest{Amount: amount, Tag: tag})
+		cancel()
+		if err != nil {
+			return h.storeDown(w, x, err)
+		}
+		if d.Outcome != ledger.NotFound && d.Outcome != ledger.NeedsReconcile {
+			break
+		}
+		if looked {
+			h.unavailable(w, x, "the order's state could not be settled with the PSP")
+			return nil
+		}
+		if done := h.learn(w, r, next, x, key); done {
+			return nil
+		}
+		looked = true
+	}
+	x.currency = d.Entry.Currency
+
+	held := d.Outcome == ledger.Reserved || d.Outcome == ledger.Adopted
+	if held && x.req.Currency != "" && x.req.Currency != d.Entry.Currency {
+		h.releaseReservation(d.Reservation)
+		return h.refuseCapture(w, r, next, x, reasonCurrencyMismatch,
+			fmt.Sprintf("currency_code %s does not match the order's currency %s", x.req.Currency, d.Entry.Currency))
+	}
+	if !held {
+		reason, msg := h.captureRefusal(x, d)
+		return h.refuseCapture(w, r, next, x, reason, msg)
+	}
+
+	res := d.Reservation
+	return h.forward(w, r, next, x, func(x *exchange, rec caddyhttp.ResponseRecorder, _ *bytes.Buffer, err error) {
+		ctx, cancel := h.storeContext(context.Background())
+		defer cancel()
+		var serr error
+		switch {
+		case err == nil && rec.Status() >= 200 && rec.Status() <= 299:
+			serr = h.ledger.Commit(ctx, res)
+			if serr == nil {
+				h.m.capturedAmount(d.Entry.Currency, res.Amount)
+			}
+		case err == nil && rec.Status() >= 400 && rec.Status() <= 499:
+			// A definite refusal: the PSP captured nothing.
+			serr = h.ledger.Release(ctx, res)
+		default:
+			// Timeout, lost connection, 5xx: the PSP may or may not have
+			// captured. Keep the amount reserved until reconciled.
+			serr = h.ledger.MarkUncertain(ctx, res)
+		}
+		if serr != nil {
+			h.logger.Error("settling a capture reservation", zap.Error(serr))
+		}
+	})
+}
+
+// captureRefusal explains a refused reservation.
+func (h *Handler) captureRefusal(x *exchange, d ledger.Decision) (reason, msg string) {
+	field := "captured_amount"
+	if h.dialect.Name() == "hellgate" {
+		field = "amount"
+	}
+	e := d.Entry
+	switch d.Outcome {
+	case ledger.Exceeds:
+		msg = fmt.Sprintf("%s %d exceeds the remaining authorized amount %d", field, x.amount, e.Available())
+		if e.Reserved > 0 {
+			msg += fmt.Sprintf(" (%d more is held by captures in flight)", e.Reserved)
+		}
+		return reasonCaptureExceeds, msg
+	case ledger.AlreadyCaptured:
+		return reasonAlreadyCaptured, "the payment allows one capture and it has already been captured or a capture is in progress"
+	default:
+		state := e.State.String()
+		if e.State == psp.StateAuthorized && !e.ExpiresAt.IsZero() && !h.now().Before(e.ExpiresAt) {
+			state = "expired"
+		}
+		return reasonNotCapturable, fmt.Sprintf("the order cannot be captured: it is %s", state)
+	}
+}
+
+// refuseCapture refuses a capture by policy, or in shadow mode lets it
+// through unreserved; the ledger then re-learns the order from the PSP.
+func (h *Handler) refuseCapture(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, x *exchange, reason, msg string) error {
+	if !h.shadow {
+		h.refuse(w, x, http.StatusForbidden, psp.CodeCaptureNotAllowed, reason, msg)
+		return nil
+	}
+	x.outcome, x.reason, x.message = outcomeShadowRefused, reason, msg
+	h.m.refusal(reason)
+	return h.forward(w, r, next, x, func(x *exchange, rec caddyhttp.ResponseRecorder, _ *bytes.Buffer, err error) {
+		ctx, cancel := h.storeContext(context.Background())
+		defer cancel()
+		_ = h.ledger.Forget(ctx, h.ledgerKey(x, x.route.OrderID))
+	})
+}
+
+func (h *Handler) releaseReservation(res ledger.Reservation) {
+	ctx, cancel := h.storeContext(context.Background())
+	defer cancel()
+	if err := h.ledger.Release(ctx, res); err != nil {
+		h.logger.Error("releasing a capture reservation", zap.Error(err))
+	}
+}
+
+func (h *Handler) getEntry(ctx context.Context, key ledger.Key) (ledger.Entry, bool, error) {
+	ctx, cancel := h.storeContext(ctx)
+	defer cancel()
+	return h.ledger.Get(ctx, key)
+}
+
+// storeDown refuses because the shared store did not answer.
+func (h *Handler) storeDown(w http.ResponseWriter, x *exchange, err error) error {
+	h.logger.Error("ledger store unavailable", zap.Error(err))
+	h.unavailable(w, x, "the gateway cannot reach its ledger; nothing was sent to the PSP")
+	return nil
+}
+
+// learn reads the order from the PSP with the caller's own credentials,
+// through the same upstream reverse_proxy uses, and reconciles the ledger
+// with it. It answers the caller itself and returns true when the capture
+// cannot go on: the order does not exist (404), the PSP refused the read
+// (its own answer is passed on), or the PSP could not be asked (503).
+func (h *Handler) learn(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, x *exchange, key ledger.Key) bool {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), time.Duration(h.LookupTimeout))
+	defer cancel()
+	lr := r.Clone(ctx)
+	path := h.dialect.OrderPath(x.route.OrderID)
+	lr.Method = http.MethodGet
+	lr.URL.Path, lr.URL.RawPath, lr.URL.RawQuery = path, "", ""
+	lr.RequestURI = path
+	lr.Body, lr.ContentLength, lr.TransferEncoding = http.NoBody, 0, nil
+	for _, k := range []string{"Content-Type", "Content-Length", "Content-Encoding", "Expect",
+		"Accept-Encoding", h.dialect.IdempotencyHeader()} {
+		lr.Header.Del(k)
+	}
+
+	lw := newLookupWriter()
+	start := h.now()
+	err := next.ServeHTTP(lw, lr)
+	h.m.upstreamDuration(psp.OpGetOrder, h.now().Sub(start))
+	if err != nil || lw.status == 0 {
+		h.logger.Warn("order lookup failed", zap.String("order_id", x.route.OrderID), zap.Error(err))
+		h.unavailable(w, x, "the gateway could not read the order from the PSP; nothing was sent")
+		return true
+	}
+	switch {
+	case lw.status == http.StatusOK:
+	case lw.status == http.StatusNotFound:
+		h.refuse(w, x, http.StatusNotFound, psp.CodeNoSuchOrder, reasonNoSuchOrder,
+			"no such order: "+x.route.OrderID)
+		return true
+	case lw.status >= 400 && lw.status <= 499:
+		// The PSP refused these credentials (401, 403): its answer is the
+		// caller's answer, and nothing was captured.
+		x.status, x.upstream, x.outcome, x.reason = lw.status, lw.status, outcomeError, "lookup_refused"
+		h.m.decision(x.route.Op, outcomeError)
+		lw.copyTo(w)
+		return true
+	default:
+		h.unavailable(w, x, fmt.Sprintf("the PSP answered the order read with %d; nothing was sent", lw.status))
+		return true
+	}
+	order, err := h.dialect.ParseOrder(lw.body.Bytes(), h.now())
+	if err != nil {
+		h.logger.Warn("unreadable order from the PSP", zap.String("order_id", x.route.OrderID), zap.Error(err))
+		h.unavailable(w, x, "the gateway could not read the order from the PSP; nothing was sent")
+		return true
+	}
+	sctx, scancel := h.storeContext(r.Context())
+	defer scancel()
+	if err := h.ledger.Reconcile(sctx, key, order); err != nil {
+		_ = h.storeDown(w, x, err)
+		return true
+	}
+	return false
+}
+
+// lookupWriter collects the answer to the gateway's own order read.
+type lookupWriter struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func newLookupWriter() *lookupWriter { return &lookupWriter{header: make(http.Header)} }
+
+func (l *lookupWriter) Header() http.Header { return l.header }
+
+func (l *lookupWriter) WriteHeader(status int) {
+	if l.status == 0 && (status < 100 || status > 199) {
+		l.status = status
+	}
+}
+
+func (l *lookupWriter) Write(p []byte) (int, error) {
+	l.WriteHeader(http.StatusOK)
+	if l.body.Len()+len(p) > maxLookupBody {
+		return 0, io.ErrShortWrite
+	}
+	return l.body.Write(p)
+}
+
+// maxLookupBody bounds an order read's answer (an order with 1000 lines is
+// well below it).
+const maxLookupBody = 8 << 20
+
+func (l *lookupWriter) copyTo(w http.ResponseWriter) {
+	for _, k := range []string{"Content-Type", "Klarna-Correlation-Id", "X-Correlation-Id", "WWW-Authenticate"} {
+		if v := l.header.Values(k); len(v) > 0 {
+			w.Header()[k] = v
+		}
+	}
+	w.WriteHeader(l.status)
+	_, _ = w.Write(l.body.Bytes())
+}
+
+var _ http.ResponseWriter = (*lookupWriter)(nil)

@@ -1,0 +1,281 @@
+// Package caddymodule is the Caddy glue of pspguard: the psp_guard HTTP
+// handler, its Caddyfile syntax, its metrics and its CLI commands. Policy
+// lives in rules/, state in internal/ledger and internal/idempotency, and
+// knowledge of the PSPs' APIs in internal/psp; this package wires them into
+// Caddy's request pipeline.
+package caddymodule
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/pspguard/pspguard/internal/idempotency"
+	"github.com/pspguard/pspguard/internal/ledger"
+	"github.com/pspguard/pspguard/internal/psp"
+	"github.com/pspguard/pspguard/rules"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Defaults, documented on the fields they apply to.
+const (
+	defaultMaxBody        = 1 << 20
+	defaultIdemCapacity   = 100000
+	defaultIdemTTL        = 24 * time.Hour
+	defaultInFlightTTL    = 5 * time.Minute
+	defaultMaxOrders      = 1000000
+	defaultOrderTTL       = 30 * 24 * time.Hour
+	defaultLookupTimeout  = 10 * time.Second
+	defaultUpstreamTimout = 2 * time.Minute
+	defaultStoreTimeout   = 500 * time.Millisecond
+	defaultRedisPrefix    = "pspguard"
+)
+
+// Handler is the psp_guard HTTP handler. It sits in front of reverse_proxy
+// and checks guarded PSP requests before they reach the PSP: auto-capture
+// against the compliance rules, captures against the ledger, and idempotency
+// keys against the result cache. Everything else passes through untouched.
+type Handler struct {
+	// PSP dialect: "klarna" (default) or "hellgate".
+	PSP string `json:"psp,omitempty"`
+
+	// Path of the compliance rules file (YAML, version 1). Required. The
+	// file is watched: a valid change takes effect within seconds, an
+	// invalid one is refused and the last valid rules keep enforcing.
+	Rules string `json:"rules,omitempty"`
+
+	// Mode is "enforce" (default) or "shadow". In shadow mode nothing is
+	// refused for policy reasons; would-be refusals are logged and counted.
+	// Bad input is refused in both modes.
+	Mode string `json:"mode,omitempty"`
+
+	// MaxBody is the largest guarded request body accepted, in bytes.
+	// Larger bodies get 413 REQUEST_TOO_LARGE. Default 1 MiB.
+	MaxBody int64 `json:"max_body,omitempty"`
+
+	// Idempotency configures the result cache.
+	Idempotency *IdempotencyConfig `json:"idempotency,omitempty"`
+
+	// Store selects where the ledger and the idempotency cache live.
+	// Default: in memory, in this process.
+	Store *StoreConfig `json:"store,omitempty"`
+
+	// Ledger bounds the capture ledger.
+	Ledger *LedgerConfig `json:"ledger,omitempty"`
+
+	// LookupTimeout bounds the order read the gateway makes to learn an
+	// order it has not seen. Default 10s; on timeout the capture is refused
+	// with 503 (fail closed).
+	LookupTimeout caddy.Duration `json:"lookup_timeout,omitempty"`
+
+	// UpstreamTimeout bounds a guarded write once it is forwarded. The
+	// write runs to completion even if the client goes away, so its result
+	// can be recorded. Default 2m.
+	UpstreamTimeout caddy.Duration `json:"upstream_timeout,omitempty"`
+
+	dialect  psp.Dialect
+	shadow   bool
+	rules    *atomic.Pointer[rules.Rules] // the rules in force; swapped by the watcher
+	watcher  *rulesWatcher
+	ledger   ledger.Store
+	idem     idempotency.Store
+	poolKeys []string
+	logger   *zap.Logger
+	decLog   *zap.Logger
+	m        *handlerMetrics
+	now      func() time.Time
+}
+
+// IdempotencyConfig configures the idempotency cache.
+type IdempotencyConfig struct {
+	// Capacity is how many completed results are kept (LRU). Default 100000.
+	// Applies to the memory store.
+	Capacity int `json:"capacity,omitempty"`
+	// TTL is how long a completed result is replayed. Default 24h.
+	TTL caddy.Duration `json:"ttl,omitempty"`
+	// RequireKey refuses guarded writes that carry no idempotency key
+	// (400 BAD_VALUE). Off by default.
+	RequireKey bool `json:"require_key,omitempty"`
+}
+
+// StoreConfig selects the state store.
+type StoreConfig struct {
+	// Type is "memory" (default) or "redis".
+	Type string `json:"type,omitempty"`
+	// URL of the Redis server (redis:// or rediss://, with password and db).
+	URL string `json:"url,omitempty"`
+	// Timeout bounds every store operation; a slower store is treated as
+	// down (503, fail closed). Default 500ms.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+	// Prefix of every Redis key. Default "pspguard".
+	Prefix string `json:"prefix,omitempty"`
+}
+
+// LedgerConfig bounds the capture ledger.
+type LedgerConfig struct {
+	// MaxOrders is how many orders the memory ledger holds at most; the
+	// least recently used order without a capture in flight is evicted and
+	// re-learned from the PSP when needed. Default 1000000.
+	MaxOrders int `json:"max_orders,omitempty"`
+	// OrderTTL is how long an order is kept in Redis after its last change
+	// (the authorization lifetime). Default 720h (30 days).
+	OrderTTL caddy.Duration `json:"order_ttl,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.psp_guard",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision sets defaults, loads the rules, and acquires the shared state.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	h.decLog = h.logger.Named("decision")
+	if h.now == nil {
+		h.now = time.Now
+	}
+	h.setDefaults()
+
+	d, err := psp.ByName(h.PSP)
+	if err != nil {
+		return err
+	}
+	h.dialect = d
+	h.shadow = h.Mode == "shadow"
+
+	m, err := provisionMetrics(ctx.GetMetricsRegistry(), d.Name())
+	if err != nil {
+		return err
+	}
+	h.m = m
+
+	if h.Rules == "" {
+		return errors.New("psp_guard: rules file is required")
+	}
+	r, err := rules.Load(h.Rules)
+	if err != nil {
+		metrics.rulesReloads.WithLabelValues("failure").Inc()
+		return fmt.Errorf("loading rules %s: %w", h.Rules, err)
+	}
+	h.rules = new(atomic.Pointer[rules.Rules])
+	h.rules.Store(r)
+	metrics.rulesReloads.WithLabelValues("success").Inc()
+	metrics.setRulesInfo(r)
+	h.logger.Info("rules loaded", zap.String("file", h.Rules),
+		zap.String("digest", r.Digest()), zap.Int("version", r.Version()))
+	h.watcher = newRulesWatcher(h.Rules, r, rulesPollInterval, h.logger, func(nr *rules.Rules) {
+		h.rules.Store(nr)
+	})
+
+	return h.acquireState()
+}
+
+func (h *Handler) setDefaults() {
+	if h.PSP == "" {
+		h.PSP = "klarna"
+	}
+	if h.Mode == "" {
+		h.Mode = "enforce"
+	}
+	if h.MaxBody == 0 {
+		h.MaxBody = defaultMaxBody
+	}
+	if h.Idempotency == nil {
+		h.Idempotency = new(IdempotencyConfig)
+	}
+	if h.Idempotency.Capacity == 0 {
+		h.Idempotency.Capacity = defaultIdemCapacity
+	}
+	if h.Idempotency.TTL == 0 {
+		h.Idempotency.TTL = caddy.Duration(defaultIdemTTL)
+	}
+	if h.Store == nil {
+		h.Store = new(StoreConfig)
+	}
+	if h.Store.Type == "" {
+		h.Store.Type = "memory"
+	}
+	if h.Store.Timeout == 0 {
+		h.Store.Timeout = caddy.Duration(defaultStoreTimeout)
+	}
+	if h.Store.Prefix == "" {
+		h.Store.Prefix = defaultRedisPrefix
+	}
+	if h.Ledger == nil {
+		h.Ledger = new(LedgerConfig)
+	}
+	if h.Ledger.MaxOrders == 0 {
+		h.Ledger.MaxOrders = defaultMaxOrders
+	}
+	if h.Ledger.OrderTTL == 0 {
+		h.Ledger.OrderTTL = caddy.Duration(defaultOrderTTL)
+	}
+	if h.LookupTimeout == 0 {
+		h.LookupTimeout = caddy.Duration(defaultLookupTimeout)
+	}
+	if h.UpstreamTimeout == 0 {
+		h.UpstreamTimeout = caddy.Duration(defaultUpstreamTimout)
+	}
+}
+
+// Validate checks the provisioned configuration.
+func (h *Handler) Validate() error {
+	switch h.Mode {
+	case "enforce", "shadow":
+	default:
+		return fmt.Errorf("psp_guard: mode must be enforce or shadow, not %q", h.Mode)
+	}
+	if h.MaxBody < 0 {
+		return fmt.Errorf("psp_guard: max_body must be positive")
+	}
+	if h.Idempotency.Capacity < 0 || h.Idempotency.TTL < 0 {
+		return fmt.Errorf("psp_guard: idempotency capacity and ttl must be positive")
+	}
+	if h.Ledger.MaxOrders < 0 || h.Ledger.OrderTTL < 0 {
+		return fmt.Errorf("psp_guard: ledger max_orders and order_ttl must be positive")
+	}
+	if h.LookupTimeout < 0 || h.UpstreamTimeout < 0 || h.Store.Timeout < 0 {
+		return fmt.Errorf("psp_guard: timeouts must be positive")
+	}
+	switch h.Store.Type {
+	case "memory":
+		if h.Store.URL != "" {
+			return fmt.Errorf("psp_guard: store memory takes no URL")
+		}
+	case "redis":
+		if h.Store.URL == "" {
+			return fmt.Errorf("psp_guard: store redis needs a URL")
+		}
+	default:
+		return fmt.Errorf("psp_guard: store must be memory or redis, not %q", h.Store.Type)
+	}
+	return nil
+}
+
+// Cleanup stops the rules watcher and releases the shared state. It runs
+// even after a failed Provision, so it releases only what was acquired.
+func (h *Handler) Cleanup() error {
+	if h.watcher != nil {
+		h.watcher.stop()
+	}
+	return h.releaseState()
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

@@ -1,0 +1,117 @@
+package caddymodule
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/pspguard/pspguard/internal/idempotency"
+	"github.com/pspguard/pspguard/internal/psp"
+)
+
+// replayHeaders are the response headers a replay carries. Everything
+// else (Set-Cookie above all) is never stored.
+var replayHeaders = []string{
+	"Content-Type", "Location", "Capture-Id", "Refund-Id", "Order-Id",
+	"Klarna-Correlation-Id", "X-Correlation-Id",
+}
+
+// claimKey claims the request's idempotency key, if it has one. It answers
+// the caller itself (replay, 409, 422, 503, 400) and returns true when the
+// request must not go further.
+func (h *Handler) claimKey(w http.ResponseWriter, r *http.Request, x *exchange) bool {
+	key := r.Header.Get(h.dialect.IdempotencyHeader())
+	if key == "" {
+		h.m.idem(idemNoKey)
+		if h.Idempotency.RequireKey {
+			h.refuse(w, x, http.StatusBadRequest, psp.CodeBadValue, reasonIdempotencyKeyRequired,
+				h.dialect.IdempotencyHeader()+" is required")
+			return true
+		}
+		return false
+	}
+	x.idemKey = idempotency.Key{Scope: scopeOf(x.id, r), ID: key}
+	ctx, cancel := h.storeContext(r.Context())
+	defer cancel()
+	claim, err := h.idem.Begin(ctx, x.idemKey, x.req.Fingerprint)
+	if err != nil {
+		h.logger.Error("idempotency store unavailable", zap.Error(err))
+		h.unavailable(w, x, "the idempotency store is unavailable; retry with the same key")
+		return true
+	}
+	x.idemOut = claim.Outcome.String()
+	switch claim.Outcome {
+	case idempotency.Started:
+		x.idemTok = claim.Token
+		return false
+	case idempotency.Replay:
+		h.m.idem(idemReplayed)
+		hdr := w.Header()
+		for k, v := range claim.Result.Header {
+			hdr[k] = v
+		}
+		hdr.Set("Idempotent-Replayed", "true")
+		hdr.Set("Content-Length", strconv.Itoa(len(claim.Result.Body)))
+		w.WriteHeader(claim.Result.Status)
+		_, _ = w.Write(claim.Result.Body)
+		x.status, x.outcome = claim.Result.Status, outcomeReplayed
+		h.m.decision(x.route.Op, outcomeReplayed)
+		return true
+	case idempotency.InFlight:
+		h.m.idem(idemInFlight)
+		w.Header().Set("Retry-After", "1")
+		h.refuse(w, x, http.StatusConflict, psp.CodeIdempotencyKeyInUse, reasonIdempotencyInUse,
+			"a request with this idempotency key is still being processed; retry later")
+		return true
+	default:
+		h.m.idem(idemMismatch)
+		h.refuse(w, x, http.StatusUnprocessableEntity, psp.CodeIdempotencyKeyReused, reasonIdempotencyReused,
+			"this idempotency key was used with a different request")
+		return true
+	}
+}
+
+// storeKey keeps the PSP's complete answer (2xx or 4xx) for replay. 5xx
+// answers are not stored, so a retry runs again.
+func (h *Handler) storeKey(x *exchange, rec caddyhttp.ResponseRecorder, buf *bytes.Buffer) {
+	if x.idemTok == "" || !rec.Buffered() || rec.Status() >= 500 {
+		return
+	}
+	hdr := make(http.Header, 4)
+	src := rec.Header()
+	for _, k := range replayHeaders {
+		if v := src.Values(k); len(v) > 0 {
+			hdr[k] = append([]string(nil), v...)
+		}
+	}
+	res := idempotency.Result{Status: rec.Status(), Header: hdr, Body: bytes.Clone(buf.Bytes())}
+	ctx, cancel := h.storeContext(context.Background())
+	defer cancel()
+	if err := h.idem.Complete(ctx, x.idemKey, x.idemTok, res); err != nil {
+		h.logger.Error("storing idempotency result", zap.Error(err))
+		return
+	}
+	x.idemTok = ""
+	x.idemOut = idemStored
+	h.m.idem(idemStored)
+}
+
+// settleKey abandons a claim that was not completed: the gateway refused,
+// the PSP failed, or the answer was lost. A retry then runs again.
+func (h *Handler) settleKey(x *exchange) {
+	if x.idemTok == "" {
+		return
+	}
+	ctx, cancel := h.storeContext(context.Background())
+	defer cancel()
+	if err := h.idem.Abandon(ctx, x.idemKey, x.idemTok); err != nil && !errors.Is(err, idempotency.ErrNotHeld) {
+		h.logger.Error("abandoning idempotency claim", zap.Error(err))
+	}
+	x.idemOut = idemAbandoned
+	h.m.idem(idemAbandoned)
+}

@@ -1,0 +1,197 @@
+package caddymodule
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+
+	"github.com/pspguard/pspguard/internal/pspsim"
+)
+
+// Non-guarded traffic reaches the PSP byte for byte, and the PSP's answer
+// reaches the caller byte for byte.
+func TestPassthroughIsByteIdentical(t *testing.T) {
+	g := newGateway(t, exampleRules, "")
+	body := `{"purchase_country":"SE", "purchase_currency":"SEK","order_amount":100,  "order_lines":[]}`
+	resp, got := g.do("POST", "/payments/v1/sessions?x=1", "shoeshop", body)
+	if resp.StatusCode != 200 || !strings.Contains(got, "session_id") {
+		t.Fatalf("session: %d %s", resp.StatusCode, got)
+	}
+	reqs := g.sim.Requests()
+	last := reqs[len(reqs)-1]
+	if string(last.Body) != body || last.Path != "/payments/v1/sessions" || last.RawQuery != "x=1" {
+		t.Fatalf("PSP received %s %s?%s %q; want the original bytes", last.Method, last.Path, last.RawQuery, last.Body)
+	}
+
+	// A read of a capture is not guarded: compare the answer with the PSP's own.
+	id := g.createOrder("shoeshop", 1000, false)
+	cresp, _ := g.capture("shoeshop", id, 400)
+	capPath := cresp.Header.Get("Location")
+	if capPath == "" {
+		t.Fatal("no Location on capture")
+	}
+	viaGateway, a := g.do("GET", capPath, "shoeshop", "")
+	viaPSP, b := g.direct("GET", capPath, "shoeshop", "")
+	if viaGateway.StatusCode != viaPSP.StatusCode || a != b {
+		t.Fatalf("gateway answered %d %q, PSP %d %q", viaGateway.StatusCode, a, viaPSP.StatusCode, b)
+	}
+}
+
+// A streamed, non-guarded answer is flushed through as it is written.
+func TestPassthroughStreams(t *testing.T) {
+	g := newGateway(t, exampleRules, "")
+	req, _ := http.NewRequest("GET", g.base+"/_sim/stream?chunks=3&interval_ms=400", nil)
+	start := time.Now()
+	resp, err := g.tester.Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	rd := bufio.NewReader(resp.Body)
+	line, err := rd.ReadString('\n')
+	if err != nil || line == "" {
+		t.Fatalf("first line: %q %v", line, err)
+	}
+	first := time.Since(start)
+	rest, _ := io.ReadAll(rd)
+	if first > 600*time.Millisecond || time.Since(start) < 800*time.Millisecond {
+		t.Fatalf("first line after %v, end after %v: the response was buffered, not streamed", first, time.Since(start))
+	}
+	if n := strings.Count(string(rest), "\n"); n != 2 {
+		t.Fatalf("got %d more lines, want 2", n)
+	}
+}
+
+// A guarded body over max_body gets 413 in Klarna's format and never
+// reaches the PSP.
+func TestBodyLimit(t *testing.T) {
+	g := newGateway(t, exampleRules, "max_body 1KiB")
+	id := g.createOrder("shoeshop", 1000, false)
+	big := fmt.Sprintf(`{"captured_amount": 100, "description": %q}`, strings.Repeat("x", 2000))
+	resp, body := g.do("POST", "/ordermanagement/v1/orders/"+id+"/captures", "shoeshop", big)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("status %d, want 413: %s", resp.StatusCode, body)
+	}
+	if code, _ := klarnaError(t, body); code != "REQUEST_TOO_LARGE" {
+		t.Fatalf("error_code %q", code)
+	}
+	if n := g.pspRequests("klarna.capture"); n != 0 {
+		t.Fatalf("PSP received %d captures; want none", n)
+	}
+
+	// Chunked (no Content-Length) is held to the same limit.
+	req, _ := http.NewRequest("POST", g.base+"/ordermanagement/v1/orders/"+id+"/captures",
+		struct{ *strings.Reader }{strings.NewReader(big)})
+	req.Header.Set("Content-Type", "application/json")
+	req.SetBasicAuth("shoeshop", "secret")
+	cresp, err := g.tester.Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cresp.Body.Close()
+	if cresp.StatusCode != http.StatusRequestEntityTooLarge || g.pspRequests("klarna.capture") != 0 {
+		t.Fatalf("chunked: status %d, PSP captures %d", cresp.StatusCode, g.pspRequests("klarna.capture"))
+	}
+}
+
+// With the PSP down the gateway answers 502, and it recovers by itself when
+// the PSP is back.
+func TestUpstreamDownAndBack(t *testing.T) {
+	addr := freePort(t)
+	sim := pspsim.New(pspsim.Options{})
+	g := &gateway{t: t, sim: sim, base: fmt.Sprintf("http://localhost:%d", testHTTPPort)}
+	g.psp = &httptest.Server{URL: "http://" + addr}
+	g.rules = t.TempDir() + "/rules.yaml"
+	writeFile(t, g.rules, exampleRules)
+	g.tester = caddytest.NewTester(t)
+	g.load("")
+
+	resp, _ := g.do("POST", "/payments/v1/sessions", "shoeshop", `{}`)
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("PSP down: status %d, want 502", resp.StatusCode)
+	}
+
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: sim}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+
+	if id := g.createOrder("shoeshop", 500, false); id == "" {
+		t.Fatal("no order after the PSP came back")
+	}
+}
+
+// A config reload keeps serving and keeps the ledger: a capture refused
+// before the reload is still refused after it.
+func TestReloadKeepsState(t *testing.T) {
+	g := newGateway(t, exampleRules, "")
+	id := g.createOrder("shoeshop", 1000, false)
+	if resp, body := g.capture("shoeshop", id, 1000); resp.StatusCode != 201 {
+		t.Fatalf("capture: %d %s", resp.StatusCode, body)
+	}
+	g.load("max_body 512KiB")
+	resp, body := g.capture("shoeshop", id, 1)
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("after reload: %d %s; want 403", resp.StatusCode, body)
+	}
+	if n := g.pspRequests("klarna.capture"); n != 1 {
+		t.Fatalf("PSP received %d captures, want 1", n)
+	}
+}
+
+// Ambiguous input is refused before the PSP sees it.
+func TestBadInputNeverReachesPSP(t *testing.T) {
+	g := newGateway(t, exampleRules, "")
+	id := g.createOrder("shoeshop", 1000, false)
+	for _, tc := range []struct {
+		name, path, body string
+		hdr              []string
+		status           int
+		code             string
+	}{
+		{"string amount", "/ordermanagement/v1/orders/" + id + "/captures", `{"captured_amount": "500"}`, nil, 400, "BAD_VALUE"},
+		{"fraction", "/ordermanagement/v1/orders/" + id + "/captures", `{"captured_amount": 500.0}`, nil, 400, "BAD_VALUE"},
+		{"duplicate key", "/ordermanagement/v1/orders/" + id + "/captures", `{"captured_amount": 1, "captured_amount": 5000}`, nil, 400, "BAD_VALUE"},
+		{"trailing data", "/ordermanagement/v1/orders/" + id + "/captures", `{"captured_amount": 1}{"captured_amount": 5000}`, nil, 400, "BAD_VALUE"},
+		{"lines do not add up", "/ordermanagement/v1/orders/" + id + "/captures", `{"captured_amount": 100, "order_lines": [{"name":"a","quantity":1,"unit_price":50,"total_amount":50}]}`, nil, 400, "BAD_VALUE"},
+		{"non-canonical path", "/ordermanagement/v1/orders/" + id + "/captures/", `{"captured_amount": 1}`, nil, 400, "BAD_VALUE"},
+		{"encoded path", "/ordermanagement/v1/orders/" + id + "/%63aptures", `{"captured_amount": 1}`, nil, 400, "BAD_VALUE"},
+		{"gzip body", "/ordermanagement/v1/orders/" + id + "/captures", `{"captured_amount": 1}`, []string{"Content-Encoding", "gzip"}, 415, "UNSUPPORTED_MEDIA_TYPE"},
+		{"method override", "/ordermanagement/v1/orders/" + id + "/captures", `{"captured_amount": 1}`, []string{"X-HTTP-Method-Override", "PUT"}, 400, "BAD_VALUE"},
+		{"two keys", "/ordermanagement/v1/orders/" + id + "/captures", `{"captured_amount": 1}`, []string{"Klarna-Idempotency-Key", "a", "Klarna-Idempotency-Key", "b"}, 400, "BAD_VALUE"},
+		{"auto_capture as string", "/payments/v1/authorizations/" + randToken() + "/order", strings.Replace(orderBody(100, true, ""), `"auto_capture": true`, `"auto_capture": "true"`, 1), nil, 400, "BAD_VALUE"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := g.sim.Stats().Total
+			resp, body := g.do("POST", tc.path, "shoeshop", tc.body, tc.hdr...)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.status, body)
+			}
+			if code, _ := klarnaError(t, body); code != tc.code {
+				t.Fatalf("error_code %q, want %q", code, tc.code)
+			}
+			if after := g.sim.Stats().Total; after != before {
+				t.Fatalf("the PSP received %d requests", after-before)
+			}
+		})
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

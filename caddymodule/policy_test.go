@@ -1,0 +1,422 @@
+package caddymodule
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pspguard/pspguard/internal/pspsim"
+)
+
+const voucherEMD = `, "attachment": {"content_type": "application/vnd.klarna.internal.emd-v2+json",
+  "body": "{\"voucher\":[{\"voucher_name\":\"Gift card\",\"voucher_company\":\"Shop\"}]}"}`
+
+// Refused auto-captures never reach the PSP; allowed ones arrive byte for byte.
+func TestAutoCapture(t *testing.T) {
+	g := newGateway(t, exampleRules, "")
+	for _, tc := range []struct {
+		name, merchant, body string
+		status               int
+		inMessage            string
+	}{
+		{"allowed category", "digitalshop", orderBody(1000, true, ""), 200, ""},
+		{"not allowed category", "shoeshop", orderBody(1000, true, ""), 403, `"physical_goods"`},
+		{"unknown merchant", "nobody", orderBody(1000, true, ""), 403, `"unknown"`},
+		{"approved merchant", "approvedshop", orderBody(1000, true, ""), 200, ""},
+		{"voucher with EMD", "voucherstore", orderBody(1000, true, voucherEMD), 200, ""},
+		{"voucher without EMD", "voucherstore", orderBody(1000, true, ""), 403, "voucher"},
+		{"no auto-capture", "shoeshop", orderBody(1000, false, ""), 200, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := g.pspRequests("klarna.create_order")
+			path := "/payments/v1/authorizations/" + randToken() + "/order"
+			resp, body := g.do("POST", path, tc.merchant, tc.body)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.status, body)
+			}
+			reached := g.pspRequests("klarna.create_order") - before
+			if tc.status == 403 {
+				code, msg := klarnaError(t, body)
+				if code != "AUTO_CAPTURE_NOT_ALLOWED" || !strings.Contains(msg, tc.inMessage) {
+					t.Fatalf("refusal %s %q; want AUTO_CAPTURE_NOT_ALLOWED mentioning %s", code, msg, tc.inMessage)
+				}
+				if reached != 0 {
+					t.Fatal("a refused order reached the PSP")
+				}
+				return
+			}
+			reqs := g.sim.Requests()
+			if reached != 1 || string(reqs[len(reqs)-1].Body) != tc.body {
+				t.Fatalf("the PSP did not receive the order byte for byte")
+			}
+		})
+	}
+}
+
+// Checkout v3 carries the flag at options.auto_capture.
+func TestAutoCaptureCheckout(t *testing.T) {
+	g := newGateway(t, exampleRules, "")
+	body := strings.Replace(orderBody(1000, false, ""), `"auto_capture": false`, `"options": {"auto_capture": true}`, 1)
+	resp, out := g.do("POST", "/checkout/v3/orders", "shoeshop", body)
+	if resp.StatusCode != 403 {
+		t.Fatalf("status %d: %s", resp.StatusCode, out)
+	}
+	resp, out = g.do("POST", "/checkout/v3/orders", "digitalshop", body)
+	if resp.StatusCode != 201 {
+		t.Fatalf("allowed checkout order: %d %s", resp.StatusCode, out)
+	}
+}
+
+// In shadow mode a would-be refusal goes through, and is counted.
+func TestShadowMode(t *testing.T) {
+	g := newGateway(t, exampleRules, "mode shadow")
+	before := scrapeValue(g.scrape(), `caddy_psp_guard_refusals_total{psp="klarna",reason="category_not_allowed"}`)
+	resp, body := g.do("POST", "/payments/v1/authorizations/"+randToken()+"/order", "shoeshop", orderBody(1000, true, ""))
+	if resp.StatusCode != 200 {
+		t.Fatalf("shadow: %d %s", resp.StatusCode, body)
+	}
+	after := scrapeValue(g.scrape(), `caddy_psp_guard_refusals_total{psp="klarna",reason="category_not_allowed"}`)
+	if after != before+1 {
+		t.Fatalf("refusals counter %v -> %v; want +1", before, after)
+	}
+	// Bad input is still refused in shadow mode.
+	resp, _ = g.do("POST", "/payments/v1/authorizations/"+randToken()+"/order", "shoeshop", `{"order_amount": 1.5}`)
+	if resp.StatusCode != 400 {
+		t.Fatalf("bad input in shadow mode: %d", resp.StatusCode)
+	}
+}
+
+// A valid rules change takes effect without a restart; an invalid one is
+// refused and the last valid rules keep enforcing; a removed file too.
+func TestRulesHotReload(t *testing.T) {
+	old := rulesPollInterval
+	rulesPollInterval = 50 * time.Millisecond
+	t.Cleanup(func() { rulesPollInterval = old })
+	g := newGateway(t, exampleRules, "")
+	autoCapture := func() int {
+		resp, _ := g.do("POST", "/payments/v1/authorizations/"+randToken()+"/order", "shoeshop", orderBody(100, true, ""))
+		return resp.StatusCode
+	}
+	waitFor := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for time.Now().Before(deadline) {
+			if autoCapture() == want {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatalf("shoeshop auto-capture never became %d", want)
+	}
+	if s := autoCapture(); s != 403 {
+		t.Fatalf("before: %d", s)
+	}
+	// Valid change: shoeshop becomes a fulfilment_24h merchant.
+	writeFile(t, g.rules, strings.Replace(exampleRules, "shoeshop:\n    category: physical_goods", "shoeshop:\n    category: fulfilment_24h", 1))
+	waitFor(200)
+
+	// Invalid change: refused, the previous rules keep enforcing.
+	failures := scrapeValue(g.scrape(), `caddy_psp_guard_rules_reloads_total{result="failure"}`)
+	writeFile(t, g.rules, "version: 1\nmerchants:\n  shoeshop:\n    category: shoes\n")
+	deadline := time.Now().Add(5 * time.Second)
+	for scrapeValue(g.scrape(), `caddy_psp_guard_rules_reloads_total{result="failure"}`) == failures {
+		if time.Now().After(deadline) {
+			t.Fatal("invalid rules change was not counted")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if s := autoCapture(); s != 200 {
+		t.Fatalf("after an invalid change: %d; want the last valid rules (200)", s)
+	}
+
+	// Removed, then restored with the original rules.
+	if err := os.Remove(g.rules); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if s := autoCapture(); s != 200 {
+		t.Fatalf("file removed: %d; want the last valid rules", s)
+	}
+	writeFile(t, g.rules, exampleRules)
+	waitFor(403)
+}
+
+// Captures: the ledger refuses what exceeds the order, learns orders it has
+// not seen from the PSP, and answers 404 for orders the PSP does not know.
+func TestCaptureLedger(t *testing.T) {
+	g := newGateway(t, exampleRules, "")
+	id := g.createOrder("shoeshop", 6000, false)
+
+	if resp, body := g.capture("shoeshop", id, 4000); resp.StatusCode != 201 || resp.Header.Get("Capture-Id") == "" {
+		t.Fatalf("first capture: %d %s", resp.StatusCode, body)
+	}
+	resp, body := g.capture("shoeshop", id, 3000)
+	if resp.StatusCode != 403 {
+		t.Fatalf("over-capture: %d %s", resp.StatusCode, body)
+	}
+	code, msg := klarnaError(t, body)
+	if code != "CAPTURE_NOT_ALLOWED" || msg != "captured_amount 3000 exceeds the remaining authorized amount 2000" {
+		t.Fatalf("refusal %s %q", code, msg)
+	}
+	if resp, _ := g.capture("shoeshop", id, 2000); resp.StatusCode != 201 {
+		t.Fatalf("capturing the rest: %d", resp.StatusCode)
+	}
+	if n := g.pspRequests("klarna.capture"); n != 2 {
+		t.Fatalf("PSP received %d captures, want 2", n)
+	}
+
+	// An order created before the gateway was deployed is learned from the PSP.
+	direct := g.createOrderDirect("shoeshop", 5000)
+	if resp, body := g.capture("shoeshop", direct, 5001); resp.StatusCode != 403 {
+		t.Fatalf("over-capture of an unseen order: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := g.capture("shoeshop", direct, 5000); resp.StatusCode != 201 {
+		t.Fatalf("full capture of an unseen order: %d", resp.StatusCode)
+	}
+
+	// Another merchant cannot capture it: the PSP does not show it to them.
+	if resp, body := g.capture("digitalshop", direct, 1); resp.StatusCode != 404 {
+		t.Fatalf("other merchant: %d %s", resp.StatusCode, body)
+	} else if code, _ := klarnaError(t, body); code != "NO_SUCH_ORDER" {
+		t.Fatalf("other merchant: %s", code)
+	}
+
+	// An order captured at the PSP out of band (the Merchant portal).
+	oob := g.createOrder("shoeshop", 3000, false)
+	if resp, _ := g.direct("POST", "/ordermanagement/v1/orders/"+oob+"/captures", "shoeshop", `{"captured_amount": 2500}`); resp.StatusCode != 201 {
+		t.Fatal("out-of-band capture failed")
+	}
+	if _, _ = g.do("GET", "/ordermanagement/v1/orders/"+oob, "shoeshop", ""); false {
+	}
+	if resp, body := g.capture("shoeshop", oob, 1000); resp.StatusCode != 403 {
+		t.Fatalf("after an out-of-band capture and an order read: %d %s", resp.StatusCode, body)
+	}
+
+	// Cancelled orders cannot be captured.
+	c := g.createOrder("shoeshop", 1000, false)
+	if resp, _ := g.do("POST", "/ordermanagement/v1/orders/"+c+"/cancel", "shoeshop", ""); resp.StatusCode != 204 {
+		t.Fatalf("cancel: %d", resp.StatusCode)
+	}
+	before := g.pspRequests("klarna.capture")
+	if resp, body := g.capture("shoeshop", c, 100); resp.StatusCode != 403 || !strings.Contains(body, "cancelled") {
+		t.Fatalf("capture of a cancelled order: %d %s", resp.StatusCode, body)
+	}
+	if g.pspRequests("klarna.capture") != before {
+		t.Fatal("a refused capture reached the PSP")
+	}
+}
+
+// Hundreds of concurrent captures with distinct keys at a few orders: for
+// every order the PSP's captured total stays within its amount, and exactly
+// the captures that fit succeed.
+func TestConcurrentCaptures(t *testing.T) {
+	g := newGateway(t, exampleRules, "")
+	const perOrder, amount, each = 100, 10000, 300 // 33 fit, 67 do not
+	orders := []string{g.createOrder("shoeshop", amount, false), g.createOrder("shoeshop", amount, false), g.createOrderDirect("shoeshop", amount)}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok := map[string]int{}
+	for _, id := range orders {
+		for i := 0; i < perOrder; i++ {
+			wg.Add(1)
+			go func(id string, i int) {
+				defer wg.Done()
+				resp, _ := g.capture("shoeshop", id, each, "Klarna-Idempotency-Key", fmt.Sprintf("%s-%d", id, i))
+				if resp.StatusCode == 201 {
+					mu.Lock()
+					ok[id]++
+					mu.Unlock()
+				} else if resp.StatusCode != 403 {
+					t.Errorf("unexpected status %d", resp.StatusCode)
+				}
+			}(id, i)
+		}
+	}
+	wg.Wait()
+	st := g.sim.Stats()
+	for _, id := range orders {
+		o := st.Orders[id]
+		if o.CapturedAmount > amount {
+			t.Errorf("order over-captured: %d of %d", o.CapturedAmount, amount)
+		}
+		if ok[id] != amount/each || o.CapturedAmount != int64(amount/each*each) {
+			t.Errorf("order %s: %d captures succeeded (PSP has %d), want exactly %d", id, ok[id], o.CapturedAmount, amount/each)
+		}
+	}
+}
+
+// Lost answers: the PSP applies a capture and drops the connection. The
+// gateway keeps the amount reserved, reconciles with the PSP before the next
+// decision, and never over-captures.
+func TestCaptureLostAnswer(t *testing.T) {
+	g := newGateway(t, exampleRules, "")
+	id := g.createOrder("shoeshop", 1000, false)
+	g.sim.SetFaults(pspsim.Faults{DropAfterCapture: 100})
+	resp, _ := g.capture("shoeshop", id, 700, "Klarna-Idempotency-Key", "k1")
+	if resp.StatusCode < 500 {
+		t.Fatalf("dropped capture answered %d", resp.StatusCode)
+	}
+	g.sim.SetFaults(pspsim.Faults{})
+	// The retry with the same key adopts the uncertain reservation; the PSP
+	// replays its answer and the ledger counts the capture once.
+	resp, body := g.capture("shoeshop", id, 700, "Klarna-Idempotency-Key", "k1")
+	if resp.StatusCode != 201 {
+		t.Fatalf("retry: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := g.capture("shoeshop", id, 700, "Klarna-Idempotency-Key", "k2"); resp.StatusCode != 403 {
+		t.Fatalf("after the retry: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := g.capture("shoeshop", id, 300, "Klarna-Idempotency-Key", "k3"); resp.StatusCode != 201 {
+		t.Fatalf("the remaining 300: %d %s", resp.StatusCode, body)
+	}
+	if o := g.sim.Stats().Orders[id]; o.CapturedAmount != 1000 {
+		t.Fatalf("PSP captured %d, want 1000", o.CapturedAmount)
+	}
+
+	// No retry: the next capture on the order reconciles with the PSP,
+	// which applied the lost capture, and is refused.
+	other := g.createOrder("shoeshop", 1000, false)
+	g.sim.SetFaults(pspsim.Faults{DropAfterCapture: 100})
+	if resp, _ := g.capture("shoeshop", other, 700); resp.StatusCode < 500 {
+		t.Fatalf("dropped capture answered %d", resp.StatusCode)
+	}
+	g.sim.SetFaults(pspsim.Faults{})
+	if resp, body := g.capture("shoeshop", other, 700); resp.StatusCode != 403 {
+		t.Fatalf("after a lost capture: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := g.capture("shoeshop", other, 300); resp.StatusCode != 201 {
+		t.Fatalf("the remaining 300 after reconciliation: %d %s", resp.StatusCode, body)
+	}
+	if o := g.sim.Stats().Orders[other]; o.CapturedAmount != 1000 {
+		t.Fatalf("PSP captured %d, want 1000", o.CapturedAmount)
+	}
+
+	// 5xx: the PSP applied nothing; the gateway reconciles and lets the amount through.
+	id2 := g.createOrder("shoeshop", 500, false)
+	g.sim.SetFaults(pspsim.Faults{FailPercent: 100})
+	if resp, _ := g.capture("shoeshop", id2, 500); resp.StatusCode != 503 {
+		t.Fatalf("failing PSP: %d", resp.StatusCode)
+	}
+	g.sim.SetFaults(pspsim.Faults{})
+	if resp, body := g.capture("shoeshop", id2, 500); resp.StatusCode != 201 {
+		t.Fatalf("after reconciliation: %d %s", resp.StatusCode, body)
+	}
+}
+
+// When the PSP cannot be asked about an unseen order, the gateway refuses
+// with 503 and forwards nothing.
+func TestCaptureFailsClosed(t *testing.T) {
+	g := newGateway(t, exampleRules, "lookup_timeout 200ms")
+	id := g.createOrderDirect("shoeshop", 1000)
+	g.sim.SetFaults(pspsim.Faults{Latency: time.Second})
+	resp, body := g.capture("shoeshop", id, 100)
+	g.sim.SetFaults(pspsim.Faults{})
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	if code, _ := klarnaError(t, body); code != "TEMPORARILY_UNAVAILABLE" {
+		t.Fatalf("code %s", code)
+	}
+	time.Sleep(1100 * time.Millisecond) // let the slow read finish at the PSP
+	if n := g.pspRequests("klarna.capture"); n != 0 {
+		t.Fatalf("PSP received %d captures", n)
+	}
+}
+
+// A retried capture runs once upstream, carries the original Capture-Id and
+// the replay header, and counts once in the ledger.
+func TestIdempotentReplay(t *testing.T) {
+	g := newGateway(t, exampleRules, "")
+	id := g.createOrder("shoeshop", 1000, false)
+	key := []string{"Klarna-Idempotency-Key", "3b1c2f5e-0d4e-4b7a-9a55-2a7e2f3c1d00"}
+	first, _ := g.capture("shoeshop", id, 600, key...)
+	second, _ := g.do("POST", "/ordermanagement/v1/orders/"+id+"/captures", "shoeshop",
+		"{\n  \"description\": \"shipped\",\n  \"captured_amount\": 600\n}", key...) // same content, other formatting
+	if first.StatusCode != 201 || second.StatusCode != 201 {
+		t.Fatalf("statuses %d, %d", first.StatusCode, second.StatusCode)
+	}
+	if second.Header.Get("Idempotent-Replayed") != "true" || second.Header.Get("Capture-Id") != first.Header.Get("Capture-Id") {
+		t.Fatalf("replay headers: %v", second.Header)
+	}
+	if n := g.pspRequests("klarna.capture"); n != 1 {
+		t.Fatalf("PSP received %d captures, want 1", n)
+	}
+	// Counted once: 400 remain.
+	if resp, _ := g.capture("shoeshop", id, 400); resp.StatusCode != 201 {
+		t.Fatalf("the remaining 400: %d", resp.StatusCode)
+	}
+
+	// Same key, other request: 422, nothing upstream.
+	resp, body := g.capture("shoeshop", id, 1, key...)
+	if resp.StatusCode != 422 {
+		t.Fatalf("reused key: %d %s", resp.StatusCode, body)
+	}
+	if code, _ := klarnaError(t, body); code != "IDEMPOTENCY_KEY_REUSED" {
+		t.Fatalf("code %s", code)
+	}
+
+	// Same username with another secret, and another merchant: no replay.
+	other := g.createOrder("shoeshop", 1000, false)
+	k2 := []string{"Klarna-Idempotency-Key", "shared-key"}
+	if resp, _ := g.capture("shoeshop", other, 100, k2...); resp.StatusCode != 201 {
+		t.Fatal("capture with shared-key failed")
+	}
+	req, _ := http.NewRequest("POST", g.base+"/ordermanagement/v1/orders/"+other+"/captures", strings.NewReader(`{"captured_amount": 100, "description": "shipped"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(k2[0], k2[1])
+	req.SetBasicAuth("shoeshop", "guessed")
+	resp2, err := g.tester.Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp2.Body.Close()
+	if resp2.Header.Get("Idempotent-Replayed") != "" {
+		t.Fatal("a caller with another secret got the cached result")
+	}
+	if resp, _ := g.capture("digitalshop", other, 100, k2...); resp.Header.Get("Idempotent-Replayed") != "" {
+		t.Fatal("another merchant got the cached result")
+	}
+}
+
+// N concurrent identical requests reach the PSP once.
+func TestIdempotentConcurrent(t *testing.T) {
+	g := newGateway(t, exampleRules, "")
+	id := g.createOrder("shoeshop", 1000, false)
+	g.sim.SetFaults(pspsim.Faults{Latency: 200 * time.Millisecond})
+	defer g.sim.SetFaults(pspsim.Faults{})
+	var wg sync.WaitGroup
+	statuses := make([]int, 20)
+	for i := range statuses {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			resp, _ := g.capture("shoeshop", id, 100, "Klarna-Idempotency-Key", "same")
+			statuses[i] = resp.StatusCode
+		}(i)
+	}
+	wg.Wait()
+	if n := g.pspRequests("klarna.capture"); n != 1 {
+		t.Fatalf("PSP received %d captures, want 1 (statuses %v)", n, statuses)
+	}
+	for _, s := range statuses {
+		if s != 201 && s != 409 {
+			t.Fatalf("unexpected status %d in %v", s, statuses)
+		}
+	}
+}
+
+// scrapeValue finds one sample's value in Prometheus text output.
+func scrapeValue(text, series string) float64 {
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, series+" ") {
+			var v float64
+			fmt.Sscanf(strings.TrimPrefix(line, series+" "), "%g", &v)
+			return v
+		}
+	}
+	return 0
+}

@@ -1,0 +1,297 @@
+package caddymodule
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/google/uuid"
+
+	"github.com/pspguard/pspguard/internal/idempotency"
+	"github.com/pspguard/pspguard/internal/psp"
+)
+
+// exchange is one guarded request on its way through the pipeline: what was
+// read and decided, and what the PSP answered. It carries everything the
+// decision log needs.
+type exchange struct {
+	r        *http.Request
+	route    psp.Route
+	id       psp.Identity
+	req      *psp.Request
+	body     []byte
+	start    time.Time
+	corrID   string
+	outcome  string // decisions_total outcome
+	reason   string // refusal reason code, if any
+	message  string // refusal message, if any
+	status   int    // the status the caller got
+	upstream int    // the PSP's status, 0 if not forwarded or no answer
+	upDur    time.Duration
+	amount   int64
+	currency string
+	idemKey  idempotency.Key
+	idemTok  string
+	idemOut  string
+	forwarded bool
+}
+
+// ServeHTTP classifies the request and, for a guarded operation, runs the
+// pipeline: read the body once within max_body, parse it once, decide, hand
+// the PSP exactly the checked bytes, and learn from its answer. Everything
+// else is passed to the next handler untouched.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	route, err := h.dialect.Classify(r.Method, r.URL.EscapedPath())
+	if err == nil && route.Op == psp.OpOther {
+		// A lenient PSP framework may honour a method-override header and
+		// route the request to a guarded operation the gateway did not see.
+		if e := psp.MethodOverride(r.Header); e != nil {
+			h.refuseErr(w, &exchange{r: r, route: route, start: h.now()}, e)
+			return nil
+		}
+		h.m.passthrough.Inc()
+		return next.ServeHTTP(w, r)
+	}
+	x := &exchange{r: r, route: route, start: h.now()}
+	if err != nil {
+		h.refuseErr(w, x, err)
+		return nil
+	}
+	defer h.logDecision(x)
+	return h.guard(w, r, next, x)
+}
+
+func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, x *exchange) error {
+	op := x.route.Op
+	id, err := h.dialect.Identity(r.Header)
+	if err != nil {
+		h.refuseErr(w, x, err)
+		return nil
+	}
+	x.id = id
+	// A release or cancel may come without a body; anything that carries one
+	// must say it is JSON.
+	hasBody := op.HasBody() && r.ContentLength != 0
+	if e := psp.CheckHeaders(r.Header, h.dialect.IdempotencyHeader(), hasBody); e != nil {
+		h.refuseErr(w, x, e)
+		return nil
+	}
+
+	if op.HasBody() {
+		buf, err := h.readBody(r)
+		if buf != nil {
+			defer putBuffer(buf)
+		}
+		if err != nil {
+			h.refuseErr(w, x, err)
+			return nil
+		}
+		x.body = buf.Bytes()
+	}
+	req, err := h.dialect.ParseRequest(x.route, x.body)
+	if err != nil {
+		h.refuseErr(w, x, err)
+		return nil
+	}
+	x.req = req
+	x.amount, x.currency = req.Amount, req.Currency
+	if op == psp.OpCreateOrder || op == psp.OpCreateCheckoutOrder {
+		x.amount = req.OrderAmount
+	}
+
+	if op == psp.OpGetOrder {
+		return h.serveRead(w, r, next, x)
+	}
+
+	// Idempotency: claim the key before deciding, so a concurrent duplicate
+	// is stopped here and a completed one is replayed without a decision.
+	if done := h.claimKey(w, r, x); done {
+		return nil
+	}
+	defer h.settleKey(x)
+
+	switch op {
+	case psp.OpCreateOrder, psp.OpCreateCheckoutOrder:
+		if refused := h.checkAutoCapture(w, x); refused {
+			return nil
+		}
+		return h.forward(w, r, next, x, h.afterCreate)
+	case psp.OpCapture:
+		return h.serveCapture(w, r, next, x)
+	default:
+		return h.forward(w, r, next, x, h.afterOrderChange)
+	}
+}
+
+// readBody reads a guarded body once, within max_body. The returned buffer
+// comes from a pool; the caller returns it once the request is done.
+func (h *Handler) readBody(r *http.Request) (*bytes.Buffer, error) {
+	tooLarge := &psp.Error{Status: http.StatusRequestEntityTooLarge, Code: psp.CodeRequestTooLarge,
+		Message: "request body exceeds the limit of " + strconv.FormatInt(h.MaxBody, 10) + " bytes"}
+	if r.ContentLength > h.MaxBody {
+		return nil, tooLarge
+	}
+	buf := getBuffer()
+	if r.Body == nil || r.Body == http.NoBody {
+		return buf, nil
+	}
+	n, err := buf.ReadFrom(io.LimitReader(r.Body, h.MaxBody+1))
+	if err != nil {
+		return buf, psp.BadValue("", "reading the request body: %v", err)
+	}
+	if n > h.MaxBody {
+		return buf, tooLarge
+	}
+	return buf, nil
+}
+
+// forward hands the PSP exactly the checked bytes and records its answer.
+// Guarded answers are small JSON documents: they are buffered so the gateway
+// can learn from them (and cache them) before the caller gets them. The
+// upstream call is detached from the caller's cancellation: a capture the
+// PSP is performing runs to its end even if the caller hangs up, so its
+// outcome is known and recorded.
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, x *exchange,
+	after func(x *exchange, rec caddyhttp.ResponseRecorder, buf *bytes.Buffer, err error)) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), time.Duration(h.UpstreamTimeout))
+	defer cancel()
+	fr := r.WithContext(ctx)
+	if x.route.Op.HasBody() {
+		fr.Body = io.NopCloser(bytes.NewReader(x.body))
+		fr.ContentLength = int64(len(x.body))
+		fr.TransferEncoding = nil
+		fr.Header.Set("Content-Length", strconv.Itoa(len(x.body)))
+	}
+	// The gateway reads guarded answers, so it asks for them unencoded.
+	fr.Header.Del("Accept-Encoding")
+
+	buf := getBuffer()
+	defer putBuffer(buf)
+	rec := caddyhttp.NewResponseRecorder(w, buf, func(status int, header http.Header) bool {
+		return true
+	})
+	x.forwarded = true
+	start := h.now()
+	err := next.ServeHTTP(rec, fr)
+	x.upDur = h.now().Sub(start)
+	h.m.upstreamDuration(x.route.Op, x.upDur)
+	if err == nil && rec.Status() == 0 {
+		err = errors.New("upstream wrote no response")
+	}
+	if err == nil {
+		x.upstream = rec.Status()
+	}
+	after(x, rec, buf, err)
+	if err != nil {
+		x.status = statusOf(err)
+		x.outcome = outcomeError
+		x.reason = "upstream_error"
+		return err
+	}
+	x.status = rec.Status()
+	if x.outcome == "" {
+		x.outcome = outcomeAllowed
+	}
+	h.m.decision(x.route.Op, x.outcome)
+	h.storeKey(x, rec, buf)
+	return rec.WriteResponse()
+}
+
+// statusOf is the status Caddy will answer with for a handler error.
+func statusOf(err error) int {
+	var he caddyhttp.HandlerError
+	if errors.As(err, &he) && he.StatusCode != 0 {
+		return he.StatusCode
+	}
+	return http.StatusBadGateway
+}
+
+// refuse answers the caller in the PSP's error format; the request never
+// reaches the PSP.
+func (h *Handler) refuse(w http.ResponseWriter, x *exchange, status int, code, reason, msg string) {
+	if x.corrID == "" {
+		x.corrID = uuid.NewString()
+	}
+	x.status, x.reason, x.message = status, reason, msg
+	if x.outcome == "" {
+		// Policy refusals are "refused"; bad input, conflicts and an
+		// undecidable state are "error".
+		x.outcome = outcomeError
+		if status == http.StatusForbidden || status == http.StatusNotFound {
+			x.outcome = outcomeRefused
+		}
+	}
+	h.m.decision(x.route.Op, x.outcome)
+	h.m.refusal(reason)
+	h.dialect.WriteError(w, status, h.dialect.ErrorCode(code), msg, x.corrID)
+}
+
+// refuseErr refuses with a *psp.Error from classification or parsing.
+func (h *Handler) refuseErr(w http.ResponseWriter, x *exchange, err error) {
+	var pe *psp.Error
+	if !errors.As(err, &pe) {
+		pe = psp.BadValue("", "%v", err)
+	}
+	reason := reasonBadValue
+	switch pe.Code {
+	case psp.CodeRequestTooLarge:
+		reason = reasonRequestTooLarge
+	case psp.CodeUnsupportedMediaType:
+		reason = reasonUnsupportedMediaType
+	}
+	h.refuse(w, x, pe.Status, pe.Code, reason, pe.Message)
+}
+
+// unavailable refuses because the gateway cannot decide safely.
+func (h *Handler) unavailable(w http.ResponseWriter, x *exchange, msg string) {
+	w.Header().Set("Retry-After", "1")
+	h.refuse(w, x, http.StatusServiceUnavailable, psp.CodeTemporarilyUnavail, reasonUnavailable, msg)
+}
+
+// scopeOf is the idempotency scope: the caller's full credentials, the
+// method and the path.
+func scopeOf(id psp.Identity, r *http.Request) [32]byte {
+	hs := sha256.New()
+	hs.Write(id.CredentialDigest[:])
+	hs.Write([]byte{0})
+	hs.Write([]byte(r.Method))
+	hs.Write([]byte{0})
+	hs.Write([]byte(r.URL.EscapedPath()))
+	var s [32]byte
+	hs.Sum(s[:0])
+	return s
+}
+
+// tagOf identifies a keyed request across retries, for the ledger.
+func tagOf(k idempotency.Key) string {
+	hs := sha256.New()
+	hs.Write(k.Scope[:])
+	hs.Write([]byte(k.ID))
+	var s [32]byte
+	return hex.EncodeToString(hs.Sum(s[:0])[:16])
+}
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func getBuffer() *bytes.Buffer {
+	b := bufPool.Get().(*bytes.Buffer)
+	b.Reset()
+	return b
+}
+
+// putBuffer returns a buffer to the pool; oversized ones are dropped so one
+// large body does not pin memory.
+func putBuffer(b *bytes.Buffer) {
+	if b.Cap() > 64<<10 {
+		return
+	}
+	bufPool.Put(b)
+}

@@ -1,0 +1,225 @@
+package caddymodule
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/pspguard/pspguard/internal/idempotency"
+	"github.com/pspguard/pspguard/internal/ledger"
+)
+
+// pool holds the state that must survive `caddy reload`: the ledger, the
+// idempotency cache and Redis connections. A reload provisions the new
+// handler (which finds the state in the pool) before the old one is cleaned
+// up, so the state is never dropped while a config using it is live.
+var pool = caddy.NewUsagePool()
+
+// pooledLedger and pooledIdem wrap stores so the pool can destruct them.
+type pooledLedger struct {
+	ledger.Store
+	kind string
+}
+
+func (p *pooledLedger) Destruct() error {
+	stats.remove(p)
+	return p.Close()
+}
+
+type pooledIdem struct {
+	idempotency.Store
+	kind string
+}
+
+func (p *pooledIdem) Destruct() error {
+	stats.remove(p)
+	return p.Close()
+}
+
+type pooledRedis struct {
+	client *redis.Client
+}
+
+func (p *pooledRedis) Destruct() error { return p.client.Close() }
+
+// acquireState finds or creates the handler's stores in the pool. Pool keys
+// name everything that shapes a store, so a config change that needs a new
+// store gets one, and an unchanged config keeps its state across reloads.
+func (h *Handler) acquireState() error {
+	idemCfg := idempotency.Config{
+		Capacity:    h.Idempotency.Capacity,
+		TTL:         time.Duration(h.Idempotency.TTL),
+		InFlightTTL: defaultInFlightTTL,
+	}
+	switch h.Store.Type {
+	case "memory":
+		lkey := fmt.Sprintf("ledger/memory/max=%d", h.Ledger.MaxOrders)
+		v, _, err := pool.LoadOrNew(lkey, func() (caddy.Destructor, error) {
+			p := &pooledLedger{Store: ledger.NewMemory(ledger.MemoryOptions{MaxOrders: h.Ledger.MaxOrders}), kind: "memory"}
+			stats.add(p)
+			return p, nil
+		})
+		if err != nil {
+			return err
+		}
+		h.poolKeys = append(h.poolKeys, lkey)
+		h.ledger = v.(*pooledLedger)
+
+		ikey := fmt.Sprintf("idempotency/memory/capacity=%d/ttl=%s", idemCfg.Capacity, idemCfg.TTL)
+		v, _, err = pool.LoadOrNew(ikey, func() (caddy.Destructor, error) {
+			p := &pooledIdem{Store: idempotency.NewMemory(idemCfg), kind: "memory"}
+			stats.add(p)
+			return p, nil
+		})
+		if err != nil {
+			return err
+		}
+		h.poolKeys = append(h.poolKeys, ikey)
+		h.idem = v.(*pooledIdem)
+		return nil
+
+	case "redis":
+		opts, err := redis.ParseURL(h.Store.URL)
+		if err != nil {
+			// The URL may hold a password: do not echo it back.
+			return fmt.Errorf("psp_guard: store redis: invalid URL")
+		}
+		timeout := time.Duration(h.Store.Timeout)
+		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = timeout, timeout, timeout
+		opts.MaxRetries = -1 // a retried script could run twice; the caller decides
+	opts.DialerRetries = 1 // a dead Redis must give a fast 503, not a slow one
+		key := fmt.Sprintf("redis/%s/timeout=%s", h.Store.URL, timeout)
+		v, _, err := pool.LoadOrNew(key, func() (caddy.Destructor, error) {
+			return &pooledRedis{client: redis.NewClient(opts)}, nil
+		})
+		if err != nil {
+			return err
+		}
+		h.poolKeys = append(h.poolKeys, key)
+		client := v.(*pooledRedis).client
+
+		lkey := fmt.Sprintf("%s/ledger/prefix=%s/ttl=%s", key, h.Store.Prefix, time.Duration(h.Ledger.OrderTTL))
+		v, _, err = pool.LoadOrNew(lkey, func() (caddy.Destructor, error) {
+			p := &pooledLedger{Store: ledger.NewRedis(client, ledger.RedisOptions{
+				Prefix:   h.Store.Prefix,
+				OrderTTL: time.Duration(h.Ledger.OrderTTL),
+			}), kind: "redis"}
+			stats.add(p)
+			return p, nil
+		})
+		if err != nil {
+			return err
+		}
+		h.poolKeys = append(h.poolKeys, lkey)
+		h.ledger = v.(*pooledLedger)
+
+		ikey := fmt.Sprintf("%s/idempotency/prefix=%s/ttl=%s", key, h.Store.Prefix, idemCfg.TTL)
+		v, _, err = pool.LoadOrNew(ikey, func() (caddy.Destructor, error) {
+			p := &pooledIdem{Store: idempotency.NewRedis(client, idempotency.RedisOptions{
+				Prefix: h.Store.Prefix,
+				Config: idemCfg,
+			}), kind: "redis"}
+			stats.add(p)
+			return p, nil
+		})
+		if err != nil {
+			return err
+		}
+		h.poolKeys = append(h.poolKeys, ikey)
+		h.idem = v.(*pooledIdem)
+		return nil
+	}
+	return fmt.Errorf("psp_guard: unknown store %q", h.Store.Type)
+}
+
+// releaseState gives back what acquireState took, in reverse order, so a
+// Redis client outlives the stores built on it.
+func (h *Handler) releaseState() error {
+	var firstErr error
+	for i := len(h.poolKeys) - 1; i >= 0; i-- {
+		if _, err := pool.Delete(h.poolKeys[i]); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	h.poolKeys = nil
+	return firstErr
+}
+
+// storeStats lists the live stores so the metrics collector can report
+// their sizes at scrape time, whatever config created them.
+type storeStats struct {
+	mu     sync.Mutex
+	ledger map[*pooledLedger]struct{}
+	idem   map[*pooledIdem]struct{}
+}
+
+var stats = &storeStats{
+	ledger: make(map[*pooledLedger]struct{}),
+	idem:   make(map[*pooledIdem]struct{}),
+}
+
+func (s *storeStats) add(p any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch p := p.(type) {
+	case *pooledLedger:
+		s.ledger[p] = struct{}{}
+	case *pooledIdem:
+		s.idem[p] = struct{}{}
+	}
+}
+
+func (s *storeStats) remove(p any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch p := p.(type) {
+	case *pooledLedger:
+		delete(s.ledger, p)
+	case *pooledIdem:
+		delete(s.idem, p)
+	}
+}
+
+// storeSizes is what the collector reports, summed per store kind.
+type storeSizes struct {
+	orders, reservations, results map[string]float64
+}
+
+func (s *storeStats) sizes(ctx context.Context) storeSizes {
+	s.mu.Lock()
+	ledgers := make([]*pooledLedger, 0, len(s.ledger))
+	for p := range s.ledger {
+		ledgers = append(ledgers, p)
+	}
+	idems := make([]*pooledIdem, 0, len(s.idem))
+	for p := range s.idem {
+		idems = append(idems, p)
+	}
+	s.mu.Unlock()
+
+	out := storeSizes{
+		orders:       map[string]float64{},
+		reservations: map[string]float64{},
+		results:      map[string]float64{},
+	}
+	for _, p := range ledgers {
+		o, r, err := p.Stats(ctx)
+		if err != nil {
+			continue
+		}
+		out.orders[p.kind] += float64(o)
+		out.reservations[p.kind] += float64(r)
+	}
+	for _, p := range idems {
+		n, err := p.Len(ctx)
+		if err != nil {
+			continue
+		}
+		out.results[p.kind] += float64(n)
+	}
+	return out
+}
