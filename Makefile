@@ -1,0 +1,52 @@
+# pspguard: a compliance gateway for PSP traffic, built on Caddy.
+GO      ?= go
+BIN     := bin
+FUZZTIME ?= 2m
+
+.PHONY: all build run test bench lint fuzz clean
+
+all: build
+
+## build: bin/pspguard (Caddy + psp_guard) and bin/pspsim (the PSP simulator)
+build:
+	$(GO) build -o $(BIN)/pspguard ./cmd/pspguard
+	$(GO) build -o $(BIN)/pspsim ./cmd/pspsim
+
+## run: the simulator on 127.0.0.1:9001 and pspguard on :8080 (Klarna) and :8081 (Hellgate); Ctrl-C stops both
+run: build
+	@set -e; \
+	./$(BIN)/pspsim -listen 127.0.0.1:9001 & sim=$$!; \
+	./$(BIN)/pspguard run --config Caddyfile --adapter caddyfile & guard=$$!; \
+	trap 'kill $$guard $$sim 2>/dev/null; wait $$guard $$sim 2>/dev/null; echo; echo "pspguard and pspsim stopped."' INT TERM EXIT; \
+	for i in $$(seq 1 100); do \
+		curl -fs -o /dev/null localhost:2019/config/ 2>/dev/null && break; sleep 0.1; \
+	done; \
+	cat testdata/try.txt; \
+	wait $$guard
+
+## test: every test, with the race detector, a real Redis when redis-server is installed, short fuzz runs and the shipped rules cases
+test:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	.ci/with-redis $(GO) test -race -count=1 ./...
+	.ci/fuzz 5s
+	$(GO) run ./cmd/pspguard rules validate testdata/rules/example.yaml
+	$(GO) run ./cmd/pspguard rules test testdata/rules/example.yaml testdata/rules/example_cases.yaml
+
+## bench: micro-benchmarks and the side-by-side load comparison
+bench: build
+	.ci/bench
+
+## lint: gofmt and go vet
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+## fuzz: every fuzz target for FUZZTIME (default 2m) each
+fuzz:
+	.ci/fuzz $(FUZZTIME)
+
+clean:
+	rm -rf $(BIN)
