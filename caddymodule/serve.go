@@ -23,24 +23,24 @@ import (
 // read and decided, and what the PSP answered. It carries everything the
 // decision log needs.
 type exchange struct {
-	r        *http.Request
-	route    psp.Route
-	id       psp.Identity
-	req      *psp.Request
-	body     []byte
-	start    time.Time
-	corrID   string
-	outcome  string // decisions_total outcome
-	reason   string // refusal reason code, if any
-	message  string // refusal message, if any
-	status   int    // the status the caller got
-	upstream int    // the PSP's status, 0 if not forwarded or no answer
-	upDur    time.Duration
-	amount   int64
-	currency string
-	idemKey  idempotency.Key
-	idemTok  string
-	idemOut  string
+	r         *http.Request
+	route     psp.Route
+	id        psp.Identity
+	req       *psp.Request
+	body      []byte
+	start     time.Time
+	corrID    string
+	outcome   string // decisions_total outcome
+	reason    string // refusal reason code, if any
+	message   string // refusal message, if any
+	status    int    // the status the caller got
+	upstream  int    // the PSP's status, 0 if not forwarded or no answer
+	upDur     time.Duration
+	amount    int64
+	currency  string
+	idemKey   idempotency.Key
+	idemTok   string
+	idemOut   string
 	forwarded bool
 }
 

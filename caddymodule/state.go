@@ -90,8 +90,8 @@ func (h *Handler) acquireState() error {
 		}
 		timeout := time.Duration(h.Store.Timeout)
 		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = timeout, timeout, timeout
-		opts.MaxRetries = -1 // a retried script could run twice; the caller decides
-	opts.DialerRetries = 1 // a dead Redis must give a fast 503, not a slow one
+		opts.MaxRetries = -1   // a retried script could run twice; the caller decides
+		opts.DialerRetries = 1 // a dead Redis must give a fast 503, not a slow one
 		key := fmt.Sprintf("redis/%s/timeout=%s", h.Store.URL, timeout)
 		v, _, err := pool.LoadOrNew(key, func() (caddy.Destructor, error) {
 			return &pooledRedis{client: redis.NewClient(opts)}, nil
