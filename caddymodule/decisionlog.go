@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"github.com/google/uuid"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -14,6 +15,11 @@ func (h *Handler) logDecision(x *exchange) {
 	ce := h.decLog.Check(zapcore.InfoLevel, "decision")
 	if ce == nil {
 		return
+	}
+	if x.corrID == "" {
+		// Forwarded requests carry the PSP's own correlation id back to the
+		// caller; the gateway's id still ties this line to its metrics.
+		x.corrID = uuid.NewString()
 	}
 	rulesVersion := ""
 	if r := h.rules.Load(); r != nil {

@@ -29,6 +29,7 @@ type gateway struct {
 	psp    *httptest.Server
 	rules  string
 	base   string // http://localhost:<port>
+	global string // extra global options
 }
 
 const testHTTPPort = 9080
@@ -37,10 +38,16 @@ const testHTTPPort = 9080
 // block holds extra (plus the rules file written from rulesYAML).
 func newGateway(t *testing.T, rulesYAML, extra string) *gateway {
 	t.Helper()
+	return newGatewayGlobal(t, rulesYAML, extra, "")
+}
+
+// newGatewayGlobal is newGateway with extra global options.
+func newGatewayGlobal(t *testing.T, rulesYAML, extra, global string) *gateway {
+	t.Helper()
 	sim := pspsim.New(pspsim.Options{Seed: 1})
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
-	g := &gateway{t: t, sim: sim, psp: srv, base: fmt.Sprintf("http://localhost:%d", testHTTPPort)}
+	g := &gateway{t: t, sim: sim, psp: srv, base: fmt.Sprintf("http://localhost:%d", testHTTPPort), global: global}
 	g.rules = filepath.Join(t.TempDir(), "rules.yaml")
 	if err := os.WriteFile(g.rules, []byte(rulesYAML), 0o600); err != nil {
 		t.Fatal(err)
@@ -58,6 +65,7 @@ func (g *gateway) load(extra string) {
 		http_port %d
 		skip_install_trust
 		metrics
+		%s
 	}
 	:%d {
 		psp_guard {
@@ -65,7 +73,7 @@ func (g *gateway) load(extra string) {
 			%s
 		}
 		reverse_proxy %s
-	}`, testHTTPPort, testHTTPPort, g.rules, extra, strings.TrimPrefix(g.psp.URL, "http://")), "caddyfile")
+	}`, testHTTPPort, g.global, testHTTPPort, g.rules, extra, strings.TrimPrefix(g.psp.URL, "http://")), "caddyfile")
 }
 
 // do sends a request through the gateway as merchant (Basic auth
