@@ -17,7 +17,8 @@ run: build
 	@set -e; \
 	./$(BIN)/pspsim -listen 127.0.0.1:9001 & sim=$$!; \
 	./$(BIN)/pspguard run --config Caddyfile --adapter caddyfile & guard=$$!; \
-	trap 'kill $$guard $$sim 2>/dev/null; wait $$guard $$sim 2>/dev/null; echo; echo "pspguard and pspsim stopped."' INT TERM EXIT; \
+	stop() { kill $$guard $$sim 2>/dev/null; wait $$guard $$sim 2>/dev/null; echo; echo "pspguard and pspsim stopped."; }; \
+	trap 'stop; exit 0' INT TERM; trap stop EXIT; \
 	for i in $$(seq 1 100); do \
 		curl -fs -o /dev/null localhost:2019/config/ 2>/dev/null && break; sleep 0.1; \
 	done; \
