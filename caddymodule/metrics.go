@@ -39,6 +39,7 @@ const (
 	reasonIdempotencyReused      = "idempotency_key_reused"
 	reasonIdempotencyKeyRequired = "idempotency_key_required"
 	reasonUnavailable            = "unavailable"
+	reasonUpstreamError          = "upstream_error" // decision log only: the PSP failed or did not answer
 )
 
 // Idempotency outcomes, the values of the idempotency_total "outcome" label.

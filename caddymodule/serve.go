@@ -192,13 +192,17 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 	after(x, rec, buf, err)
 	if err != nil {
 		x.status = statusOf(err)
-		x.outcome = outcomeError
-		x.reason = "upstream_error"
+		x.outcome, x.reason = outcomeError, reasonUpstreamError
+		h.m.decision(x.route.Op, x.outcome)
 		return err
 	}
 	x.status = rec.Status()
 	if x.outcome == "" {
 		x.outcome = outcomeAllowed
+		if x.status >= 500 {
+			// Checked and forwarded, but the PSP failed it.
+			x.outcome, x.reason = outcomeError, reasonUpstreamError
+		}
 	}
 	h.m.decision(x.route.Op, x.outcome)
 	h.storeKey(x, rec, buf)
