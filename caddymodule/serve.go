@@ -53,19 +53,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if err == nil && route.Op == psp.OpOther {
 		// A lenient PSP framework may honour a method-override header and
 		// route the request to a guarded operation the gateway did not see.
-		if e := psp.MethodOverride(r.Header); e != nil {
-			h.refuseErr(w, &exchange{r: r, route: route, start: h.now()}, e)
-			return nil
+		e := psp.MethodOverride(r.Header)
+		if e == nil {
+			h.m.passthrough.Inc()
+			return next.ServeHTTP(w, r)
 		}
-		h.m.passthrough.Inc()
-		return next.ServeHTTP(w, r)
+		err = e
 	}
 	x := &exchange{r: r, route: route, start: h.now()}
+	defer h.logDecision(x)
 	if err != nil {
 		h.refuseErr(w, x, err)
 		return nil
 	}
-	defer h.logDecision(x)
 	return h.guard(w, r, next, x)
 }
 
