@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pspguard/pspguard/internal/ledger"
 	"github.com/pspguard/pspguard/internal/pspsim"
 )
 
@@ -294,6 +296,14 @@ func TestCaptureLostAnswer(t *testing.T) {
 	if o := g.sim.Stats().Orders[other]; o.CapturedAmount != 1000 {
 		t.Fatalf("PSP captured %d, want 1000", o.CapturedAmount)
 	}
+	// After reconciliation the gateway's view is the PSP's.
+	for _, order := range []string{id, other} {
+		e := g.ledgerEntry("shoeshop", order)
+		o := g.sim.Stats().Orders[order]
+		if e.Captured != o.CapturedAmount || e.Amount != o.OrderAmount || e.Reserved != 0 {
+			t.Fatalf("ledger %+v, PSP %+v", e, o)
+		}
+	}
 
 	// 5xx: the PSP applied nothing; the gateway reconciles and lets the amount through.
 	id2 := g.createOrder("shoeshop", 500, false)
@@ -419,4 +429,24 @@ func scrapeValue(text, series string) float64 {
 		}
 	}
 	return 0
+}
+
+// ledgerEntry reads the gateway's ledger for a Klarna order from the usage
+// pool, where the running config keeps it.
+func (g *gateway) ledgerEntry(merchant, orderID string) ledger.Entry {
+	g.t.Helper()
+	v, ok := pool.References("ledger/memory/max=1000000")
+	if !ok || v == 0 {
+		g.t.Fatal("no memory ledger in the pool")
+	}
+	st, _, err := pool.LoadOrNew("ledger/memory/max=1000000", nil)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	defer pool.Delete("ledger/memory/max=1000000")
+	e, found, err := st.(*pooledLedger).Get(context.Background(), ledger.Key{PSP: "klarna", Merchant: merchant, OrderID: orderID})
+	if err != nil || !found {
+		g.t.Fatalf("ledger has no order %s: %v", orderID, err)
+	}
+	return e
 }
