@@ -28,50 +28,24 @@ func (h *Handler) serveCapture(w http.ResponseWriter, r *http.Request, next cadd
 	if x.idemTok != "" {
 		tag = tagOf(x.idemKey)
 	}
-	var (
-		d      ledger.Decision
-		looked bool
-	)
-	for {
-		amount := x.req.Amount
-		if !x.req.HasAmount {
-			// Hellgate: no amount is a full capture of the authorized amount.
-			e, ok, err := h.getEntry(r.Context(), key)
-			if err != nil {
-				return h.storeDown(w, x, err)
-			}
-			if !ok || e.Uncertain > 0 {
-				if looked {
-					h.unavailable(w, x, "the order's state could not be settled with the PSP")
-					return nil
-				}
-				if done := h.learn(w, r, next, x, key); done {
-					return nil
-				}
-				looked = true
-				continue
-			}
-			amount = e.Amount
-		}
-		x.amount = amount
-		ctx, cancel := h.storeContext(r.Context())
+	var d ledger.Decision
+	for attempt := 0; ; attempt++ {
+		var needsLearn bool
 		var err error
-		d, err = h.ledger.Reserve(ctx, key, ledger.ReserveRequest{Amount: amount, Tag: tag})
-		cancel()
+		d, needsLearn, err = h.reserve(r.Context(), key, tag, x)
 		if err != nil {
 			return h.storeDown(w, x, err)
 		}
-		if d.Outcome != ledger.NotFound && d.Outcome != ledger.NeedsReconcile {
+		if !needsLearn {
 			break
 		}
-		if looked {
+		if attempt > 0 {
 			h.unavailable(w, x, "the order's state could not be settled with the PSP")
 			return nil
 		}
 		if done := h.learn(w, r, next, x, key); done {
 			return nil
 		}
-		looked = true
 	}
 	x.currency = d.Entry.Currency
 
@@ -109,6 +83,28 @@ func (h *Handler) serveCapture(w http.ResponseWriter, r *http.Request, next cadd
 			h.logger.Error("settling a capture reservation", zap.Error(serr))
 		}
 	})
+}
+
+// reserve works out the capture amount and reserves it. needsLearn reports
+// that the ledger must first learn the order from the PSP, or reconcile it.
+func (h *Handler) reserve(ctx context.Context, key ledger.Key, tag string, x *exchange) (d ledger.Decision, needsLearn bool, err error) {
+	amount := x.req.Amount
+	if !x.req.HasAmount {
+		// Hellgate: no amount is a full capture of the authorized amount.
+		e, ok, err := h.getEntry(ctx, key)
+		if err != nil || !ok {
+			return d, err == nil, err
+		}
+		amount = e.Amount
+	}
+	x.amount = amount
+	sctx, cancel := h.storeContext(ctx)
+	defer cancel()
+	d, err = h.ledger.Reserve(sctx, key, ledger.ReserveRequest{Amount: amount, Tag: tag})
+	if err != nil {
+		return d, false, err
+	}
+	return d, d.Outcome == ledger.NotFound || d.Outcome == ledger.NeedsReconcile, nil
 }
 
 // captureRefusal explains a refused reservation.
