@@ -3,6 +3,7 @@ package idempotency_test
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -103,4 +104,73 @@ func TestMemoryLongKeys(t *testing.T) {
 	idemtest.Complete(t, m, a, c.Token, idemtest.Capture())
 	idemtest.Begin(t, m, a, fp, idempotency.Replay)
 	idemtest.Begin(t, m, b, fp, idempotency.InFlight)
+}
+
+// TestMemoryResultLifetime drives a result's lifetime with a fake clock: it
+// replays until exactly TTL after it was stored, and Len stops counting
+// expired results from the least recently used end.
+func TestMemoryResultLifetime(t *testing.T) {
+	ctx := t.Context()
+	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	now := start
+	m := idempotency.NewMemory(idempotency.Config{TTL: time.Hour})
+	defer m.Close()
+	idempotency.SetNow(m, func() time.Time { return now })
+	complete := func(id string) {
+		k := idemtest.Key("merchant", id)
+		c := idemtest.Begin(t, m, k, idemtest.Fingerprint(id), idempotency.Started)
+		idemtest.Complete(t, m, k, c.Token, idemtest.Capture())
+	}
+	wantLen := func(want int64) {
+		t.Helper()
+		if n, err := m.Len(ctx); err != nil || n != want {
+			t.Fatalf("Len = %d, %v; want %d", n, err, want)
+		}
+	}
+
+	complete("a")
+	now = start.Add(5 * time.Minute)
+	complete("c")
+	now = start.Add(30 * time.Minute)
+	complete("b")
+	now = start.Add(40 * time.Minute)
+	// a is replayed: it is now the most recently used, though the oldest.
+	idemtest.Begin(t, m, idemtest.Key("merchant", "a"), idemtest.Fingerprint("a"), idempotency.Replay)
+
+	now = start.Add(time.Hour - time.Nanosecond)
+	wantLen(3)
+	now = start.Add(time.Hour + 5*time.Minute)
+	// c is at the least recently used end and expired at this instant: it
+	// is dropped. a expired too, but sits ahead of b, which is live, so it
+	// is still counted.
+	wantLen(2)
+	idemtest.Begin(t, m, idemtest.Key("merchant", "a"), idemtest.Fingerprint("a"), idempotency.Started)
+	wantLen(1) // a was dropped when its key was used again
+	idemtest.Begin(t, m, idemtest.Key("merchant", "c"), idemtest.Fingerprint("c"), idempotency.Started)
+
+	now = start.Add(time.Hour + 30*time.Minute - time.Nanosecond)
+	idemtest.Begin(t, m, idemtest.Key("merchant", "b"), idemtest.Fingerprint("b"), idempotency.Replay)
+	now = start.Add(time.Hour + 30*time.Minute)
+	idemtest.Begin(t, m, idemtest.Key("merchant", "b"), idemtest.Fingerprint("b"), idempotency.Started)
+	wantLen(0)
+}
+
+// TestMemoryStartsNoGoroutine checks that stores leave nothing running: a
+// reload that changes the capacity or the TTL replaces the store, and a
+// goroutine per replaced store would pile up for the life of the process.
+func TestMemoryStartsNoGoroutine(t *testing.T) {
+	before := runtime.NumGoroutine()
+	const stores = 50
+	for i := range stores {
+		m := idempotency.NewMemory(idempotency.Config{Capacity: 10 + i, TTL: time.Duration(i+1) * time.Minute})
+		k := idemtest.Key("merchant", "k")
+		c := idemtest.Begin(t, m, k, idemtest.Fingerprint("k"), idempotency.Started)
+		idemtest.Complete(t, m, k, c.Token, idemtest.Capture())
+		if err := m.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after := runtime.NumGoroutine(); after >= before+stores/2 {
+		t.Errorf("%d goroutines after making and closing %d stores, %d before", after, stores, before)
+	}
 }
