@@ -1,6 +1,8 @@
 package caddymodule
 
 import (
+	"time"
+
 	"github.com/google/uuid"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -28,32 +30,47 @@ func (h *Handler) logDecision(x *exchange) {
 			rulesVersion = rulesVersion[:12]
 		}
 	}
-	fields := make([]zap.Field, 0, 18)
-	fields = append(fields,
-		zap.String("correlation_id", x.corrID),
-		zap.String("psp", h.dialect.Name()),
-		zap.String("operation", x.route.Op.String()),
-		zap.String("merchant", x.id.Merchant),
-		zap.String("order_id", x.route.OrderID),
-		zap.String("decision", x.outcome),
-		zap.String("reason", x.reason),
-	)
+	// One inline object rather than a slice of fields: the line is written
+	// for every guarded request, and a field slice is a kilobyte each time.
+	ce.Write(zap.Inline(&decisionLine{h: h, x: x, rulesVersion: rulesVersion, latency: h.now().Sub(x.start)}))
+}
+
+// decisionLine is the content of one decision log line.
+type decisionLine struct {
+	h            *Handler
+	x            *exchange
+	rulesVersion string
+	latency      time.Duration
+}
+
+// MarshalLogObject writes the line's fields in a fixed order.
+func (l *decisionLine) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	x := l.x
+	enc.AddString("correlation_id", x.corrID)
+	enc.AddString("psp", l.h.dialect.Name())
+	enc.AddString("operation", x.route.Op.String())
+	enc.AddString("merchant", x.id.Merchant)
+	enc.AddString("order_id", x.route.OrderID)
+	enc.AddString("decision", x.outcome)
+	enc.AddString("reason", x.reason)
 	if x.message != "" {
-		fields = append(fields, zap.String("message", x.message))
+		enc.AddString("message", x.message)
 	}
 	if x.amount != 0 || x.currency != "" {
-		fields = append(fields, zap.Int64("amount", x.amount), zap.String("currency", x.currency))
+		enc.AddInt64("amount", x.amount)
+		enc.AddString("currency", x.currency)
 	}
 	if x.idemOut != "" {
-		fields = append(fields, zap.String("idempotency", x.idemOut))
+		enc.AddString("idempotency", x.idemOut)
 	}
-	fields = append(fields,
-		zap.String("mode", h.Mode),
-		zap.String("rules_version", rulesVersion),
-		zap.Int("status", x.status),
-		zap.Int("upstream_status", x.upstream),
-		zap.Duration("upstream_latency", x.upDur),
-		zap.Duration("latency", h.now().Sub(x.start)),
-	)
-	ce.Write(fields...)
+	enc.AddString("mode", l.h.Mode)
+	enc.AddString("rules_version", l.rulesVersion)
+	enc.AddInt("status", x.status)
+	enc.AddInt("upstream_status", x.upstream)
+	enc.AddDuration("upstream_latency", x.upDur)
+	enc.AddDuration("latency", l.latency)
+	return nil
 }
+
+// Interface guards
+var _ zapcore.ObjectMarshaler = (*decisionLine)(nil)

@@ -36,7 +36,7 @@ func (h *Handler) claimKey(w http.ResponseWriter, r *http.Request, x *exchange) 
 		return false
 	}
 	x.idemKey = idempotency.Key{Scope: scopeOf(x.id, r), ID: key}
-	ctx, cancel := h.storeContext(r.Context())
+	ctx, cancel := h.storeCallContext(r.Context())
 	defer cancel()
 	claim, err := h.idem.Begin(ctx, x.idemKey, x.req.Fingerprint)
 	if err != nil {
@@ -82,15 +82,17 @@ func (h *Handler) storeKey(x *exchange, rec caddyhttp.ResponseRecorder, buf *byt
 	if x.idemTok == "" || !rec.Buffered() || rec.Status() >= 500 {
 		return
 	}
+	// The stores encode the result before Complete returns, so it can
+	// share the recorder's header values and buffer.
 	hdr := make(http.Header, 4)
 	src := rec.Header()
 	for _, k := range replayHeaders {
 		if v := src.Values(k); len(v) > 0 {
-			hdr[k] = append([]string(nil), v...)
+			hdr[k] = v
 		}
 	}
-	res := idempotency.Result{Status: rec.Status(), Header: hdr, Body: bytes.Clone(buf.Bytes())}
-	ctx, cancel := h.storeContext(context.Background())
+	res := idempotency.Result{Status: rec.Status(), Header: hdr, Body: buf.Bytes()}
+	ctx, cancel := h.storeCallContext(context.Background())
 	defer cancel()
 	if err := h.idem.Complete(ctx, x.idemKey, x.idemTok, res); err != nil {
 		h.logger.Error("storing idempotency result", zap.Error(err))

@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -51,6 +52,8 @@ const (
 	idemAbandoned = "abandoned" // not stored (gateway refusal, 5xx, transport failure)
 	idemNoKey     = "no_key"    // a guarded write without a key
 )
+
+var allIdemOutcomes = []string{idemStored, idemReplayed, idemInFlight, idemMismatch, idemAbandoned, idemNoKey}
 
 // metrics are created once and registered on Caddy's registry at every
 // Provision, so their values survive config reloads.
@@ -106,6 +109,16 @@ var metrics = &metricSet{
 type handlerMetrics struct {
 	psp         string
 	passthrough prometheus.Counter
+	decisions   [][]prometheus.Counter // by operation, then by allOutcomes
+	idems       []prometheus.Counter   // by allIdemOutcomes
+	upstream    []lazyObserver         // by operation
+}
+
+// lazyObserver resolves a histogram series on first use: an operation's
+// latency series appears once the operation has been seen.
+type lazyObserver struct {
+	once sync.Once
+	obs  prometheus.Observer
 }
 
 func provisionMetrics(reg *prometheus.Registry, pspName string) (*handlerMetrics, error) {
@@ -122,25 +135,32 @@ func provisionMetrics(reg *prometheus.Registry, pspName string) (*handlerMetrics
 			}
 		}
 	}
-	// Pre-create the series dashboards and alerts expect to see at zero.
+	// Create the series dashboards and alerts expect to see at zero, and
+	// keep the ones the hot path touches.
+	m := &handlerMetrics{psp: pspName}
 	for _, op := range psp.Operations() {
-		for _, o := range allOutcomes {
-			metrics.decisions.WithLabelValues(pspName, op.String(), o)
+		byOutcome := make([]prometheus.Counter, len(allOutcomes))
+		for i, o := range allOutcomes {
+			byOutcome[i] = metrics.decisions.WithLabelValues(pspName, op.String(), o)
 		}
+		m.decisions = append(m.decisions, byOutcome)
 	}
+	m.upstream = make([]lazyObserver, len(m.decisions))
 	for _, r := range []string{"success", "failure"} {
 		metrics.rulesReloads.WithLabelValues(r)
 	}
-	for _, o := range []string{idemStored, idemReplayed, idemInFlight, idemMismatch, idemAbandoned, idemNoKey} {
-		metrics.idempotency.WithLabelValues(pspName, o)
+	for _, o := range allIdemOutcomes {
+		m.idems = append(m.idems, metrics.idempotency.WithLabelValues(pspName, o))
 	}
-	return &handlerMetrics{
-		psp:         pspName,
-		passthrough: metrics.decisions.WithLabelValues(pspName, psp.OpOther.String(), outcomePassthrough),
-	}, nil
+	m.passthrough = m.decisions[psp.OpOther][slices.Index(allOutcomes, outcomePassthrough)]
+	return m, nil
 }
 
 func (m *handlerMetrics) decision(op psp.Operation, outcome string) {
+	if i := slices.Index(allOutcomes, outcome); i >= 0 && int(op) < len(m.decisions) {
+		m.decisions[op][i].Inc()
+		return
+	}
 	metrics.decisions.WithLabelValues(m.psp, op.String(), outcome).Inc()
 }
 
@@ -149,10 +169,20 @@ func (m *handlerMetrics) refusal(reason string) {
 }
 
 func (m *handlerMetrics) idem(outcome string) {
+	if i := slices.Index(allIdemOutcomes, outcome); i >= 0 {
+		m.idems[i].Inc()
+		return
+	}
 	metrics.idempotency.WithLabelValues(m.psp, outcome).Inc()
 }
 
 func (m *handlerMetrics) upstreamDuration(op psp.Operation, d time.Duration) {
+	if int(op) < len(m.upstream) {
+		l := &m.upstream[op]
+		l.once.Do(func() { l.obs = metrics.upstream.WithLabelValues(m.psp, op.String()) })
+		l.obs.Observe(d.Seconds())
+		return
+	}
 	metrics.upstream.WithLabelValues(m.psp, op.String()).Observe(d.Seconds())
 }
 

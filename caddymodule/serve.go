@@ -134,10 +134,8 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 // readBody reads a guarded body once, within max_body. The returned buffer
 // comes from a pool; the caller returns it once the request is done.
 func (h *Handler) readBody(r *http.Request) (*bytes.Buffer, error) {
-	tooLarge := &psp.Error{Status: http.StatusRequestEntityTooLarge, Code: psp.CodeRequestTooLarge,
-		Message: "request body exceeds the limit of " + strconv.FormatInt(h.MaxBody, 10) + " bytes"}
 	if r.ContentLength > h.MaxBody {
-		return nil, tooLarge
+		return nil, h.tooLarge()
 	}
 	buf := getBuffer()
 	if r.Body == nil || r.Body == http.NoBody {
@@ -148,9 +146,25 @@ func (h *Handler) readBody(r *http.Request) (*bytes.Buffer, error) {
 		return buf, psp.BadValue("", "reading the request body: %v", err)
 	}
 	if n > h.MaxBody {
-		return buf, tooLarge
+		return buf, h.tooLarge()
 	}
 	return buf, nil
+}
+
+// tooLarge is the answer to a body over max_body, built only when needed.
+func (h *Handler) tooLarge() error {
+	return &psp.Error{Status: http.StatusRequestEntityTooLarge, Code: psp.CodeRequestTooLarge,
+		Message: "request body exceeds the limit of " + strconv.FormatInt(h.MaxBody, 10) + " bytes"}
+}
+
+// storeCallContext bounds a store call on a request's path. The memory
+// stores never block and ignore the context, so they get no deadline: a
+// timer per call is measurable work on every capture.
+func (h *Handler) storeCallContext(parent context.Context) (context.Context, context.CancelFunc) {
+	if h.Store.Type == "memory" {
+		return context.Background(), func() {}
+	}
+	return h.storeContext(parent)
 }
 
 // forward hands the PSP exactly the checked bytes and records its answer.
@@ -263,24 +277,17 @@ func (h *Handler) unavailable(w http.ResponseWriter, x *exchange, msg string) {
 // scopeOf is the idempotency scope: the caller's full credentials, the
 // method and the path.
 func scopeOf(id psp.Identity, r *http.Request) [32]byte {
-	hs := sha256.New()
-	hs.Write(id.CredentialDigest[:])
-	hs.Write([]byte{0})
-	hs.Write([]byte(r.Method))
-	hs.Write([]byte{0})
-	hs.Write([]byte(r.URL.EscapedPath()))
-	var s [32]byte
-	hs.Sum(s[:0])
-	return s
+	var buf [256]byte // keeps a typical scope off the heap
+	b := append(buf[:0], id.CredentialDigest[:]...)
+	b = append(append(append(b, 0), r.Method...), 0)
+	return sha256.Sum256(append(b, r.URL.EscapedPath()...))
 }
 
 // tagOf identifies a keyed request across retries, for the ledger.
 func tagOf(k idempotency.Key) string {
-	hs := sha256.New()
-	hs.Write(k.Scope[:])
-	hs.Write([]byte(k.ID))
-	var s [32]byte
-	return hex.EncodeToString(hs.Sum(s[:0])[:16])
+	var buf [128]byte
+	s := sha256.Sum256(append(append(buf[:0], k.Scope[:]...), k.ID...))
+	return hex.EncodeToString(s[:16])
 }
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
