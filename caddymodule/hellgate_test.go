@@ -147,3 +147,36 @@ func (g *gateway) createOrderKeyed(merchant string, amount int64, key string) st
 	_ = json.Unmarshal([]byte(body), &out)
 	return out.OrderID
 }
+
+// Ambiguous Hellgate requests are refused in Hellgate's error format and
+// never reach the PSP.
+func TestHellgateBadInput(t *testing.T) {
+	g := newGateway(t, exampleRules, "psp hellgate")
+	const key = "hg_test_key_2"
+	id := g.hgPayment(key, 1000)
+	for _, tc := range []struct {
+		name, body string
+		hdr        []string
+	}{
+		{"amount as string", `{"amount": "500", "reference": "c"}`, nil},
+		{"amount with fraction", `{"amount": 500.0, "reference": "c"}`, nil},
+		{"duplicate amount", `{"amount": 1, "amount": 1000, "reference": "c"}`, nil},
+		{"currency_code as number", `{"amount": 500, "currency_code": 978, "reference": "c"}`, nil},
+		{"two API keys", `{"amount": 500, "reference": "c"}`, []string{"X-API-Key", "hg_other_key"}},
+		{"two idempotency keys", `{"amount": 500, "reference": "c"}`, []string{"X-Idempotency-Key", "a", "X-Idempotency-Key", "b"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := g.sim.Stats().Total
+			resp, body := g.hgDo("POST", "/payments/"+id+"/capture", key, tc.body, tc.hdr...)
+			if resp.StatusCode != 400 {
+				t.Fatalf("status %d: %s", resp.StatusCode, body)
+			}
+			if code, _ := hellgateError(t, body); code != "BAD_VALUE" {
+				t.Fatalf("code %s", code)
+			}
+			if g.sim.Stats().Total != before {
+				t.Fatal("the PSP received the request")
+			}
+		})
+	}
+}

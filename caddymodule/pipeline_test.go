@@ -172,10 +172,48 @@ func TestBadInputNeverReachesPSP(t *testing.T) {
 		{"method override", "/ordermanagement/v1/orders/" + id + "/captures", `{"captured_amount": 1}`, []string{"X-HTTP-Method-Override", "PUT"}, 400, "BAD_VALUE"},
 		{"two keys", "/ordermanagement/v1/orders/" + id + "/captures", `{"captured_amount": 1}`, []string{"Klarna-Idempotency-Key", "a", "Klarna-Idempotency-Key", "b"}, 400, "BAD_VALUE"},
 		{"auto_capture as string", "/payments/v1/authorizations/" + randToken() + "/order", strings.Replace(orderBody(100, true, ""), `"auto_capture": true`, `"auto_capture": "true"`, 1), nil, 400, "BAD_VALUE"},
+		{"auto_capture duplicated, last true", "/payments/v1/authorizations/" + randToken() + "/order", strings.Replace(orderBody(100, false, ""), `"auto_capture": false`, `"auto_capture": false, "auto_capture": true`, 1), nil, 400, "BAD_VALUE"},
+		{"auto_capture duplicated by an escape", "/payments/v1/authorizations/" + randToken() + "/order", strings.Replace(orderBody(100, false, ""), `"auto_capture": false`, `"auto_capture": false, "auto\u005fcapture": true`, 1), nil, 400, "BAD_VALUE"},
+		{"auto_capture in another case", "/payments/v1/authorizations/" + randToken() + "/order", strings.Replace(orderBody(100, false, ""), `"auto_capture": false`, `"Auto_Capture": true`, 1), nil, 400, "BAD_VALUE"},
+		{"auto_capture null", "/payments/v1/authorizations/" + randToken() + "/order", strings.Replace(orderBody(100, false, ""), `"auto_capture": false`, `"auto_capture": null`, 1), nil, 400, "BAD_VALUE"},
+		{"checkout options duplicated", "/checkout/v3/orders", strings.Replace(orderBody(100, false, ""), `"auto_capture": false`, `"options": {"auto_capture": false}, "options": {"auto_capture": true}`, 1), nil, 400, "BAD_VALUE"},
+		{"byte-order mark", "/payments/v1/authorizations/" + randToken() + "/order", "\ufeff" + orderBody(100, true, ""), nil, 400, "BAD_VALUE"},
+		{"invalid UTF-8", "/ordermanagement/v1/orders/" + id + "/captures", "{\"captured_amount\": 1, \"description\": \"\xff\"}", nil, 400, "BAD_VALUE"},
+		{"EMD body not JSON", "/payments/v1/authorizations/" + randToken() + "/order", orderBody(100, true, `, "attachment": {"content_type": "application/vnd.klarna.internal.emd-v2+json", "body": "{voucher: 1}"}`), nil, 400, "BAD_VALUE"},
+		{"exponent amount", "/ordermanagement/v1/orders/" + id + "/captures", `{"captured_amount": 1e3}`, nil, 400, "BAD_VALUE"},
+		{"overflowing amount", "/ordermanagement/v1/orders/" + id + "/captures", `{"captured_amount": 9223372036854775808}`, nil, 400, "BAD_VALUE"},
+		{"zero amount", "/ordermanagement/v1/orders/" + id + "/captures", `{"captured_amount": 0}`, nil, 400, "BAD_VALUE"},
+		{"matrix parameter", "/ordermanagement/v1/orders/" + id + "/captures;jsessionid=1", `{"captured_amount": 1}`, nil, 400, "BAD_VALUE"},
+		{"upper-case segment", "/ordermanagement/v1/orders/" + id + "/Captures", `{"captured_amount": 1}`, nil, 400, "BAD_VALUE"},
+		{"suffix", "/ordermanagement/v1/orders/" + id + "/captures.json", `{"captured_amount": 1}`, nil, 400, "BAD_VALUE"},
+		{"double slash", "/ordermanagement/v1/orders//" + id + "/captures", `{"captured_amount": 1}`, nil, 400, "BAD_VALUE"},
+		{"text body", "/ordermanagement/v1/orders/" + id + "/captures", `{"captured_amount": 1}`, []string{"Content-Type", "text/plain"}, 415, "UNSUPPORTED_MEDIA_TYPE"},
+		{"two credentials", "/ordermanagement/v1/orders/" + id + "/captures", `{"captured_amount": 1}`, []string{"Authorization", "Basic ZGlnaXRhbHNob3A6eA=="}, 400, "BAD_VALUE"},
+		{"over-long key", "/ordermanagement/v1/orders/" + id + "/captures", `{"captured_amount": 1}`, []string{"Klarna-Idempotency-Key", strings.Repeat("k", 256)}, 400, "BAD_VALUE"},
+		{"method override on an unguarded path", "/ordermanagement/v1/orders/" + id + "/extend-authorization-time", `{}`, []string{"X-HTTP-Method-Override", "PATCH"}, 400, "BAD_VALUE"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := g.sim.Stats().Total
-			resp, body := g.do("POST", tc.path, "shoeshop", tc.body, tc.hdr...)
+			req, err := http.NewRequest("POST", g.base+tc.path, strings.NewReader(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.SetBasicAuth("shoeshop", "secret")
+			req.Header.Set("Content-Type", "application/json")
+			for i := 0; i+1 < len(tc.hdr); i += 2 {
+				if tc.hdr[i] == "Content-Type" {
+					req.Header.Set(tc.hdr[i], tc.hdr[i+1])
+					continue
+				}
+				req.Header.Add(tc.hdr[i], tc.hdr[i+1])
+			}
+			resp, err := g.tester.Client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body := string(raw)
 			if resp.StatusCode != tc.status {
 				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.status, body)
 			}
