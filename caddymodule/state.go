@@ -55,32 +55,17 @@ func (h *Handler) acquireState() error {
 		TTL:         time.Duration(h.Idempotency.TTL),
 		InFlightTTL: defaultInFlightTTL,
 	}
+	var (
+		lkey, ikey string
+		newLedger  func() ledger.Store
+		newIdem    func() idempotency.Store
+	)
 	switch h.Store.Type {
 	case "memory":
-		lkey := fmt.Sprintf("ledger/memory/max=%d", h.Ledger.MaxOrders)
-		v, _, err := pool.LoadOrNew(lkey, func() (caddy.Destructor, error) {
-			p := &pooledLedger{Store: ledger.NewMemory(ledger.MemoryOptions{MaxOrders: h.Ledger.MaxOrders}), kind: "memory"}
-			stats.add(p)
-			return p, nil
-		})
-		if err != nil {
-			return err
-		}
-		h.poolKeys = append(h.poolKeys, lkey)
-		h.ledger = v.(*pooledLedger)
-
-		ikey := fmt.Sprintf("idempotency/memory/capacity=%d/ttl=%s", idemCfg.Capacity, idemCfg.TTL)
-		v, _, err = pool.LoadOrNew(ikey, func() (caddy.Destructor, error) {
-			p := &pooledIdem{Store: idempotency.NewMemory(idemCfg), kind: "memory"}
-			stats.add(p)
-			return p, nil
-		})
-		if err != nil {
-			return err
-		}
-		h.poolKeys = append(h.poolKeys, ikey)
-		h.idem = v.(*pooledIdem)
-		return nil
+		lkey = fmt.Sprintf("ledger/memory/max=%d", h.Ledger.MaxOrders)
+		ikey = fmt.Sprintf("idempotency/memory/capacity=%d/ttl=%s", idemCfg.Capacity, idemCfg.TTL)
+		newLedger = func() ledger.Store { return ledger.NewMemory(ledger.MemoryOptions{MaxOrders: h.Ledger.MaxOrders}) }
+		newIdem = func() idempotency.Store { return idempotency.NewMemory(idemCfg) }
 
 	case "redis":
 		opts, err := redis.ParseURL(h.Store.URL)
@@ -93,47 +78,55 @@ func (h *Handler) acquireState() error {
 		opts.MaxRetries = -1   // a retried script could run twice; the caller decides
 		opts.DialerRetries = 1 // a dead Redis must give a fast 503, not a slow one
 		key := fmt.Sprintf("redis/%s/timeout=%s", h.Store.URL, timeout)
-		v, _, err := pool.LoadOrNew(key, func() (caddy.Destructor, error) {
-			return &pooledRedis{client: redis.NewClient(opts)}, nil
-		})
+		conn, err := acquire(h, key, func() *pooledRedis { return &pooledRedis{client: redis.NewClient(opts)} })
 		if err != nil {
 			return err
 		}
-		h.poolKeys = append(h.poolKeys, key)
-		client := v.(*pooledRedis).client
+		client := conn.client
+		lkey = fmt.Sprintf("%s/ledger/prefix=%s/ttl=%s", key, h.Store.Prefix, time.Duration(h.Ledger.OrderTTL))
+		ikey = fmt.Sprintf("%s/idempotency/prefix=%s/ttl=%s", key, h.Store.Prefix, idemCfg.TTL)
+		newLedger = func() ledger.Store {
+			return ledger.NewRedis(client, ledger.RedisOptions{Prefix: h.Store.Prefix, OrderTTL: time.Duration(h.Ledger.OrderTTL)})
+		}
+		newIdem = func() idempotency.Store {
+			return idempotency.NewRedis(client, idempotency.RedisOptions{Prefix: h.Store.Prefix, Config: idemCfg})
+		}
 
-		lkey := fmt.Sprintf("%s/ledger/prefix=%s/ttl=%s", key, h.Store.Prefix, time.Duration(h.Ledger.OrderTTL))
-		v, _, err = pool.LoadOrNew(lkey, func() (caddy.Destructor, error) {
-			p := &pooledLedger{Store: ledger.NewRedis(client, ledger.RedisOptions{
-				Prefix:   h.Store.Prefix,
-				OrderTTL: time.Duration(h.Ledger.OrderTTL),
-			}), kind: "redis"}
-			stats.add(p)
-			return p, nil
-		})
-		if err != nil {
-			return err
-		}
-		h.poolKeys = append(h.poolKeys, lkey)
-		h.ledger = v.(*pooledLedger)
-
-		ikey := fmt.Sprintf("%s/idempotency/prefix=%s/ttl=%s", key, h.Store.Prefix, idemCfg.TTL)
-		v, _, err = pool.LoadOrNew(ikey, func() (caddy.Destructor, error) {
-			p := &pooledIdem{Store: idempotency.NewRedis(client, idempotency.RedisOptions{
-				Prefix: h.Store.Prefix,
-				Config: idemCfg,
-			}), kind: "redis"}
-			stats.add(p)
-			return p, nil
-		})
-		if err != nil {
-			return err
-		}
-		h.poolKeys = append(h.poolKeys, ikey)
-		h.idem = v.(*pooledIdem)
-		return nil
+	default:
+		return fmt.Errorf("psp_guard: unknown store %q", h.Store.Type)
 	}
-	return fmt.Errorf("psp_guard: unknown store %q", h.Store.Type)
+
+	l, err := acquire(h, lkey, func() *pooledLedger {
+		p := &pooledLedger{Store: newLedger(), kind: h.Store.Type}
+		stats.add(p)
+		return p
+	})
+	if err != nil {
+		return err
+	}
+	h.ledger = l
+	i, err := acquire(h, ikey, func() *pooledIdem {
+		p := &pooledIdem{Store: newIdem(), kind: h.Store.Type}
+		stats.add(p)
+		return p
+	})
+	if err != nil {
+		return err
+	}
+	h.idem = i
+	return nil
+}
+
+// acquire finds the pooled value under key or builds it, and remembers the
+// key so Cleanup gives it back.
+func acquire[T caddy.Destructor](h *Handler, key string, build func() T) (T, error) {
+	v, _, err := pool.LoadOrNew(key, func() (caddy.Destructor, error) { return build(), nil })
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	h.poolKeys = append(h.poolKeys, key)
+	return v.(T), nil
 }
 
 // releaseState gives back what acquireState took, in reverse order, so a
