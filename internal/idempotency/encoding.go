@@ -63,7 +63,11 @@ func appendString(dst []byte, s string) []byte {
 
 // parseResult decodes an encoded result. Header names and values share the
 // memory of s (strings are immutable); the body is a copy the caller owns.
-func parseResult(s string) (Result, error) {
+func parseResult(s string) (Result, error) { return parseWith(s, (*parser).string) }
+
+// parseWith decodes a result whose header names are read by name: the Redis
+// encoding spells them out, the memory one abbreviates common ones.
+func parseWith(s string, name func(*parser) string) (Result, error) {
 	if len(s) < 2 {
 		return Result{}, errCorrupt
 	}
@@ -72,7 +76,7 @@ func parseResult(s string) (Result, error) {
 	n := p.count()
 	r.Header = make(http.Header, n)
 	for range n {
-		name := p.string()
+		k := name(&p)
 		values := make([]string, p.count())
 		for i := range values {
 			values[i] = p.string()
@@ -80,7 +84,7 @@ func parseResult(s string) (Result, error) {
 		if p.bad {
 			break
 		}
-		r.Header[name] = values
+		r.Header[k] = values
 	}
 	if p.bad || r.Status < 100 || r.Status > 999 {
 		return Result{}, errCorrupt

@@ -3,7 +3,6 @@ package idempotency
 import (
 	"encoding/binary"
 	"fmt"
-	"net/http"
 )
 
 // The memory store keeps results in the layout of encoding.go with one
@@ -47,33 +46,7 @@ func appendName(dst []byte, name string) []byte {
 
 // parseCompact decodes what appendCompact wrote. Header names and values
 // share the memory of s; the body is a copy the caller owns.
-func parseCompact(s string) (Result, error) {
-	if len(s) < 2 {
-		return Result{}, errCorrupt
-	}
-	p := parser{s: s[2:]}
-	r := Result{Status: int(s[0])<<8 | int(s[1])}
-	n := p.count()
-	r.Header = make(http.Header, n)
-	for range n {
-		name := p.name()
-		values := make([]string, p.count())
-		for i := range values {
-			values[i] = p.string()
-		}
-		if p.bad {
-			break
-		}
-		r.Header[name] = values
-	}
-	if p.bad || r.Status < 100 || r.Status > 999 {
-		return Result{}, errCorrupt
-	}
-	if p.s != "" {
-		r.Body = []byte(p.s)
-	}
-	return r, nil
-}
+func parseCompact(s string) (Result, error) { return parseWith(s, (*parser).name) }
 
 func (p *parser) name() string {
 	n := p.uvarint()
