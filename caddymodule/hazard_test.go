@@ -147,6 +147,13 @@ func createBody(extra string) string {
 		extra + `}`
 }
 
+// manyLines is a create-order body with n order lines of 1 each.
+func manyLines(n int) string {
+	line := `{"type":"digital","name":"x","quantity":1,"unit_price":1,"total_amount":1}`
+	return fmt.Sprintf(`{"purchase_country":"SE","purchase_currency":"SEK","order_amount":%d,"order_lines":[%s]}`,
+		n, strings.TrimSuffix(strings.Repeat(line+",", n), ","))
+}
+
 // emd is an attachment member holding doc as its extra merchant data.
 func emd(doc string) string {
 	return `,"attachment":{"content_type":"application/vnd.klarna.internal.emd-v2+json","body":` + doc + `}`
@@ -180,6 +187,7 @@ func TestHazardCreateOrder(t *testing.T) {
 		{name: "checkout: options.auto_capture as string", path: checkout, body: createBody(`,"options":{"auto_capture":"true"}`), status: 400, code: "BAD_VALUE", field: "options.auto_capture"},
 		{name: "checkout: options.Auto_Capture", path: checkout, body: createBody(`,"options":{"Auto_Capture":true}`), status: 400, code: "BAD_VALUE", field: "options.auto_capture"},
 		{name: "checkout: duplicate options", path: checkout, body: createBody(`,"options":{"auto_capture":false},"options":{"auto_capture":true}`), status: 400, code: "BAD_VALUE", field: "options"},
+		{name: "checkout: escaped name read as options.auto_capture", path: checkout, body: createBody(`,"options":{"auto\u005fcapture":true}`), status: 403, code: "AUTO_CAPTURE_NOT_ALLOWED", field: "auto_capture"},
 		{name: "checkout: options not an object", path: checkout, body: createBody(`,"options":"auto_capture"`), status: 400, code: "BAD_VALUE", field: "options"},
 		{name: "trailing second object", path: create(), body: createBody(`,"auto_capture":false`) + `{"auto_capture":true}`, status: 400, code: "BAD_VALUE", field: "after the JSON object"},
 		{name: "trailing garbage", path: create(), body: createBody(``) + ` x`, status: 400, code: "BAD_VALUE", field: "after the JSON object"},
@@ -206,6 +214,7 @@ true`), status: 400, code: "BAD_VALUE", field: "auto_capture"},
 		{name: "order_amount as string", path: create(), body: strings.Replace(createBody(``), `"order_amount":1000`, `"order_amount":"1000"`, 1), status: 400, code: "BAD_VALUE", field: "order_amount"},
 		{name: "order_amount with exponent", path: create(), body: strings.Replace(createBody(``), `"order_amount":1000`, `"order_amount":1e3`, 1), status: 400, code: "BAD_VALUE", field: "order_amount"},
 		{name: "total_amount as string", path: create(), body: strings.Replace(createBody(``), `"total_amount":1000`, `"total_amount":"1000"`, 1), status: 400, code: "BAD_VALUE", field: "order_lines[0].total_amount"},
+		{name: "more than 1000 order lines", path: create(), body: manyLines(1001), status: 400, code: "BAD_VALUE", field: "order_lines"},
 		{name: "order line type duplicated", path: create(), body: strings.Replace(createBody(`,"auto_capture":false`), `"type":"physical"`, `"type":"physical","type":"digital"`, 1), status: 400, code: "BAD_VALUE", field: "order_lines[0]"},
 	}
 	runHazards(t, g, asMerchant("shoeshop"), rows, klarnaError)
@@ -244,6 +253,13 @@ func TestHazardCapture(t *testing.T) {
 		{name: "order line amount as string", path: path, body: `{"captured_amount":100,"order_lines":[{"name":"a","total_amount":"100"}]}`, status: 400, code: "BAD_VALUE", field: "order_lines[0].total_amount"},
 		{name: "order_lines not an array", path: path, body: `{"captured_amount":100,"order_lines":{"total_amount":100}}`, status: 400, code: "BAD_VALUE", field: "order_lines"},
 		{name: "shipping_info not an array", path: path, body: `{"captured_amount":100,"shipping_info":{"tracking_number":"1"}}`, status: 400, code: "BAD_VALUE", field: "shipping_info"},
+		// The ledger follows the authorized amount, so an update must be
+		// read exactly too; a refund is held to the same grammar.
+		{name: "update: duplicate order_amount", method: "PATCH", path: "/ordermanagement/v1/orders/" + id + "/authorization", body: `{"order_amount":1000,"order_amount":100000}`, status: 400, code: "BAD_VALUE", field: "order_amount"},
+		{name: "update: order_amount as string", method: "PATCH", path: "/ordermanagement/v1/orders/" + id + "/authorization", body: `{"order_amount":"100000"}`, status: 400, code: "BAD_VALUE", field: "order_amount"},
+		{name: "update: order_lines total mismatch", method: "PATCH", path: "/ordermanagement/v1/orders/" + id + "/authorization", body: `{"order_amount":1000,"order_lines":[{"total_amount":100000}]}`, status: 400, code: "BAD_VALUE", field: "order_lines"},
+		{name: "refund: amount with exponent", path: "/ordermanagement/v1/orders/" + id + "/refunds", body: `{"refunded_amount":1e2}`, status: 400, code: "BAD_VALUE", field: "refunded_amount"},
+		{name: "release: trailing data", path: "/ordermanagement/v1/orders/" + id + "/release-remaining-authorization", body: `{}{}`, status: 400, code: "BAD_VALUE", field: "after the JSON object"},
 		// Unambiguous, and over the remaining amount: refused by the ledger.
 		{name: "over the authorized amount", path: path, body: `{"captured_amount":1001}`, status: 403, code: "CAPTURE_NOT_ALLOWED", field: "captured_amount 1001"},
 		{name: "order id in upper case", path: "/ordermanagement/v1/orders/" + strings.ToUpper(id) + "/captures", body: `{"captured_amount":1001}`, status: 403, code: "CAPTURE_NOT_ALLOWED", field: "captured_amount 1001"},
@@ -283,6 +299,10 @@ func TestHazardPaths(t *testing.T) {
 		{name: "json suffix", path: om + id + "/captures.json", body: over},
 		{name: "suffix on the prefix", path: "/ordermanagement.json/v1/orders/" + id + "/captures", body: over},
 		{name: "fragment", path: om + id + "/captures#x", body: over},
+		{name: "raw non-ASCII byte", path: om + id + "/captures\xc2\xa0", body: over},
+		{name: "trailing dot segment", path: om + id + "/captures/.", body: over},
+		{name: "backslashes", path: "/ordermanagement\\v1\\orders\\" + id + "\\captures", body: over},
+		{name: "prefix with a Unicode case fold", path: "/payment%C5%BF/v1/authorizations/" + randToken() + "/order", body: auto},
 		{name: "create order: trailing slash", path: "/payments/v1/authorizations/" + randToken() + "/order/", body: auto},
 		{name: "create order: upper case", path: "/payments/v1/authorizations/" + randToken() + "/ORDER", body: auto},
 		{name: "create order: matrix parameter", path: "/payments/v1/authorizations/" + randToken() + "/order;a=b", body: auto},
@@ -349,6 +369,36 @@ func TestHazardHeaders(t *testing.T) {
 		{name: "JSON-like media type", path: path, body: ok, hdr: []string{"Content-Type", "application/json-patch+json"}, status: 415, code: "UNSUPPORTED_MEDIA_TYPE", field: "Content-Type"},
 	}
 	runHazards(t, g, asMerchant("shoeshop"), rows, klarnaError)
+}
+
+// A CGI-style PSP reads X_API_Key or Klarna.Idempotency.Key as the
+// hyphenated header. Caddy drops such aliases unless the operator allows
+// them, and then drops the hyphenated spelling instead; the gateway refuses
+// the alias rather than see no header where the PSP reads one.
+func TestHazardHeaderAliases(t *testing.T) {
+	g := newGatewayGlobal(t, exampleRules, "", `servers {
+			expected_underscore_headers Klarna_Idempotency_Key X_HTTP_Method_Override
+			expected_dot_headers Klarna.Idempotency.Key
+		}`)
+	id := g.createOrder("shoeshop", 1000, false)
+	path := "/ordermanagement/v1/orders/" + id + "/captures"
+	ok := `{"captured_amount":100}`
+	const key = "Klarna-Idempotency-Key"
+	runHazards(t, g, asMerchant("shoeshop"), []hazard{
+		{name: "idempotency key with underscores", path: path, body: ok, hdr: []string{"Klarna_Idempotency_Key", "a"}, status: 400, code: "BAD_VALUE", field: key},
+		{name: "idempotency key beside its underscore alias", path: path, body: ok, hdr: []string{key, "a", "Klarna_Idempotency_Key", "b"}, status: 400, code: "BAD_VALUE", field: key},
+		{name: "idempotency key with dots", path: path, body: ok, hdr: []string{"Klarna.Idempotency.Key", "a"}, status: 400, code: "BAD_VALUE", field: key},
+		{name: "method override with underscores", path: path, body: ok, hdr: []string{"X_HTTP_Method_Override", "PATCH"}, status: 400, code: "BAD_VALUE", field: "X-HTTP-Method-Override"},
+		{name: "method override with underscores on a non-guarded path", path: "/payments/v1/sessions", body: `{}`, hdr: []string{"x_http_method_override", "PATCH"}, status: 400, code: "BAD_VALUE", field: "X-HTTP-Method-Override"},
+	}, klarnaError)
+
+	hg := newGatewayGlobal(t, exampleRules, "psp hellgate", `servers {
+			expected_underscore_headers X_API_Key
+		}`)
+	runHazards(t, hg, []string{"X_API_Key", "hg_test_key_1"}, []hazard{
+		{name: "API key with underscores", path: "/payments/one-off", body: `{"amount":1000,"currency_code":"EUR","reference":"o","source":{"type":"card"}}`,
+			status: 400, code: "BAD_VALUE", field: "X-API-Key"},
+	}, hellgateError)
 }
 
 // Hellgate: the same hazards in its dialect and its error format.

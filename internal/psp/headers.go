@@ -39,14 +39,13 @@ func CheckHeaders(h http.Header, idempotencyHeader string, hasBody bool) *Error 
 // a PSP honouring it would perform another operation than the one the
 // gateway classified.
 //
-// Names are compared ignoring case and with '_' read as '-': CGI-style
-// servers turn both X-HTTP-Method-Override and X_HTTP_METHOD_OVERRIDE into
-// the same variable.
+// Names are compared ignoring case and with '_' and '.' read as '-':
+// CGI-style servers turn X-HTTP-Method-Override, X_HTTP_METHOD_OVERRIDE
+// and X.HTTP.Method.Override into the same variable.
 func MethodOverride(h http.Header) *Error {
 	for name := range h {
-		dashed := strings.ReplaceAll(name, "_", "-")
 		for _, o := range methodOverrideHeaders {
-			if strings.EqualFold(dashed, o) {
+			if sameHeaderName(name, o) {
 				return BadValue(o, "the %s header is not allowed: send the request with its real method", o)
 			}
 		}
@@ -54,7 +53,54 @@ func MethodOverride(h http.Header) *Error {
 	return nil
 }
 
+// headerAlias returns the name of a header in h that is spelled like name
+// but with '_' or '.' for '-', such as X_API_Key for X-API-Key. A CGI-style
+// PSP reads the alias as name. Caddy drops such headers unless the operator
+// allows them (expected_underscore_headers, expected_dot_headers), and then
+// drops the hyphenated spelling instead: the gateway would see no header
+// where the PSP reads one.
+func headerAlias(h http.Header, name string) (string, bool) {
+	for k := range h {
+		if strings.ContainsAny(k, "_.") && sameHeaderName(k, name) {
+			return k, true
+		}
+	}
+	return "", false
+}
+
+// aliasError refuses a header sent under an alias of name.
+func aliasError(name, alias string) *Error {
+	return BadValue(name, "the %s header must be spelled %s, not %s", name, name, alias)
+}
+
+// sameHeaderName compares header names as a CGI-style server does: ASCII
+// letters in any case, and '_' and '.' read as '-'.
+func sameHeaderName(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if dashFold(a[i]) != dashFold(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func dashFold(c byte) byte {
+	switch {
+	case c == '_' || c == '.':
+		return '-'
+	case 'a' <= c && c <= 'z':
+		return c - ('a' - 'A')
+	}
+	return c
+}
+
 func checkIdempotencyKey(h http.Header, name string) *Error {
+	if alias, ok := headerAlias(h, name); ok {
+		return aliasError(name, alias)
+	}
 	vals := h.Values(name)
 	switch len(vals) {
 	case 0:

@@ -55,6 +55,9 @@ func basicIdentity(h http.Header) (Identity, error) {
 
 // apiKeyIdentity reads an API key header (Hellgate's X-API-Key).
 func apiKeyIdentity(h http.Header, header string) (Identity, error) {
+	if alias, ok := headerAlias(h, header); ok {
+		return Identity{}, aliasError(header, alias)
+	}
 	vals := h.Values(header)
 	switch len(vals) {
 	case 0:

@@ -118,4 +118,12 @@ func TestHellgateIdentity(t *testing.T) {
 		_, err := Hellgate().Identity(http.Header{"X-Api-Key": tt.vals})
 		assertBadValue(t, err, "X-API-Key", tt.msg)
 	}
+	// A CGI-style PSP reads X_API_Key as X-API-Key.
+	for _, h := range []http.Header{
+		{"X_api_key": {"k"}},
+		{"X-Api-Key": {"k"}, "X.api.key": {"other"}},
+	} {
+		_, err := Hellgate().Identity(h)
+		assertBadValue(t, err, "X-API-Key", "must be spelled X-API-Key")
+	}
 }
