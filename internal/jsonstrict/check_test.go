@@ -290,3 +290,17 @@ const createOrderBody = `{
 "merchant_urls": {"confirmation": "https://example.com/confirmation", "notification": "https://example.com/pending"},
 "merchant_reference1": "45aa52f387871e3a210645d4"
 }`
+
+// Valid refuses and accepts exactly what Check does.
+func TestValidAgreesWithCheck(t *testing.T) {
+	for _, doc := range []string{
+		captureBody, createOrderBody, `{}`, `{"a":1,"a":2}`, `{"a":1,"A":2}`, `{"a":1} x`, `[1]`,
+		`{"a":"\ud800"}`, "\xef\xbb\xbf{}", `{"a":{"b":[1,{"c":true,"C":false}]}}`,
+	} {
+		_, checkErr := Check([]byte(doc))
+		validErr := Valid([]byte(doc))
+		if (checkErr == nil) != (validErr == nil) || (checkErr != nil && checkErr.Error() != validErr.Error()) {
+			t.Errorf("%s: Check says %v, Valid says %v", doc, checkErr, validErr)
+		}
+	}
+}

@@ -200,7 +200,7 @@ func attachment(v jsonstrict.Value, req *Request) error {
 // emdKeys checks an EMD document and returns its top-level keys whose value
 // is not empty (null, "", [] or {}).
 func emdKeys(doc string) ([]string, error) {
-	if _, err := jsonstrict.Check([]byte(doc)); err != nil {
+	if err := jsonstrict.Valid([]byte(doc)); err != nil {
 		return nil, err
 	}
 	var keys []string

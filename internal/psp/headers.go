@@ -145,6 +145,11 @@ func checkContentType(h http.Header) *Error {
 	default:
 		return unsupportedMedia("Content-Type", "the Content-Type header must be sent once")
 	}
+	switch vals[0] {
+	case "application/json", "application/json; charset=utf-8", "application/json; charset=UTF-8":
+		// The spellings clients send, accepted without a parse.
+		return nil
+	}
 	mt, params, err := mime.ParseMediaType(vals[0])
 	if err != nil || mt != "application/json" {
 		return unsupportedMedia("Content-Type", "the Content-Type must be application/json")

@@ -109,7 +109,7 @@ func (hellgate) ParseOrder(body []byte, _ time.Time) (Order, error) {
 // parseHellgatePayment reads a payment. Hellgate allows one capture per
 // payment; once it is captured, whatever was not captured is released.
 func parseHellgatePayment(body []byte) (Order, error) {
-	if _, err := jsonstrict.Check(body); err != nil {
+	if err := jsonstrict.Valid(body); err != nil {
 		return Order{}, err
 	}
 	root := jsonstrict.Root(body)

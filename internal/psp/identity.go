@@ -1,6 +1,7 @@
 package psp
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -30,25 +31,34 @@ func basicIdentity(h http.Header) (Identity, error) {
 	if !strings.EqualFold(scheme, "Basic") {
 		return Identity{}, BadValue("Authorization", "the Authorization header must carry HTTP Basic credentials")
 	}
-	raw, err := base64.StdEncoding.Strict().DecodeString(strings.TrimLeft(token, " "))
+	token = strings.TrimLeft(token, " ")
+	// Typical credentials are decoded on the stack: the merchant name is the
+	// only part of them that reaches the heap, and the secret never does.
+	var in [344]byte
+	var out [256]byte
+	src, raw := append(in[:0], token...), out[:]
+	if n := base64.StdEncoding.DecodedLen(len(src)); n > len(raw) {
+		raw = make([]byte, n)
+	}
+	n, err := base64.StdEncoding.Strict().Decode(raw, src)
+	raw = raw[:n]
 	if err != nil || len(raw) == 0 {
 		return Identity{}, BadValue("Authorization", "the Authorization header's Basic credentials are not valid base64")
 	}
-	cred := string(raw)
-	if !printable(cred) {
+	if !printableBytes(raw) {
 		return Identity{}, BadValue("Authorization", "the Authorization header's Basic credentials must be UTF-8 text without control characters")
 	}
-	user, _, hasColon := strings.Cut(cred, ":")
+	user, _, hasColon := bytes.Cut(raw, []byte{':'})
 	var merchant string
 	switch {
 	case !hasColon:
-		merchant = keyMerchant(cred)
-	case strings.HasPrefix(user, "klarna_"):
+		merchant = keyMerchant(raw)
+	case bytes.HasPrefix(user, []byte("klarna_")):
 		merchant = keyMerchant(user)
-	case user == "":
+	case len(user) == 0:
 		return Identity{}, BadValue("Authorization", "the Authorization header's Basic credentials have an empty user name")
 	default:
-		merchant = user
+		merchant = string(user)
 	}
 	return Identity{Merchant: merchant, CredentialDigest: sha256.Sum256(raw)}, nil
 }
@@ -78,14 +88,15 @@ func apiKeyIdentity(h http.Header, header string) (Identity, error) {
 
 // keyMerchant names a merchant known only by a secret key without revealing
 // the key: "key:" and the first 16 hex digits of its SHA-256.
-func keyMerchant(key string) string {
+func keyMerchant[T string | []byte](key T) string {
 	sum := sha256.Sum256([]byte(key))
 	return "key:" + hex.EncodeToString(sum[:8])
 }
 
-// printable reports whether s is valid UTF-8 without control characters.
-func printable(s string) bool {
-	for _, r := range s {
+// printableBytes reports whether b is valid UTF-8 without control
+// characters.
+func printableBytes(b []byte) bool {
+	for _, r := range string(b) { // no copy: a range over a conversion does not allocate
 		if r == utf8.RuneError || r < ' ' || r == 0x7f || (r >= 0x80 && r < 0xa0) {
 			return false
 		}

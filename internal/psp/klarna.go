@@ -160,7 +160,7 @@ func (klarna) CreatedOrder(req *Request, status int, _ http.Header, body []byte)
 	if req == nil || req.Op != OpCreateOrder || !req.HasOrderAmount || status != http.StatusOK {
 		return "", Order{}, false
 	}
-	if _, err := jsonstrict.Check(body); err != nil {
+	if err := jsonstrict.Valid(body); err != nil {
 		return "", Order{}, false
 	}
 	id, _, err := jsonstrict.Root(body).Get("order_id").Str()

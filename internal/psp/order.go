@@ -38,7 +38,7 @@ func answerString(v jsonstrict.Value, required bool) (string, bool, error) {
 
 // parseKlarnaOrder reads an Order Management order.
 func parseKlarnaOrder(body []byte, now time.Time) (Order, error) {
-	if _, err := jsonstrict.Check(body); err != nil {
+	if err := jsonstrict.Valid(body); err != nil {
 		return Order{}, err
 	}
 	root := jsonstrict.Root(body)
