@@ -62,7 +62,7 @@ func (h *Handler) serveCapture(w http.ResponseWriter, r *http.Request, next cadd
 
 	res := d.Reservation
 	return h.forward(w, r, next, x, func(x *exchange, rec caddyhttp.ResponseRecorder, _ *bytes.Buffer, err error) {
-		ctx, cancel := h.storeCallContext(context.Background())
+		ctx, cancel := h.storeContext(context.Background())
 		defer cancel()
 		var serr error
 		switch {
@@ -98,7 +98,7 @@ func (h *Handler) reserve(ctx context.Context, key ledger.Key, tag string, x *ex
 		amount = e.Amount
 	}
 	x.amount = amount
-	sctx, cancel := h.storeCallContext(ctx)
+	sctx, cancel := h.storeContext(ctx)
 	defer cancel()
 	d, err = h.ledger.Reserve(sctx, key, ledger.ReserveRequest{Amount: amount, Tag: tag})
 	if err != nil {

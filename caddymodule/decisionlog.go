@@ -3,7 +3,6 @@ package caddymodule
 import (
 	"time"
 
-	"github.com/google/uuid"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -21,7 +20,7 @@ func (h *Handler) logDecision(x *exchange) {
 	if x.corrID == "" {
 		// Forwarded requests carry the PSP's own correlation id back to the
 		// caller; the gateway's id still ties this line to its metrics.
-		x.corrID = uuid.NewString()
+		x.corrID = newCorrelationID()
 	}
 	rulesVersion := ""
 	if r := h.rules.Load(); r != nil {
@@ -32,7 +31,8 @@ func (h *Handler) logDecision(x *exchange) {
 	}
 	// One inline object rather than a slice of fields: the line is written
 	// for every guarded request, and a field slice is a kilobyte each time.
-	ce.Write(zap.Inline(&decisionLine{h: h, x: x, rulesVersion: rulesVersion, latency: h.now().Sub(x.start)}))
+	x.line = decisionLine{h: h, x: x, rulesVersion: rulesVersion, latency: h.now().Sub(x.start)}
+	ce.Write(zap.Inline(&x.line))
 }
 
 // decisionLine is the content of one decision log line.

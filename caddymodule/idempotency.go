@@ -36,7 +36,7 @@ func (h *Handler) claimKey(w http.ResponseWriter, r *http.Request, x *exchange) 
 		return false
 	}
 	x.idemKey = idempotency.Key{Scope: scopeOf(x.id, r), ID: key}
-	ctx, cancel := h.storeCallContext(r.Context())
+	ctx, cancel := h.storeContext(r.Context())
 	defer cancel()
 	claim, err := h.idem.Begin(ctx, x.idemKey, x.req.Fingerprint)
 	if err != nil {
@@ -92,7 +92,7 @@ func (h *Handler) storeKey(x *exchange, rec caddyhttp.ResponseRecorder, buf *byt
 		}
 	}
 	res := idempotency.Result{Status: rec.Status(), Header: hdr, Body: buf.Bytes()}
-	ctx, cancel := h.storeCallContext(context.Background())
+	ctx, cancel := h.storeContext(context.Background())
 	defer cancel()
 	if err := h.idem.Complete(ctx, x.idemKey, x.idemTok, res); err != nil {
 		h.logger.Error("storing idempotency result", zap.Error(err))

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/google/uuid"
 
 	"github.com/pspguard/pspguard/internal/idempotency"
 	"github.com/pspguard/pspguard/internal/psp"
@@ -42,7 +41,18 @@ type exchange struct {
 	idemTok   string
 	idemOut   string
 	forwarded bool
+
+	// Kept in the exchange so that a request costs one allocation for them
+	// all rather than one each.
+	limited io.LimitedReader
+	fwdBody bodyReader
+	line    decisionLine
 }
+
+// bodyReader hands the PSP the checked bytes.
+type bodyReader struct{ bytes.Reader }
+
+func (*bodyReader) Close() error { return nil }
 
 // ServeHTTP classifies the request and, for a guarded operation, runs the
 // pipeline: read the body once within max_body, parse it once, decide, hand
@@ -86,7 +96,7 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	}
 
 	if op.HasBody() {
-		buf, err := h.readBody(r)
+		buf, err := h.readBody(r, x)
 		if buf != nil {
 			defer putBuffer(buf)
 		}
@@ -133,7 +143,7 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 
 // readBody reads a guarded body once, within max_body. The returned buffer
 // comes from a pool; the caller returns it once the request is done.
-func (h *Handler) readBody(r *http.Request) (*bytes.Buffer, error) {
+func (h *Handler) readBody(r *http.Request, x *exchange) (*bytes.Buffer, error) {
 	if r.ContentLength > h.MaxBody {
 		return nil, h.tooLarge()
 	}
@@ -141,7 +151,9 @@ func (h *Handler) readBody(r *http.Request) (*bytes.Buffer, error) {
 	if r.Body == nil || r.Body == http.NoBody {
 		return buf, nil
 	}
-	n, err := buf.ReadFrom(io.LimitReader(r.Body, h.MaxBody+1))
+	lr := &x.limited
+	lr.R, lr.N = r.Body, h.MaxBody+1
+	n, err := buf.ReadFrom(lr)
 	if err != nil {
 		return buf, psp.BadValue("", "reading the request body: %v", err)
 	}
@@ -157,16 +169,6 @@ func (h *Handler) tooLarge() error {
 		Message: "request body exceeds the limit of " + strconv.FormatInt(h.MaxBody, 10) + " bytes"}
 }
 
-// storeCallContext bounds a store call on a request's path. The memory
-// stores never block and ignore the context, so they get no deadline: a
-// timer per call is measurable work on every capture.
-func (h *Handler) storeCallContext(parent context.Context) (context.Context, context.CancelFunc) {
-	if h.Store.Type == "memory" {
-		return context.Background(), func() {}
-	}
-	return h.storeContext(parent)
-}
-
 // forward hands the PSP exactly the checked bytes and records its answer.
 // Guarded answers are small JSON documents: they are buffered so the gateway
 // can learn from them (and cache them) before the caller gets them. The
@@ -179,10 +181,14 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 	defer cancel()
 	fr := r.WithContext(ctx)
 	if x.route.Op.HasBody() {
-		fr.Body = io.NopCloser(bytes.NewReader(x.body))
+		x.fwdBody.Reset(x.body)
+		fr.Body = &x.fwdBody
 		fr.ContentLength = int64(len(x.body))
 		fr.TransferEncoding = nil
-		fr.Header.Set("Content-Length", strconv.Itoa(len(x.body)))
+		if r.ContentLength != fr.ContentLength || len(r.Header["Content-Length"]) != 1 {
+			// The body came chunked: the PSP gets it with its length.
+			fr.Header.Set("Content-Length", strconv.Itoa(len(x.body)))
+		}
 	}
 	// The gateway reads guarded answers, so it asks for them unencoded.
 	fr.Header.Del("Accept-Encoding")
@@ -236,7 +242,7 @@ func statusOf(err error) int {
 // reaches the PSP.
 func (h *Handler) refuse(w http.ResponseWriter, x *exchange, status int, code, reason, msg string) {
 	if x.corrID == "" {
-		x.corrID = uuid.NewString()
+		x.corrID = newCorrelationID()
 	}
 	x.status, x.reason, x.message = status, reason, msg
 	if x.outcome == "" {
