@@ -6,6 +6,7 @@
 package caddymodule
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -81,17 +82,20 @@ type Handler struct {
 	// can be recorded. Default 2m.
 	UpstreamTimeout caddy.Duration `json:"upstream_timeout,omitempty"`
 
-	dialect  psp.Dialect
-	shadow   bool
-	rules    *atomic.Pointer[rules.Rules] // the rules in force; swapped by the watcher
-	watcher  *rulesWatcher
-	ledger   ledger.Store
-	idem     idempotency.Store
-	poolKeys []string
-	logger   *zap.Logger
-	decLog   *zap.Logger
-	m        *handlerMetrics
-	now      func() time.Time
+	dialect psp.Dialect
+	shadow  bool
+	rules   *atomic.Pointer[rules.Rules] // the rules in force; swapped by the watcher
+	watcher *rulesWatcher
+	ledger  ledger.Store
+	idem    idempotency.Store
+	// pingStore checks that the shared store answers; nil for the memory
+	// store, which always does.
+	pingStore func(context.Context) error
+	poolKeys  []string
+	logger    *zap.Logger
+	decLog    *zap.Logger
+	m         *handlerMetrics
+	now       func() time.Time
 }
 
 // IdempotencyConfig configures the idempotency cache.

@@ -130,13 +130,16 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 
 	switch op {
 	case psp.OpCreateOrder, psp.OpCreateCheckoutOrder:
-		if refused := h.checkAutoCapture(w, x); refused {
+		if refused := h.checkAutoCapture(w, x); refused || h.storeDownBefore(w, x) {
 			return nil
 		}
 		return h.forward(w, r, next, x, h.afterCreate)
 	case psp.OpCapture:
 		return h.serveCapture(w, r, next, x)
 	default:
+		if h.storeDownBefore(w, x) {
+			return nil
+		}
 		return h.forward(w, r, next, x, h.afterOrderChange)
 	}
 }
@@ -167,6 +170,23 @@ func (h *Handler) readBody(r *http.Request, x *exchange) (*bytes.Buffer, error) 
 func (h *Handler) tooLarge() error {
 	return &psp.Error{Status: http.StatusRequestEntityTooLarge, Code: psp.CodeRequestTooLarge,
 		Message: "request body exceeds the limit of " + strconv.FormatInt(h.MaxBody, 10) + " bytes"}
+}
+
+// storeDownBefore refuses a guarded write while the shared store is down,
+// before anything is forwarded: the gateway could not record what the PSP
+// did. Captures find out when they reserve, and keyed requests when they
+// claimed their key; the other writes ask the store here.
+func (h *Handler) storeDownBefore(w http.ResponseWriter, x *exchange) bool {
+	if h.pingStore == nil || x.idemTok != "" {
+		return false
+	}
+	ctx, cancel := h.storeContext(x.r.Context())
+	defer cancel()
+	if err := h.pingStore(ctx); err != nil {
+		_ = h.storeDown(w, x, err)
+		return true
+	}
+	return false
 }
 
 // forward hands the PSP exactly the checked bytes and records its answer.

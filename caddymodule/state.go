@@ -83,6 +83,7 @@ func (h *Handler) acquireState() error {
 			return err
 		}
 		client := conn.client
+		h.pingStore = func(ctx context.Context) error { return client.Ping(ctx).Err() }
 		lkey = fmt.Sprintf("%s/ledger/prefix=%s/ttl=%s", key, h.Store.Prefix, time.Duration(h.Ledger.OrderTTL))
 		ikey = fmt.Sprintf("%s/idempotency/prefix=%s/ttl=%s", key, h.Store.Prefix, idemCfg.TTL)
 		newLedger = func() ledger.Store {
