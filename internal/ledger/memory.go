@@ -13,7 +13,7 @@ const DefaultMaxOrders = 1000000
 
 // MemoryOptions configures a Memory store.
 type MemoryOptions struct {
-	// MaxOrders bounds the orders held; default 1,000,000 (about 160 MiB).
+	// MaxOrders bounds the orders held; default 1,000,000 (about 120 MiB).
 	// Beyond it the least recently used order without a capture in flight
 	// is dropped; the gateway reads it from the PSP again when it next needs
 	// it. Orders with captures in flight are never dropped: if all of them
@@ -71,11 +71,11 @@ func (m *Memory) Get(_ context.Context, key Key) (Entry, bool, error) {
 	sh := m.shard(id)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	e := sh.lookup(id)
+	i, e := sh.lookup(id)
 	if e == nil {
 		return Entry{}, false, nil
 	}
-	return e.snapshot(), true, nil
+	return sh.snapshot(i), true, nil
 }
 
 // Learn implements Store.
@@ -96,13 +96,13 @@ func (m *Memory) put(key Key, order psp.Order, reconcile bool) error {
 	sh := m.shard(id)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	e := sh.lookup(id)
+	i, e := sh.lookup(id)
 	if e == nil {
-		e = sh.insert(id)
+		i, _ = sh.insert(id)
 	}
-	e.setOrder(order)
+	sh.setOrder(i, order)
 	if reconcile {
-		sh.dropUncertain(e)
+		sh.dropUncertain(i)
 	}
 	return nil
 }
@@ -115,24 +115,24 @@ func (m *Memory) Reserve(_ context.Context, key Key, req ReserveRequest) (Decisi
 	sh := m.shard(id)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	e := sh.lookup(id)
+	i, e := sh.lookup(id)
 	if e == nil {
 		return Decision{Outcome: NotFound}, nil
 	}
-	d := Decision{Entry: e.snapshot()}
+	d := Decision{Entry: sh.snapshot(i)}
 	adopt := -1
 	if d.Entry.Uncertain > 0 {
-		adopt = e.adoptable(req.Tag, req.Amount)
+		adopt = sh.adoptable(i, req.Tag, req.Amount)
 	}
 	d.Outcome = decide(d.Entry, adopt >= 0, req, now)
 	switch d.Outcome {
 	case Adopted:
-		r := &e.res[adopt]
+		r := &sh.res[i][adopt]
 		r.token = token
 		r.uncertain = false
 		d.Reservation = Reservation{Key: key, Token: token, Amount: r.amount}
 	case Reserved:
-		sh.hold(e, reservation{token: token, tag: req.Tag, amount: req.Amount})
+		sh.hold(i, reservation{token: token, tag: req.Tag, amount: req.Amount})
 		d.Reservation = Reservation{Key: key, Token: token, Amount: req.Amount}
 	}
 	return d, nil
@@ -168,21 +168,21 @@ func (m *Memory) settle(res Reservation, s settlement) error {
 	sh := m.shard(id)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	e := sh.entries[id]
+	i, e := sh.get(id)
 	if e == nil || res.Token == "" {
 		return ErrNotHeld
 	}
-	i := e.find(res.Token)
-	if i < 0 {
+	j := sh.find(i, res.Token)
+	if j < 0 {
 		return ErrNotHeld
 	}
 	switch s {
 	case settleCommit:
-		sh.commit(e, i)
+		sh.commit(i, j)
 	case settleRelease:
-		sh.drop(e, i)
+		sh.drop(i, j)
 	case settleUncertain:
-		e.res[i].uncertain = true
+		sh.res[i][j].uncertain = true
 	}
 	return nil
 }
@@ -214,7 +214,7 @@ func (m *Memory) update(key Key, f func(*entry)) {
 	sh := m.shard(id)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if e := sh.lookup(id); e != nil {
+	if _, e := sh.lookup(id); e != nil {
 		f(e)
 	}
 }
@@ -226,8 +226,8 @@ func (m *Memory) Forget(_ context.Context, key Key) error {
 	sh := m.shard(id)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if e := sh.entries[id]; e != nil {
-		sh.remove(e)
+	if i, e := sh.get(id); e != nil {
+		sh.remove(i)
 	}
 	return nil
 }
@@ -237,7 +237,7 @@ func (m *Memory) Stats(context.Context) (orders, reservations int64, err error) 
 	for i := range m.shards {
 		sh := &m.shards[i]
 		sh.mu.Lock()
-		orders += int64(len(sh.entries))
+		orders += int64(len(sh.index))
 		reservations += sh.inFlight
 		sh.mu.Unlock()
 	}

@@ -9,23 +9,33 @@ import (
 	"github.com/pspguard/pspguard/internal/psp"
 )
 
-// entry is an order as the memory store holds it: a million of them must
-// fit in well under 256 MiB, so it keeps the key's digest rather than the
-// key, the expiry as nanoseconds, and derives the in-flight counters from
-// its reservations instead of storing them.
+// entry is an order as the memory store holds it. A million of them must
+// fit in well under 256 MiB, and the garbage collector must not have to
+// look at them: an entry holds no pointer. It keeps the key's digest rather
+// than the key, the expiry as nanoseconds, a typical currency code inline,
+// and its LRU links as slot numbers; its reservations, few at any time,
+// live beside the slots.
 type entry struct {
 	id         digest
-	prev, next *entry // LRU links; nil while the entry has reservations in flight
+	prev, next uint32 // LRU links between idle entries, as slot numbers; 0 is the list's sentinel
 	amount     int64
 	captured   int64
 	released   int64
 	expires    int64 // unixNano of the order's ExpiresAt
-	currency   string
-	res        []reservation
 	captures   int32
 	state      psp.OrderState
 	single     bool
+	busy       bool // has reservations in flight, so is not in the LRU list
+	curLen     uint8
+	cur        [inlineCurrency]byte
 }
+
+// inlineCurrency is the longest currency an entry holds itself (ISO 4217
+// codes have three letters); a longer one is kept in shard.longCur.
+const inlineCurrency = 7
+
+// longCurrency marks an entry whose currency is in shard.longCur.
+const longCurrency = 0xff
 
 // reservation is one capture in flight on an entry.
 type reservation struct {
@@ -35,22 +45,150 @@ type reservation struct {
 	uncertain bool
 }
 
-func (e *entry) setOrder(o psp.Order) {
+// shard is one lock's worth of entries, in a slice of slots indexed by a
+// map from digest to slot number. Neither holds a pointer, so a full store
+// adds nothing to the work of a garbage collection. Entries without
+// reservations are kept in LRU order for eviction; entries with
+// reservations are not in the list at all, which is what keeps them from
+// being evicted: dropping one would forget the amount in flight and allow
+// an over-capture.
+type shard struct {
+	mu       sync.Mutex
+	index    map[digest]uint32
+	slots    []entry // slots[0] is the sentinel: its next is the most recently used idle entry, its prev the least
+	free     []uint32
+	res      map[uint32][]reservation // reservations in flight, by slot
+	spare    [][]reservation          // emptied reservation slices, so an order's next capture does not allocate
+	longCur  map[uint32]string
+	names    map[[inlineCurrency + 1]byte]string // currency strings, made once each
+	bound    int
+	inFlight int64
+}
+
+// maxSpare and maxNames bound what a shard keeps only to save allocations.
+const (
+	maxSpare = 64
+	maxNames = 256
+)
+
+func (sh *shard) init(bound int) {
+	sh.index = make(map[digest]uint32)
+	sh.slots = make([]entry, 1, 1+min(bound, 1024))
+	sh.res = make(map[uint32][]reservation)
+	sh.longCur = make(map[uint32]string)
+	sh.names = make(map[[inlineCurrency + 1]byte]string)
+	sh.bound = bound
+}
+
+// get returns the slot of id and its entry, without marking it used.
+func (sh *shard) get(id digest) (uint32, *entry) {
+	i, ok := sh.index[id]
+	if !ok {
+		return 0, nil
+	}
+	return i, &sh.slots[i]
+}
+
+// lookup returns the slot of id and its entry, marking it used. The entry
+// pointer is valid until the next insert.
+func (sh *shard) lookup(id digest) (uint32, *entry) {
+	i, e := sh.get(id)
+	if e != nil && !e.busy {
+		sh.unlink(i)
+		sh.pushFront(i)
+	}
+	return i, e
+}
+
+// insert adds an empty entry for id, evicting the least recently used idle
+// entries beyond the bound. If every other entry has reservations in flight
+// the shard grows past its bound rather than lose one of them.
+func (sh *shard) insert(id digest) (uint32, *entry) {
+	var i uint32
+	if n := len(sh.free); n > 0 {
+		i = sh.free[n-1]
+		sh.free = sh.free[:n-1]
+	} else {
+		i = uint32(len(sh.slots))
+		sh.slots = append(sh.slots, entry{})
+	}
+	sh.slots[i] = entry{id: id}
+	sh.index[id] = i
+	sh.pushFront(i)
+	for len(sh.index) > sh.bound {
+		victim := sh.slots[0].prev
+		if victim == 0 || victim == i {
+			break
+		}
+		sh.remove(victim)
+	}
+	return i, &sh.slots[i]
+}
+
+func (sh *shard) remove(i uint32) {
+	e := &sh.slots[i]
+	if !e.busy {
+		sh.unlink(i)
+	}
+	if rs, ok := sh.res[i]; ok {
+		sh.inFlight -= int64(len(rs))
+		delete(sh.res, i)
+	}
+	if e.curLen == longCurrency {
+		delete(sh.longCur, i)
+	}
+	delete(sh.index, e.id)
+	*e = entry{}
+	sh.free = append(sh.free, i)
+}
+
+func (sh *shard) setOrder(i uint32, o psp.Order) {
+	e := &sh.slots[i]
 	e.amount = o.Amount
-	e.currency = o.Currency
 	e.captured = o.Captured
 	e.released = o.Released
 	e.state = o.State
 	e.single = o.SingleCapture
 	e.expires = unixNano(o.ExpiresAt)
+	if e.curLen == longCurrency {
+		delete(sh.longCur, i)
+	}
+	if len(o.Currency) > inlineCurrency {
+		e.curLen = longCurrency
+		sh.longCur[i] = o.Currency
+		return
+	}
+	e.curLen = uint8(len(o.Currency))
+	copy(e.cur[:], o.Currency)
 }
 
-// snapshot returns the entry as the Store interface shows it.
-func (e *entry) snapshot() Entry {
+// currency returns the entry's currency, as a string made once per
+// currency rather than once per read.
+func (sh *shard) currency(i uint32) string {
+	e := &sh.slots[i]
+	if e.curLen == longCurrency {
+		return sh.longCur[i]
+	}
+	var k [inlineCurrency + 1]byte
+	k[0] = e.curLen
+	copy(k[1:], e.cur[:e.curLen])
+	if s, ok := sh.names[k]; ok {
+		return s
+	}
+	s := string(e.cur[:e.curLen])
+	if len(sh.names) < maxNames {
+		sh.names[k] = s
+	}
+	return s
+}
+
+// snapshot returns the entry in slot i as the Store interface shows it.
+func (sh *shard) snapshot(i uint32) Entry {
+	e := &sh.slots[i]
 	s := Entry{
 		Order: psp.Order{
 			Amount:        e.amount,
-			Currency:      e.currency,
+			Currency:      sh.currency(i),
 			Captured:      e.captured,
 			Released:      e.released,
 			State:         e.state,
@@ -59,7 +197,7 @@ func (e *entry) snapshot() Entry {
 		},
 		Captures: int(e.captures),
 	}
-	for _, r := range e.res {
+	for _, r := range sh.res[i] {
 		s.Reserved += r.amount
 		if r.uncertain {
 			s.Uncertain++
@@ -70,138 +208,100 @@ func (e *entry) snapshot() Entry {
 	return s
 }
 
-// adoptable returns the index of the uncertain reservation a retry with tag
-// and amount takes over, or -1.
-func (e *entry) adoptable(tag string, amount int64) int {
+// adoptable returns the index of the uncertain reservation of slot i that a
+// retry with tag and amount takes over, or -1.
+func (sh *shard) adoptable(i uint32, tag string, amount int64) int {
 	if tag == "" {
 		return -1
 	}
-	for i, r := range e.res {
+	for j, r := range sh.res[i] {
 		if r.uncertain && r.tag == tag && r.amount == amount {
-			return i
+			return j
 		}
 	}
 	return -1
 }
 
-func (e *entry) find(token string) int {
-	for i, r := range e.res {
+func (sh *shard) find(i uint32, token string) int {
+	for j, r := range sh.res[i] {
 		if r.token == token {
-			return i
+			return j
 		}
 	}
 	return -1
 }
 
-// shard is one lock's worth of entries. Entries without reservations are
-// kept in LRU order for eviction; entries with reservations are not in the
-// list at all, which is what keeps them from being evicted: dropping one
-// would forget the amount in flight and allow an over-capture.
-type shard struct {
-	mu       sync.Mutex
-	entries  map[digest]*entry
-	idle     entry // sentinel: idle.next is the most recently used idle entry, idle.prev the least
-	bound    int
-	inFlight int64
-}
-
-func (sh *shard) init(bound int) {
-	sh.entries = make(map[digest]*entry)
-	sh.idle.next = &sh.idle
-	sh.idle.prev = &sh.idle
-	sh.bound = bound
-}
-
-// lookup returns the entry for id, marking it used.
-func (sh *shard) lookup(id digest) *entry {
-	e := sh.entries[id]
-	if e != nil && e.next != nil {
-		sh.unlink(e)
-		sh.pushFront(e)
-	}
-	return e
-}
-
-// insert adds an empty entry for id, evicting the least recently used idle
-// entries beyond the bound. If every other entry has reservations in flight
-// the shard grows past its bound rather than lose one of them.
-func (sh *shard) insert(id digest) *entry {
-	e := &entry{id: id}
-	sh.entries[id] = e
-	sh.pushFront(e)
-	for len(sh.entries) > sh.bound {
-		victim := sh.idle.prev
-		if victim == &sh.idle || victim == e {
-			break
+// hold adds a reservation to slot i, taking its entry out of the eviction
+// list.
+func (sh *shard) hold(i uint32, r reservation) {
+	rs, ok := sh.res[i]
+	if !ok {
+		sh.unlink(i)
+		sh.slots[i].busy = true
+		if n := len(sh.spare); n > 0 {
+			rs = sh.spare[n-1]
+			sh.spare = sh.spare[:n-1]
 		}
-		sh.unlink(victim)
-		delete(sh.entries, victim.id)
 	}
-	return e
-}
-
-func (sh *shard) remove(e *entry) {
-	if e.next != nil {
-		sh.unlink(e)
-	}
-	sh.inFlight -= int64(len(e.res))
-	delete(sh.entries, e.id)
-}
-
-// hold adds a reservation to e, taking e out of the eviction list.
-func (sh *shard) hold(e *entry, r reservation) {
-	if len(e.res) == 0 {
-		sh.unlink(e)
-	}
-	e.res = append(e.res, r)
+	sh.res[i] = append(rs, r)
 	sh.inFlight++
 }
 
-// drop removes e's reservation i; an entry left without reservations
-// becomes the most recently used idle entry. The slice keeps its capacity,
-// so the order's next capture does not allocate.
-func (sh *shard) drop(e *entry, i int) {
-	n := len(e.res) - 1
-	copy(e.res[i:], e.res[i+1:])
-	e.res[n] = reservation{}
-	e.res = e.res[:n]
+// drop removes reservation j of slot i; an entry left without reservations
+// becomes the most recently used idle entry.
+func (sh *shard) drop(i uint32, j int) {
+	rs := sh.res[i]
+	n := len(rs) - 1
+	copy(rs[j:], rs[j+1:])
+	rs[n] = reservation{}
+	rs = rs[:n]
 	sh.inFlight--
-	if n == 0 {
-		sh.pushFront(e)
+	if n > 0 {
+		sh.res[i] = rs
+		return
 	}
+	delete(sh.res, i)
+	if len(sh.spare) < maxSpare {
+		sh.spare = append(sh.spare, rs)
+	}
+	sh.slots[i].busy = false
+	sh.pushFront(i)
 }
 
-// dropUncertain removes every uncertain reservation of e.
-func (sh *shard) dropUncertain(e *entry) {
-	for i := len(e.res) - 1; i >= 0; i-- {
-		if e.res[i].uncertain {
-			sh.drop(e, i)
+// dropUncertain removes every uncertain reservation of slot i.
+func (sh *shard) dropUncertain(i uint32) {
+	for j := len(sh.res[i]) - 1; j >= 0; j-- {
+		if sh.res[i][j].uncertain {
+			sh.drop(i, j)
 		}
 	}
 }
 
-func (sh *shard) commit(e *entry, i int) {
-	e.captured += e.res[i].amount
+func (sh *shard) commit(i uint32, j int) {
+	e := &sh.slots[i]
+	e.captured += sh.res[i][j].amount
 	if e.captures < math.MaxInt32 {
 		e.captures++
 	}
-	sh.drop(e, i)
+	sh.drop(i, j)
 	if e.single || e.captured >= e.amount {
 		e.state = psp.StateCaptured
 	}
 }
 
-func (sh *shard) pushFront(e *entry) {
-	e.prev = &sh.idle
-	e.next = sh.idle.next
-	e.next.prev = e
-	sh.idle.next = e
+func (sh *shard) pushFront(i uint32) {
+	s := sh.slots
+	s[i].prev = 0
+	s[i].next = s[0].next
+	s[s[0].next].prev = i
+	s[0].next = i
 }
 
-func (sh *shard) unlink(e *entry) {
-	e.prev.next = e.next
-	e.next.prev = e.prev
-	e.prev, e.next = nil, nil
+func (sh *shard) unlink(i uint32) {
+	s := sh.slots
+	s[s[i].prev].next = s[i].next
+	s[s[i].next].prev = s[i].prev
+	s[i].prev, s[i].next = 0, 0
 }
 
 // digest identifies an order in the memory store: the first 128 bits of the

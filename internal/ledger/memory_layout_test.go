@@ -1,0 +1,75 @@
+package ledger
+
+import (
+	"context"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/pspguard/pspguard/internal/psp"
+)
+
+// The bulk of a memory store is its slots and its index. Neither may hold a
+// pointer: the garbage collector then never scans them, however many
+// orders the store holds. A pointer added to entry (a string, a slice) would
+// bring back a cost on every request of a busy gateway.
+func TestMemoryStorageHoldsNoPointers(t *testing.T) {
+	var sh shard
+	for _, typ := range []reflect.Type{
+		reflect.TypeOf(sh.slots).Elem(),
+		reflect.TypeOf(sh.index).Key(),
+		reflect.TypeOf(sh.index).Elem(),
+		reflect.TypeOf(sh.free).Elem(),
+	} {
+		if path, ok := pointerIn(typ, typ.String()); ok {
+			t.Errorf("%s holds a pointer at %s", typ, path)
+		}
+	}
+}
+
+// pointerIn reports the path to the first pointer inside typ.
+func pointerIn(typ reflect.Type, path string) (string, bool) {
+	switch typ.Kind() {
+	case reflect.Pointer, reflect.String, reflect.Slice, reflect.Map, reflect.Chan,
+		reflect.Func, reflect.Interface, reflect.UnsafePointer:
+		return path, true
+	case reflect.Array:
+		return pointerIn(typ.Elem(), path+"[]")
+	case reflect.Struct:
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			if p, ok := pointerIn(f.Type, path+"."+f.Name); ok {
+				return p, true
+			}
+		}
+	}
+	return "", false
+}
+
+// An entry whose currency is longer than the slot holds keeps it exactly.
+func TestMemoryLongCurrency(t *testing.T) {
+	m := NewMemory(MemoryOptions{MaxOrders: 4})
+	for _, cur := range []string{"SEK", "", "ABCDEFG", "ABCDEFGH-LONGER", "EUR"} {
+		k := Key{PSP: "klarna", Merchant: "m", OrderID: "o-" + cur}
+		if err := m.Learn(context.Background(), k, order(cur)); err != nil {
+			t.Fatal(err)
+		}
+		e, ok, err := m.Get(context.Background(), k)
+		if err != nil || !ok || e.Currency != cur {
+			t.Errorf("currency %q read back as %q (ok %v, err %v)", cur, e.Currency, ok, err)
+		}
+	}
+	// Evicted and relearned slots start clean.
+	k := Key{PSP: "klarna", Merchant: "m", OrderID: "o-ABCDEFGH-LONGER"}
+	if err := m.Learn(context.Background(), k, order("NOK")); err != nil {
+		t.Fatal(err)
+	}
+	if e, _, _ := m.Get(context.Background(), k); e.Currency != "NOK" {
+		t.Errorf("a long currency replaced by NOK reads %q", e.Currency)
+	}
+}
+
+func order(currency string) psp.Order {
+	return psp.Order{Amount: 1000, Currency: currency, State: psp.StateAuthorized,
+		ExpiresAt: time.Now().Add(time.Hour)}
+}
