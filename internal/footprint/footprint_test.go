@@ -27,12 +27,13 @@ func BenchmarkFootprint(b *testing.B) {
 	var orders, results uint64
 	for b.Loop() {
 		base := heapAlloc()
-		// Each ledger shard is bounded on its own and hashing does not
-		// fill them evenly, so the bound leaves room to hold every order.
+		// Each shard of either store is bounded on its own and hashing
+		// does not fill them evenly, so the bounds leave room to hold
+		// every entry.
 		l := ledger.NewMemory(ledger.MemoryOptions{MaxOrders: 2 * entries})
 		fillLedger(b, ctx, l)
 		withLedger := heapAlloc()
-		c := idempotency.NewMemory(idempotency.Config{Capacity: entries})
+		c := idempotency.NewMemory(idempotency.Config{Capacity: 2 * entries})
 		fillCache(b, ctx, c)
 		withBoth := heapAlloc()
 

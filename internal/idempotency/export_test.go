@@ -10,9 +10,14 @@ func SetNow(m *Memory, now func() time.Time) { m.now = now }
 
 // InFlightLen reports how many claims m keeps, lapsed or not.
 func InFlightLen(m *Memory) int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.inflight)
+	n := 0
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.Lock()
+		n += len(sh.inflight)
+		sh.mu.Unlock()
+	}
+	return n
 }
 
 // RedisBegin claims key with a chosen token, as a retried Begin does.

@@ -5,10 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
-	"sync"
+	"sync/atomic"
 	"time"
-
-	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
 // Memory is a Store in the process's memory, for a single gateway.
@@ -26,21 +24,23 @@ import (
 // bounded by the number of requests in flight, and claims older than
 // Config.InFlightTTL count as absent and are swept.
 //
-// An entry is kept small, because a million of them must fit next to the
-// ledger: the LRU is indexed by 64 bits of the key's 128-bit digest and the
-// other 64 bits are checked on every read, the fingerprint is kept to 128
-// bits, and the expiry and the result are one string. The store starts no
-// goroutine, so a replaced store leaves nothing behind.
+// A million results must fit next to the ledger, and the garbage collector
+// must not have to look at them. Results are spread over up to 64 shards,
+// each with its own lock. In a shard, a result's slot (the second half of
+// its key's digest, its expiry, its LRU links as slot numbers) sits in a
+// slice of slots indexed by a map from the first half of the digest; its
+// bytes (the first 128 bits of the request's fingerprint, then the result
+// in the layout of memory_encoding.go) sit in a block of large byte pages,
+// in the smallest of a ladder of block sizes that holds them. Slots, index
+// and pages hold no pointers, so a full cache adds nothing to the work of a
+// garbage collection. The store starts no goroutine, so a replaced store
+// leaves nothing behind.
 type Memory struct {
-	cfg Config
-	now func() time.Time
-
-	// mu makes each operation atomic across the LRU and the claims.
-	mu       sync.Mutex
-	results  *simplelru.LRU[uint64, string] // by memoryKey.index; the layout of the string is below
-	inflight map[memoryKey]claim
-	sweepAt  time.Time
-	closed   bool
+	cfg     Config
+	now     func() time.Time
+	shards  []memShard
+	closed  atomic.Bool
+	sweepAt atomic.Int64 // Unix nanoseconds of the next sweep of lapsed claims
 }
 
 // memoryKey is the digest of a Key: an entry costs the same whatever the
@@ -48,33 +48,15 @@ type Memory struct {
 // the keys a cache can hold negligible.
 type memoryKey [16]byte
 
-// index is the half of the digest the LRU is indexed by; the stored result
+// index is the half of the digest a shard's index is keyed by; the slot
 // holds the other half. Two keys whose index collides are never confused:
 // the later result replaces the earlier, which is then simply not cached.
 func (d memoryKey) index() uint64 { return binary.LittleEndian.Uint64(d[:8]) }
 
-// A stored result is one string:
-//
-//	check(8) expires(8) fingerprint(16) result
-//
-// check is the second half of the key's digest, expires the Unix
-// nanoseconds (of the store's clock) from which the result is no longer
-// replayed, fingerprint the first 128 bits of the request's fingerprint,
-// and result the encoding of memory_encoding.go.
-const (
-	checkEnd       = 8
-	expiresEnd     = 16
-	fingerprintEnd = 32
-	fingerprintLen = fingerprintEnd - expiresEnd
-)
+func (d memoryKey) check() uint64 { return binary.LittleEndian.Uint64(d[8:]) }
 
-func storedCheck(v string) string { return v[:checkEnd] }
-
-func storedExpires(v string) int64 {
-	var b [8]byte
-	copy(b[:], v[checkEnd:expiresEnd])
-	return int64(binary.LittleEndian.Uint64(b[:]))
-}
+// fingerprintLen is how much of a request's fingerprint a result keeps.
+const fingerprintLen = 16
 
 type claim struct {
 	fingerprint [32]byte
@@ -87,17 +69,24 @@ type claim struct {
 // rate of traffic.
 const sweepPerComplete = 2
 
+const (
+	maxMemShards      = 64
+	minShardResults   = 1024 // fewer shards for small capacities keep the LRU order close to global
+	completeStackSize = 512  // a typical result is encoded without an allocation
+)
+
 // NewMemory returns an empty memory store.
 func NewMemory(cfg Config) *Memory {
 	cfg = cfg.withDefaults()
-	// NewLRU fails only for a size below 1, which withDefaults rules out.
-	results, _ := simplelru.NewLRU[uint64, string](cfg.Capacity, nil)
-	return &Memory{
-		cfg:      cfg,
-		now:      time.Now,
-		results:  results,
-		inflight: make(map[memoryKey]claim),
+	n := 1
+	for n < maxMemShards && cfg.Capacity/(2*n) >= minShardResults {
+		n *= 2
 	}
+	m := &Memory{cfg: cfg, now: time.Now, shards: make([]memShard, n)}
+	for i := range m.shards {
+		m.shards[i].init(cfg.Capacity / n)
+	}
+	return m
 }
 
 func digest(k Key) memoryKey {
@@ -106,160 +95,144 @@ func digest(k Key) memoryKey {
 	return memoryKey(sum[:16])
 }
 
+// shard returns d's shard, locked, or nil if the store is closed.
+func (m *Memory) shard(d memoryKey) *memShard {
+	sh := &m.shards[d.check()&uint64(len(m.shards)-1)]
+	sh.mu.Lock()
+	if m.closed.Load() {
+		sh.mu.Unlock()
+		return nil
+	}
+	return sh
+}
+
 // Begin claims key, or reports why it cannot be claimed.
 func (m *Memory) Begin(_ context.Context, key Key, fingerprint [32]byte) (Claim, error) {
 	d := digest(key)
-	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
+	now := m.now()
+	m.sweep(now)
+	sh := m.shard(d)
+	if sh == nil {
 		return Claim{}, errClosed
 	}
-	now := m.now()
-	if v, ok := m.result(d, now); ok {
-		m.mu.Unlock()
-		if v[expiresEnd:fingerprintEnd] != string(fingerprint[:fingerprintLen]) {
+	if i, ok := sh.result(d, now); ok {
+		stored := sh.bytes(i)
+		if string(stored[:fingerprintLen]) != string(fingerprint[:fingerprintLen]) {
+			sh.mu.Unlock()
 			return Claim{Outcome: Mismatch}, nil
 		}
-		res, err := parseCompact(v[fingerprintEnd:])
+		encoded := string(stored[fingerprintLen:]) // a copy the replay owns
+		sh.mu.Unlock()
+		res, err := parseCompact(encoded)
 		if err != nil {
 			return Claim{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 		return Claim{Outcome: Replay, Result: &res}, nil
 	}
-	m.sweep(now)
-	if c, ok := m.inflight[d]; ok && now.Before(c.expires) {
-		m.mu.Unlock()
+	defer sh.mu.Unlock()
+	if c, ok := sh.inflight[d]; ok && now.Before(c.expires) {
 		if c.fingerprint != fingerprint {
 			return Claim{Outcome: Mismatch}, nil
 		}
 		return Claim{Outcome: InFlight}, nil
 	}
 	c := claim{fingerprint: fingerprint, token: newToken(), expires: now.Add(m.cfg.InFlightTTL)}
-	m.inflight[d] = c
-	m.mu.Unlock()
+	sh.inflight[d] = c
 	return Claim{Outcome: Started, Token: c.token}, nil
 }
 
-// result returns the live result stored for d and marks it recently used;
-// an expired one is dropped. m.mu is held.
-func (m *Memory) result(d memoryKey, now time.Time) (string, bool) {
-	v, ok := m.results.Get(d.index())
-	if !ok || storedCheck(v) != string(d[checkEnd:]) {
-		return "", false
-	}
-	if now.UnixNano() >= storedExpires(v) {
-		m.results.Remove(d.index())
-		return "", false
-	}
-	return v, true
-}
-
-// sweep drops lapsed claims, at most once per InFlightTTL. m.mu is held.
+// sweep drops lapsed claims from every shard, at most once per
+// InFlightTTL, so a crashed caller's claims do not pile up.
 func (m *Memory) sweep(now time.Time) {
-	if now.Before(m.sweepAt) {
+	next := m.sweepAt.Load()
+	if now.UnixNano() < next || !m.sweepAt.CompareAndSwap(next, now.Add(m.cfg.InFlightTTL).UnixNano()) {
 		return
 	}
-	for d, c := range m.inflight {
-		if !now.Before(c.expires) {
-			delete(m.inflight, d)
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.Lock()
+		if !m.closed.Load() {
+			sh.sweep(now)
 		}
+		sh.mu.Unlock()
 	}
-	m.sweepAt = now.Add(m.cfg.InFlightTTL)
-}
-
-// expire drops expired results from the least recently used end, up to
-// limit of them (no limit when negative), and stops at the first live one.
-// m.mu is held.
-func (m *Memory) expire(now time.Time, limit int) {
-	t := now.UnixNano()
-	for ; limit != 0; limit-- {
-		_, v, ok := m.results.GetOldest()
-		if !ok || t < storedExpires(v) {
-			return
-		}
-		m.results.RemoveOldest()
-	}
-}
-
-// held returns the claim on d if token holds it. m.mu is held.
-func (m *Memory) held(d memoryKey, token string, now time.Time) (claim, bool) {
-	c, ok := m.inflight[d]
-	if !ok || c.token != token {
-		return claim{}, false
-	}
-	if !now.Before(c.expires) {
-		delete(m.inflight, d)
-		return claim{}, false
-	}
-	return c, true
 }
 
 // Complete turns the claim held by token into a result replayed for
 // Config.TTL.
 func (m *Memory) Complete(_ context.Context, key Key, token string, res Result) error {
-	// The prefix is filled in once the claim is known. A typical answer is
-	// encoded on the stack and copied once into the string the store keeps.
-	var buf [256]byte
-	enc, err := appendCompact(buf[:fingerprintEnd], res)
+	// The fingerprint is filled in once the claim is known.
+	var buf [completeStackSize]byte
+	enc, err := appendCompact(buf[:fingerprintLen], res)
 	if err != nil {
 		return err
 	}
 	d := digest(key)
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
+	sh := m.shard(d)
+	if sh == nil {
 		return errClosed
 	}
+	defer sh.mu.Unlock()
 	now := m.now()
-	c, ok := m.held(d, token, now)
+	c, ok := sh.held(d, token, now)
 	if !ok {
 		return ErrNotHeld
 	}
-	copy(enc, d[checkEnd:])
-	binary.LittleEndian.PutUint64(enc[checkEnd:], uint64(now.Add(m.cfg.TTL).UnixNano()))
-	copy(enc[expiresEnd:], c.fingerprint[:fingerprintLen])
-	delete(m.inflight, d)
-	m.results.Add(d.index(), string(enc))
-	m.expire(now, sweepPerComplete)
+	copy(enc, c.fingerprint[:fingerprintLen])
+	delete(sh.inflight, d)
+	sh.store(d, now.Add(m.cfg.TTL).UnixNano(), enc)
+	sh.expire(now, sweepPerComplete)
 	return nil
 }
 
 // Abandon releases the claim held by token, so the key can be claimed again.
 func (m *Memory) Abandon(_ context.Context, key Key, token string) error {
 	d := digest(key)
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
+	sh := m.shard(d)
+	if sh == nil {
 		return errClosed
 	}
-	if _, ok := m.held(d, token, m.now()); !ok {
+	defer sh.mu.Unlock()
+	if _, ok := sh.held(d, token, m.now()); !ok {
 		return ErrNotHeld
 	}
-	delete(m.inflight, d)
+	delete(sh.inflight, d)
 	return nil
 }
 
 // Len reports the completed results held. It first drops the expired
-// results at the least recently used end; expired results elsewhere in the
-// LRU are counted until they are dropped (see Memory).
+// results at the least recently used end of each shard; expired results
+// elsewhere are counted until they are dropped (see Memory).
 func (m *Memory) Len(context.Context) (int64, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
+	if m.closed.Load() {
 		return 0, errClosed
 	}
-	m.expire(m.now(), -1)
-	return int64(m.results.Len()), nil
+	now := m.now()
+	var n int64
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.Lock()
+		if m.closed.Load() {
+			sh.mu.Unlock()
+			return 0, errClosed
+		}
+		sh.expire(now, -1)
+		n += int64(len(sh.index))
+		sh.mu.Unlock()
+	}
+	return n, nil
 }
 
 // Close drops everything the store holds; later calls fail with
 // ErrUnavailable.
 func (m *Memory) Close() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.closed = true
-	m.results = nil
-	m.inflight = nil
+	m.closed.Store(true)
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.Lock()
+		sh.release()
+		sh.mu.Unlock()
+	}
 	return nil
 }
 

@@ -1,7 +1,10 @@
 package idempotency
 
 import (
+	"bytes"
+	"fmt"
 	"net/http"
+	"reflect"
 	"testing"
 )
 
@@ -20,18 +23,18 @@ func TestMemoryIndexCollision(t *testing.T) {
 	mine := Result{Status: http.StatusCreated, Header: http.Header{"Capture-Id": {"c-1"}}}
 
 	d := digest(k)
-	v, err := appendCompact(make([]byte, fingerprintEnd), other)
+	v, err := appendCompact(append([]byte(nil), fp[:fingerprintLen]...), other)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range checkEnd {
-		v[i] = ^d[checkEnd+i] // the other key's half of its digest
+	var o memoryKey
+	copy(o[:8], d[:8])            // the same index
+	for i := 8; i < len(o); i++ { // another check
+		o[i] = ^d[i]
 	}
-	for i := checkEnd; i < expiresEnd; i++ {
-		v[i] = 0x7f // expires long after now
-	}
-	copy(v[expiresEnd:], fp[:fingerprintLen])
-	m.results.Add(d.index(), string(v))
+	sh := m.shard(d)
+	sh.store(o, 1<<62, v)
+	sh.mu.Unlock()
 
 	c, err := m.Begin(ctx, k, fp)
 	if err != nil || c.Outcome != Started {
@@ -46,5 +49,78 @@ func TestMemoryIndexCollision(t *testing.T) {
 	}
 	if n, _ := m.Len(ctx); n != 1 {
 		t.Errorf("Len = %d, want 1: the key's result replaced the other", n)
+	}
+}
+
+// The bulk of a memory store is its slots, its index and its pages. None
+// may hold a pointer per result: the garbage collector then never scans
+// them, however many results the store holds.
+func TestMemoryStorageHoldsNoPointers(t *testing.T) {
+	var sh memShard
+	for _, typ := range []reflect.Type{
+		reflect.TypeOf(sh.slots).Elem(),
+		reflect.TypeOf(sh.index).Key(),
+		reflect.TypeOf(sh.index).Elem(),
+		reflect.TypeOf(sh.free).Elem(),
+		reflect.TypeOf(sh.classes[0].pages).Elem().Elem(),
+		reflect.TypeOf(sh.classes[0].free).Elem(),
+	} {
+		if path, ok := pointerIn(typ, typ.String()); ok {
+			t.Errorf("%s holds a pointer at %s", typ, path)
+		}
+	}
+}
+
+// pointerIn reports the path to the first pointer inside typ.
+func pointerIn(typ reflect.Type, path string) (string, bool) {
+	switch typ.Kind() {
+	case reflect.Pointer, reflect.String, reflect.Slice, reflect.Map, reflect.Chan,
+		reflect.Func, reflect.Interface, reflect.UnsafePointer:
+		return path, true
+	case reflect.Array:
+		return pointerIn(typ.Elem(), path+"[]")
+	case reflect.Struct:
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			if p, ok := pointerIn(f.Type, path+"."+f.Name); ok {
+				return p, true
+			}
+		}
+	}
+	return "", false
+}
+
+// Results of every size are stored and replayed exactly, in blocks of
+// every class and beyond the largest, and a replaced or evicted result's
+// block is reused.
+func TestMemoryResultSizes(t *testing.T) {
+	ctx := t.Context()
+	m := NewMemory(Config{Capacity: 8})
+	defer m.Close()
+	var fp [32]byte
+	for round := range 3 {
+		for _, n := range []int{0, 1, 40, 63, 64, 65, 200, 511, 4000, 4096, 5000, 70000} {
+			k := Key{ID: fmt.Sprintf("size-%d", n)}
+			fp[0] = byte(round)
+			c, err := m.Begin(ctx, k, fp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Outcome == Replay || c.Outcome == Mismatch {
+				continue // still cached from an earlier round
+			}
+			body := bytes.Repeat([]byte{byte('a' + n%26)}, n)
+			if err := m.Complete(ctx, k, c.Token, Result{Status: http.StatusCreated, Body: body}); err != nil {
+				t.Fatal(err)
+			}
+			c, err = m.Begin(ctx, k, fp)
+			if err != nil || c.Outcome != Replay || !bytes.Equal(c.Result.Body, body) {
+				t.Fatalf("round %d, %d bytes: %v %v, body equal %v", round, n, c.Outcome, err,
+					c.Result != nil && bytes.Equal(c.Result.Body, body))
+			}
+		}
+	}
+	if n, _ := m.Len(ctx); n != 8 {
+		t.Errorf("Len = %d, want the capacity 8", n)
 	}
 }

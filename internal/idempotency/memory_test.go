@@ -113,7 +113,8 @@ func TestMemoryResultLifetime(t *testing.T) {
 	ctx := t.Context()
 	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	now := start
-	m := idempotency.NewMemory(idempotency.Config{TTL: time.Hour})
+	// A small capacity keeps one shard, so the LRU order below is global.
+	m := idempotency.NewMemory(idempotency.Config{TTL: time.Hour, Capacity: 100})
 	defer m.Close()
 	idempotency.SetNow(m, func() time.Time { return now })
 	complete := func(id string) {
