@@ -30,7 +30,7 @@ type RedisOptions struct {
 // index of completed results lives at {prefix}:idem:index. redis_scripts.go
 // describes both.
 type Redis struct {
-	client redis.UniversalClient
+	client redis.Cmdable
 	prefix string
 	index  string
 	cfg    Config
@@ -41,7 +41,7 @@ type Redis struct {
 // it open. Begin is safe to retry. A Complete retried after its first reply
 // was lost reports ErrNotHeld although the result is stored; a client with
 // MaxRetries -1 does not retry.
-func NewRedis(client redis.UniversalClient, opts RedisOptions) *Redis {
+func NewRedis(client redis.Cmdable, opts RedisOptions) *Redis {
 	if opts.Prefix == "" {
 		opts.Prefix = "pspguard"
 	}

@@ -48,6 +48,17 @@ func TestRedis(t *testing.T) {
 	})
 }
 
+// The gateway sends the scripts through the client's automatic pipeline.
+func TestRedisAutoPipeline(t *testing.T) {
+	idemtest.Run(t, func(t *testing.T, cfg idempotency.Config) idempotency.Store {
+		ap, err := newClient(t).AutoPipeline()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return idempotency.NewRedis(ap, idempotency.RedisOptions{Prefix: uniquePrefix(t), Config: cfg})
+	})
+}
+
 // TestRedisSharedBetweenGateways checks that two gateways, each with its own
 // connection, answer from one cache: a retry that reaches the other gateway
 // is not performed again.

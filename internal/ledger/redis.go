@@ -39,7 +39,7 @@ type RedisOptions struct {
 // same server and prefix. Each order is one hash, changed only by Lua
 // scripts (redis_scripts.go), so every decision is atomic across instances.
 type Redis struct {
-	client   redis.UniversalClient
+	client   redis.Cmdable
 	prefix   string
 	index    string
 	inflight string
@@ -49,7 +49,7 @@ type Redis struct {
 
 // NewRedis returns a store on client. The caller keeps ownership of the
 // client: Close does not close it.
-func NewRedis(client redis.UniversalClient, opts RedisOptions) *Redis {
+func NewRedis(client redis.Cmdable, opts RedisOptions) *Redis {
 	if opts.Prefix == "" {
 		opts.Prefix = DefaultRedisPrefix
 	}

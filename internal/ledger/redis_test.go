@@ -24,6 +24,20 @@ func TestRedis(t *testing.T) {
 	})
 }
 
+// The gateway sends the scripts through the client's automatic pipeline.
+func TestRedisAutoPipeline(t *testing.T) {
+	ledgertest.Run(t, func(t *testing.T, now func() time.Time) ledger.Store {
+		c := newClient(t)
+		ap, err := c.AutoPipeline()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := ledger.NewRedis(ap, ledger.RedisOptions{Now: now, Prefix: testPrefix(t, c)})
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
 // newClient connects to the test server; the client is closed after the test.
 func newClient(t testing.TB) *redis.Client {
 	t.Helper()
