@@ -435,15 +435,16 @@ func scrapeValue(text, series string) float64 {
 // pool, where the running config keeps it.
 func (g *gateway) ledgerEntry(merchant, orderID string) ledger.Entry {
 	g.t.Helper()
-	v, ok := pool.References("ledger/memory/max=1000000")
+	key := memoryLedgerKey(1000000, leaseFor(defaultLookupTimeout, defaultUpstreamTimout))
+	v, ok := pool.References(key)
 	if !ok || v == 0 {
 		g.t.Fatal("no memory ledger in the pool")
 	}
-	st, _, err := pool.LoadOrNew("ledger/memory/max=1000000", nil)
+	st, _, err := pool.LoadOrNew(key, nil)
 	if err != nil {
 		g.t.Fatal(err)
 	}
-	defer pool.Delete("ledger/memory/max=1000000")
+	defer pool.Delete(key)
 	e, found, err := st.(*pooledLedger).Get(context.Background(), ledger.Key{PSP: "klarna", Merchant: merchant, OrderID: orderID})
 	if err != nil || !found {
 		g.t.Fatalf("ledger has no order %s: %v", orderID, err)

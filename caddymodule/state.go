@@ -71,9 +71,11 @@ func (h *Handler) acquireState() error {
 	)
 	switch h.Store.Type {
 	case "memory":
-		lkey = fmt.Sprintf("ledger/memory/max=%d", h.Ledger.MaxOrders)
+		lkey = memoryLedgerKey(h.Ledger.MaxOrders, h.lease())
 		ikey = fmt.Sprintf("idempotency/memory/capacity=%d/ttl=%s", idemCfg.Capacity, idemCfg.TTL)
-		newLedger = func() ledger.Store { return ledger.NewMemory(ledger.MemoryOptions{MaxOrders: h.Ledger.MaxOrders}) }
+		newLedger = func() ledger.Store {
+			return ledger.NewMemory(ledger.MemoryOptions{MaxOrders: h.Ledger.MaxOrders, Lease: h.lease()})
+		}
 		newIdem = func() idempotency.Store { return idempotency.NewMemory(idemCfg) }
 
 	case "redis":
@@ -100,10 +102,11 @@ func (h *Handler) acquireState() error {
 		// two per call under load, and costs nothing when calls are few.
 		client, ping := conn.pipeline, conn.client
 		h.pingStore = func(ctx context.Context) error { return ping.Ping(ctx).Err() }
-		lkey = fmt.Sprintf("%s/ledger/prefix=%s/ttl=%s", key, h.Store.Prefix, time.Duration(h.Ledger.OrderTTL))
+		lkey = fmt.Sprintf("%s/ledger/prefix=%s/ttl=%s/lease=%s", key, h.Store.Prefix, time.Duration(h.Ledger.OrderTTL), h.lease())
 		ikey = fmt.Sprintf("%s/idempotency/prefix=%s/ttl=%s", key, h.Store.Prefix, idemCfg.TTL)
 		newLedger = func() ledger.Store {
-			return ledger.NewRedis(client, ledger.RedisOptions{Prefix: h.Store.Prefix, OrderTTL: time.Duration(h.Ledger.OrderTTL)})
+			return ledger.NewRedis(client, ledger.RedisOptions{Prefix: h.Store.Prefix,
+				OrderTTL: time.Duration(h.Ledger.OrderTTL), Lease: h.lease()})
 		}
 		newIdem = func() idempotency.Store {
 			return idempotency.NewRedis(client, idempotency.RedisOptions{Prefix: h.Store.Prefix, Config: idemCfg})
@@ -132,6 +135,23 @@ func (h *Handler) acquireState() error {
 	}
 	h.idem = i
 	return nil
+}
+
+// lease is how long a capture reservation stays pending before the ledger
+// presumes its gateway gone: longer than any capture can be in flight (an
+// order read, then the capture itself), with a margin for the store calls
+// around them.
+func (h *Handler) lease() time.Duration {
+	return leaseFor(time.Duration(h.LookupTimeout), time.Duration(h.UpstreamTimeout))
+}
+
+func leaseFor(lookup, upstream time.Duration) time.Duration {
+	return lookup + upstream + 30*time.Second
+}
+
+// memoryLedgerKey names a memory ledger in the usage pool.
+func memoryLedgerKey(maxOrders int, lease time.Duration) string {
+	return fmt.Sprintf("ledger/memory/max=%d/lease=%s", maxOrders, lease)
 }
 
 // acquire finds the pooled value under key or builds it, and remembers the

@@ -13,6 +13,7 @@ package ledger
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/pspguard/pspguard/internal/psp"
 )
@@ -29,7 +30,7 @@ type Entry struct {
 	psp.Order
 	Reserved  int64 // sum of the amounts of reservations in flight (pending and uncertain)
 	Pending   int   // reservations whose request is in flight
-	Uncertain int   // reservations whose outcome is unknown
+	Uncertain int   // reservations whose outcome is unknown, including those pending for longer than the lease
 	Captures  int   // committed captures made through the gateway since the order was learned
 }
 
@@ -108,7 +109,9 @@ type Store interface {
 	// Reconcile replaces the order facts with the PSP's view (from an order
 	// read) and drops every uncertain reservation: the PSP's captured amount
 	// already includes whatever of them it applied. Pending reservations are
-	// kept. If the entry does not exist it is created.
+	// kept, but for those pending for longer than the store's lease, whose
+	// gateway is presumed gone: they count as uncertain. If the entry does
+	// not exist it is created.
 	Reconcile(ctx context.Context, key Key, order psp.Order) error
 
 	// Reserve checks and reserves in one atomic step.
@@ -142,6 +145,10 @@ type Store interface {
 	// Close releases the store's resources.
 	Close() error
 }
+
+// DefaultLease is how long a reservation stays pending by default before
+// it counts as uncertain (see MemoryOptions.Lease).
+const DefaultLease = 2 * time.Minute
 
 // ErrNotHeld is returned when a reservation's token is not held (any more):
 // it was already settled, or dropped by a reconciliation.

@@ -25,6 +25,14 @@ type MemoryOptions struct {
 	// Now tells the time an order's capture window is checked against;
 	// default time.Now.
 	Now func() time.Time
+
+	// Lease is how long a reservation stays pending; default DefaultLease.
+	// A gateway that dies between reserving and settling never settles its
+	// reservation, so one pending for longer counts as uncertain: the next
+	// capture on the order reconciles with the PSP, which drops it. The
+	// lease must exceed the longest a capture can be in flight (the
+	// upstream timeout and an order read before it).
+	Lease time.Duration
 }
 
 // Memory is a Store held in this process: fast, bounded, and lost on
@@ -32,6 +40,7 @@ type MemoryOptions struct {
 // and LRU list, so that unrelated orders do not contend.
 type Memory struct {
 	now    func() time.Time
+	lease  int64 // nanoseconds
 	shards []shard
 }
 
@@ -48,13 +57,16 @@ func NewMemory(opts MemoryOptions) *Memory {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Lease <= 0 {
+		opts.Lease = DefaultLease
+	}
 	n := 1
 	for n < maxShards && opts.MaxOrders/(2*n) >= minShardOrders {
 		n *= 2
 	}
-	m := &Memory{now: opts.Now, shards: make([]shard, n)}
+	m := &Memory{now: opts.Now, lease: int64(opts.Lease), shards: make([]shard, n)}
 	for i := range m.shards {
-		m.shards[i].init(opts.MaxOrders / n)
+		m.shards[i].init(opts.MaxOrders/n, m.lease)
 	}
 	return m
 }
@@ -67,6 +79,7 @@ func (m *Memory) shard(id digest) *shard {
 
 // Get implements Store.
 func (m *Memory) Get(_ context.Context, key Key) (Entry, bool, error) {
+	now := m.now().UnixNano()
 	id := keyDigest(key)
 	sh := m.shard(id)
 	sh.mu.Lock()
@@ -75,7 +88,7 @@ func (m *Memory) Get(_ context.Context, key Key) (Entry, bool, error) {
 	if e == nil {
 		return Entry{}, false, nil
 	}
-	return sh.snapshot(i), true, nil
+	return sh.snapshot(i, now), true, nil
 }
 
 // Learn implements Store.
@@ -92,6 +105,7 @@ func (m *Memory) put(key Key, order psp.Order, reconcile bool) error {
 	if err := checkOrder(order); err != nil {
 		return err
 	}
+	now := m.now().UnixNano()
 	id := keyDigest(key)
 	sh := m.shard(id)
 	sh.mu.Lock()
@@ -102,7 +116,7 @@ func (m *Memory) put(key Key, order psp.Order, reconcile bool) error {
 	}
 	sh.setOrder(i, order)
 	if reconcile {
-		sh.dropUncertain(i)
+		sh.dropUncertain(i, now)
 	}
 	return nil
 }
@@ -119,10 +133,11 @@ func (m *Memory) Reserve(_ context.Context, key Key, req ReserveRequest) (Decisi
 	if e == nil {
 		return Decision{Outcome: NotFound}, nil
 	}
-	d := Decision{Entry: sh.snapshot(i)}
+	at := now.UnixNano()
+	d := Decision{Entry: sh.snapshot(i, at)}
 	adopt := -1
 	if d.Entry.Uncertain > 0 {
-		adopt = sh.adoptable(i, req.Tag, req.Amount)
+		adopt = sh.adoptable(i, req.Tag, req.Amount, at)
 	}
 	d.Outcome = decide(d.Entry, adopt >= 0, req, now)
 	switch d.Outcome {
@@ -130,9 +145,10 @@ func (m *Memory) Reserve(_ context.Context, key Key, req ReserveRequest) (Decisi
 		r := &sh.res[i][adopt]
 		r.token = token
 		r.uncertain = false
+		r.since = at
 		d.Reservation = Reservation{Key: key, Token: token, Amount: r.amount}
 	case Reserved:
-		sh.hold(i, reservation{token: token, tag: req.Tag, amount: req.Amount})
+		sh.hold(i, reservation{token: token, tag: req.Tag, amount: req.Amount, since: at})
 		d.Reservation = Reservation{Key: key, Token: token, Amount: req.Amount}
 	}
 	return d, nil

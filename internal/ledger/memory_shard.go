@@ -42,6 +42,7 @@ type reservation struct {
 	token     string
 	tag       string
 	amount    int64
+	since     int64 // unixNano when it was made or adopted
 	uncertain bool
 }
 
@@ -62,7 +63,14 @@ type shard struct {
 	longCur  map[uint32]string
 	names    map[[inlineCurrency + 1]byte]string // currency strings, made once each
 	bound    int
+	lease    int64 // nanoseconds a reservation stays pending
 	inFlight int64
+}
+
+// lapsed reports whether r's outcome counts as unknown at now: marked so,
+// or pending for longer than the lease.
+func (sh *shard) lapsed(r *reservation, now int64) bool {
+	return r.uncertain || now-r.since >= sh.lease
 }
 
 // maxSpare and maxNames bound what a shard keeps only to save allocations.
@@ -71,7 +79,8 @@ const (
 	maxNames = 256
 )
 
-func (sh *shard) init(bound int) {
+func (sh *shard) init(bound int, lease int64) {
+	sh.lease = lease
 	sh.index = make(map[digest]uint32)
 	sh.slots = make([]entry, 1, 1+min(bound, 1024))
 	sh.res = make(map[uint32][]reservation)
@@ -182,8 +191,9 @@ func (sh *shard) currency(i uint32) string {
 	return s
 }
 
-// snapshot returns the entry in slot i as the Store interface shows it.
-func (sh *shard) snapshot(i uint32) Entry {
+// snapshot returns the entry in slot i as the Store interface shows it at
+// now: a reservation pending for longer than the lease counts as uncertain.
+func (sh *shard) snapshot(i uint32, now int64) Entry {
 	e := &sh.slots[i]
 	s := Entry{
 		Order: psp.Order{
@@ -197,9 +207,10 @@ func (sh *shard) snapshot(i uint32) Entry {
 		},
 		Captures: int(e.captures),
 	}
-	for _, r := range sh.res[i] {
+	for j := range sh.res[i] {
+		r := &sh.res[i][j]
 		s.Reserved += r.amount
-		if r.uncertain {
+		if sh.lapsed(r, now) {
 			s.Uncertain++
 		} else {
 			s.Pending++
@@ -208,14 +219,14 @@ func (sh *shard) snapshot(i uint32) Entry {
 	return s
 }
 
-// adoptable returns the index of the uncertain reservation of slot i that a
-// retry with tag and amount takes over, or -1.
-func (sh *shard) adoptable(i uint32, tag string, amount int64) int {
+// adoptable returns the index of the uncertain (or lapsed) reservation of
+// slot i that a retry with tag and amount takes over, or -1.
+func (sh *shard) adoptable(i uint32, tag string, amount int64, now int64) int {
 	if tag == "" {
 		return -1
 	}
-	for j, r := range sh.res[i] {
-		if r.uncertain && r.tag == tag && r.amount == amount {
+	for j := range sh.res[i] {
+		if r := &sh.res[i][j]; sh.lapsed(r, now) && r.tag == tag && r.amount == amount {
 			return j
 		}
 	}
@@ -268,10 +279,10 @@ func (sh *shard) drop(i uint32, j int) {
 	sh.pushFront(i)
 }
 
-// dropUncertain removes every uncertain reservation of slot i.
-func (sh *shard) dropUncertain(i uint32) {
+// dropUncertain removes every uncertain or lapsed reservation of slot i.
+func (sh *shard) dropUncertain(i uint32, now int64) {
 	for j := len(sh.res[i]) - 1; j >= 0; j-- {
-		if sh.res[i][j].uncertain {
+		if sh.lapsed(&sh.res[i][j], now) {
 			sh.drop(i, j)
 		}
 	}

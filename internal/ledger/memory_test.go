@@ -13,7 +13,7 @@ import (
 
 func TestMemory(t *testing.T) {
 	ledgertest.Run(t, func(t *testing.T, now func() time.Time) ledger.Store {
-		return ledger.NewMemory(ledger.MemoryOptions{Now: now})
+		return ledger.NewMemory(ledger.MemoryOptions{Now: now, Lease: ledgertest.Lease})
 	})
 }
 

@@ -33,6 +33,11 @@ type RedisOptions struct {
 	// Now tells the time an order's capture window is checked against;
 	// default time.Now. The order TTL runs on the Redis server's clock.
 	Now func() time.Time
+
+	// Lease is how long a reservation stays pending; default DefaultLease.
+	// See MemoryOptions.Lease. The gateways sharing a ledger should use the
+	// same lease; their clocks decide when it ends.
+	Lease time.Duration
 }
 
 // Redis is a Store in Redis, shared by every gateway instance that uses the
@@ -44,6 +49,7 @@ type Redis struct {
 	index    string
 	inflight string
 	ttl      string // OrderTTL in milliseconds, as the scripts take it
+	lease    int64  // Lease in milliseconds
 	now      func() time.Time
 }
 
@@ -59,13 +65,18 @@ func NewRedis(client redis.Cmdable, opts RedisOptions) *Redis {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Lease <= 0 {
+		opts.Lease = DefaultLease
+	}
 	return &Redis{
 		client:   client,
 		prefix:   opts.Prefix + ":ledger:",
 		index:    opts.Prefix + ":ledger:index",
 		inflight: opts.Prefix + ":ledger:inflight",
-		ttl:      strconv.FormatInt(max(opts.OrderTTL.Milliseconds(), 1), 10),
-		now:      opts.Now,
+		// An order outlives the lease of any reservation on it.
+		ttl:   strconv.FormatInt(max(opts.OrderTTL.Milliseconds(), opts.Lease.Milliseconds(), 1), 10),
+		lease: max(opts.Lease.Milliseconds(), 1),
+		now:   opts.Now,
 	}
 }
 
@@ -98,7 +109,7 @@ func (r *Redis) Get(ctx context.Context, key Key) (Entry, bool, error) {
 	if len(h) == 0 {
 		return Entry{}, false, nil
 	}
-	e, err := parseEntry(h)
+	e, err := parseEntry(h, r.nowMillis(), r.lease)
 	if err != nil {
 		return Entry{}, false, unavailable(err)
 	}
@@ -128,19 +139,22 @@ func (r *Redis) put(ctx context.Context, s *redis.Script, key Key, o psp.Order) 
 	if o.SingleCapture {
 		sc = "1"
 	}
-	return r.run(ctx, s, key, o.Amount, o.Currency, o.Captured, o.Released, int(o.State), sc, exs, exn)
+	return r.run(ctx, s, key, o.Amount, o.Currency, o.Captured, o.Released, int(o.State), sc, exs, exn,
+		r.nowMillis(), r.lease)
 }
 
 // Reserve implements Store.
 func (r *Redis) Reserve(ctx context.Context, key Key, req ReserveRequest) (Decision, error) {
 	token := newToken()
-	sec, nsec := splitNano(unixNano(r.now()))
+	now := unixNano(r.now())
+	sec, nsec := splitNano(now)
+	nowMs := floorDiv(now, 1e6)
 	v, err := scriptReserve.Run(ctx, r.client, r.keys(key),
-		r.ttl, sec, nsec, clampRequest(req.Amount), req.Tag, token).Slice()
+		r.ttl, sec, nsec, clampRequest(req.Amount), req.Tag, token, nowMs, r.lease).Slice()
 	if err != nil {
 		return Decision{}, unavailable(err)
 	}
-	d, err := parseDecision(v)
+	d, err := parseDecision(v, nowMs, r.lease)
 	if err != nil {
 		return Decision{}, unavailable(err)
 	}
@@ -152,7 +166,7 @@ func (r *Redis) Reserve(ctx context.Context, key Key, req ReserveRequest) (Decis
 	return d, nil
 }
 
-func parseDecision(v []any) (Decision, error) {
+func parseDecision(v []any, nowMs, leaseMs int64) (Decision, error) {
 	if len(v) != 2 {
 		return Decision{}, fmt.Errorf("unexpected reserve reply %v", v)
 	}
@@ -175,7 +189,7 @@ func parseDecision(v []any) (Decision, error) {
 		h[k] = v
 	}
 	var err error
-	d.Entry, err = parseEntry(h)
+	d.Entry, err = parseEntry(h, nowMs, leaseMs)
 	return d, err
 }
 
@@ -258,7 +272,21 @@ func (r *Redis) Stats(ctx context.Context) (orders, reservations int64, err erro
 func (r *Redis) Close() error { return nil }
 
 // parseEntry reads an order hash (see redis_scripts.go for its fields).
-func parseEntry(h map[string]string) (Entry, error) {
+// nowMillis is the store's clock in Unix milliseconds, as reservations
+// are stamped.
+func (r *Redis) nowMillis() int64 { return floorDiv(unixNano(r.now()), 1e6) }
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b < 0 {
+		q--
+	}
+	return q
+}
+
+// parseEntry reads an order's hash. A reservation pending for longer than
+// the lease at nowMs counts as uncertain.
+func parseEntry(h map[string]string, nowMs, leaseMs int64) (Entry, error) {
 	var p entryParser
 	e := Entry{
 		Order: psp.Order{
@@ -276,6 +304,18 @@ func parseEntry(h map[string]string) (Entry, error) {
 	}
 	if s, ok := h["exs"]; ok {
 		e.ExpiresAt = fromUnixNano(p.int("exs", s)*1e9 + p.int("exn", h["exn"]))
+	}
+	for k, v := range h {
+		if !strings.HasPrefix(k, "r:") || !strings.HasPrefix(v, "p:") {
+			continue
+		}
+		// p:<amount>:<since>:<tag>
+		_, rest, _ := strings.Cut(v[2:], ":")
+		since, _, _ := strings.Cut(rest, ":")
+		if nowMs-p.int("reservation", since) >= leaseMs {
+			e.Pending--
+			e.Uncertain++
+		}
 	}
 	return e, p.err
 }

@@ -15,7 +15,9 @@ import (
 // (the expiry's whole and fractional seconds since the epoch, floored;
 // absent when unknown). Counters: res (reserved), pen (pending), unc
 // (uncertain), n (captures). One field per reservation: r:<token> =
-// <p|u>:<amount>:<tag>, p for pending and u for uncertain.
+// <p|u>:<amount>:<since>:<tag>, p for pending and u for uncertain, since
+// the gateway's clock (Unix milliseconds) when it was made or adopted. A
+// reservation pending for longer than the lease counts as uncertain.
 //
 // Every order script takes KEYS = {order, index, inflight} and ARGV[1] = the
 // order TTL in milliseconds. The index is a sorted set of order keys scored
@@ -59,12 +61,12 @@ local function load()
 end
 
 local function parseReservation(v)
-  local status, amount, tag = string.match(v, '^([pu]):(%%d+):(.*)$')
-  return status, tonumber(amount), tag
+  local status, amount, since, tag = string.match(v, '^([pu]):(%%d+):(%%-?%%d+):(.*)$')
+  return status, tonumber(amount), tonumber(since), tag
 end
 
-local function reservation(status, amount, tag)
-  return status .. ':' .. int(amount) .. ':' .. tag
+local function reservation(status, amount, since, tag)
+  return status .. ':' .. int(amount) .. ':' .. int(since) .. ':' .. tag
 end
 
 local function addInFlight(d)
@@ -73,15 +75,11 @@ local function addInFlight(d)
   end
 end
 
--- touch refreshes the order's expiry and its place in the index. An order
--- with reservations in flight does not expire: dropping it would forget the
--- amount in flight (the memory store likewise never evicts one).
-local function touch(inFlight)
-  if inFlight > 0 then
-    redis.call('PERSIST', key)
-    redis.call('ZADD', index, '+inf', key)
-    return
-  end
+-- touch refreshes the order's expiry and its place in the index. The TTL
+-- is longer than the lease, so an order with a reservation in flight
+-- outlives it; a reservation whose gateway died does not keep its order
+-- forever.
+local function touch()
   local ttl = tonumber(ARGV[1])
   local t = redis.call('TIME')
   redis.call('PEXPIRE', key, ttl)
@@ -132,20 +130,28 @@ local function decide(o, adoptable, amount, tag, nows, nowns)
 end
 `
 
-// ARGV: ttl, now seconds, now nanoseconds, amount, tag, token.
+// ARGV: ttl, now seconds, now nanoseconds, amount, tag, token, now in
+// milliseconds, lease in milliseconds.
 // Returns {outcome, the order's HGETALL reply before the change}.
 const luaReserve = luaDecide + `
 local o, f = load()
 if not o then return {NOT_FOUND, f} end
 local amount, tag, token = tonumber(ARGV[4]), ARGV[5], ARGV[6]
-local adopt
-if o.unc > 0 and tag ~= '' then
+local now, lease = tonumber(ARGV[7]), tonumber(ARGV[8])
+local pen, unc = o.pen, o.unc
+local adopt, adoptStatus
+if pen + unc > 0 then
   for i = 1, #f, 2 do
     if string.sub(f[i], 1, 2) == 'r:' then
-      local s, a, t = parseReservation(f[i + 1])
-      if s == 'u' and a == amount and t == tag then
-        adopt = f[i]
-        break
+      local s, a, since, t = parseReservation(f[i + 1])
+      local lapsed = s == 'p' and now - since >= lease
+      if lapsed then
+        -- Pending past its lease: its gateway is presumed gone, the
+        -- outcome unknown.
+        o.pen, o.unc = o.pen - 1, o.unc + 1
+      end
+      if (s == 'u' or lapsed) and not adopt and tag ~= '' and a == amount and t == tag then
+        adopt, adoptStatus = f[i], s
       end
     end
   end
@@ -153,13 +159,14 @@ end
 local out = decide(o, adopt ~= nil, amount, tag, tonumber(ARGV[2]), tonumber(ARGV[3]))
 if out == ADOPTED then
   -- A new token fences off the holder of the old one.
+  if adoptStatus == 'u' then pen, unc = pen + 1, unc - 1 end
   redis.call('HDEL', key, adopt)
-  redis.call('HSET', key, 'r:' .. token, reservation('p', amount, tag), 'pen', int(o.pen + 1), 'unc', int(o.unc - 1))
-  touch(o.pen + o.unc)
+  redis.call('HSET', key, 'r:' .. token, reservation('p', amount, now, tag), 'pen', int(pen), 'unc', int(unc))
+  touch()
 elseif out == RESERVED then
-  redis.call('HSET', key, 'r:' .. token, reservation('p', amount, tag), 'res', int(o.res + amount), 'pen', int(o.pen + 1))
+  redis.call('HSET', key, 'r:' .. token, reservation('p', amount, now, tag), 'res', int(o.res + amount), 'pen', int(pen + 1))
   addInFlight(1)
-  touch(o.pen + o.unc + 1)
+  touch()
 end
 return {out, f}
 `
@@ -171,7 +178,7 @@ local o, f, h = load()
 if not o then return 0 end
 local field = 'r:' .. ARGV[2]
 if not h[field] then return 0 end
-local s, amount, tag = parseReservation(h[field])
+local s, amount, since, tag = parseReservation(h[field])
 local pen, unc = o.pen, o.unc
 if s == 'p' then pen = pen - 1 else unc = unc - 1 end
 `
@@ -185,7 +192,7 @@ redis.call('HDEL', key, field)
 redis.call('HSET', key, 'cap', int(cap), 'n', int(math.min(o.n + 1, MAX_CAPTURES)), 'st', int(st),
   'res', int(o.res - amount), 'pen', int(pen), 'unc', int(unc))
 addInFlight(-1)
-touch(pen + unc)
+touch()
 return 1
 `
 
@@ -194,7 +201,7 @@ const luaRelease = luaSettle + `
 redis.call('HDEL', key, field)
 redis.call('HSET', key, 'res', int(o.res - amount), 'pen', int(pen), 'unc', int(unc))
 addInFlight(-1)
-touch(pen + unc)
+touch()
 return 1
 `
 
@@ -202,76 +209,78 @@ return 1
 // uncertain reservation again changes nothing.
 const luaMarkUncertain = luaSettle + `
 if s == 'p' then
-  redis.call('HSET', key, field, reservation('u', amount, tag), 'pen', int(pen), 'unc', int(o.unc + 1))
+  redis.call('HSET', key, field, reservation('u', amount, since, tag), 'pen', int(pen), 'unc', int(o.unc + 1))
 end
-touch(o.pen + o.unc)
+touch()
 return 1
 `
 
 // ARGV: ttl, then the order facts (see setFacts). Keeps every reservation.
 const luaLearn = `
-local c = redis.call('HMGET', key, 'pen', 'unc')
 if redis.call('EXISTS', key) == 0 then
   redis.call('HSET', key, 'res', 0, 'pen', 0, 'unc', 0, 'n', 0)
 end
 setFacts()
-touch(num(c[1]) + num(c[2]))
+touch()
 return 1
 `
 
-// ARGV: ttl, then the order facts (see setFacts). Drops every uncertain
-// reservation: the PSP's captured amount includes whatever of them it applied.
+// ARGV: ttl, then the order facts (see setFacts), now and the lease in
+// milliseconds. Drops every uncertain reservation, and every one pending
+// past its lease: the PSP's captured amount includes whatever of them it
+// applied.
 const luaReconcile = `
 local o, f = load()
 if not o then
   redis.call('HSET', key, 'res', 0, 'pen', 0, 'unc', 0, 'n', 0)
   setFacts()
-  touch(0)
+  touch()
   return 1
 end
-local dropped, amount = 0, 0
+local now, lease = tonumber(ARGV[10]), tonumber(ARGV[11])
+local pen, unc, amount = o.pen, o.unc, 0
 for i = 1, #f, 2 do
   if string.sub(f[i], 1, 2) == 'r:' then
-    local s, a = parseReservation(f[i + 1])
-    if s == 'u' then
+    local s, a, since = parseReservation(f[i + 1])
+    if s == 'u' or now - since >= lease then
       redis.call('HDEL', key, f[i])
-      dropped = dropped + 1
+      if s == 'u' then unc = unc - 1 else pen = pen - 1 end
       amount = amount + a
     end
   end
 end
-redis.call('HSET', key, 'res', int(o.res - amount), 'unc', int(o.unc - dropped))
+redis.call('HSET', key, 'res', int(o.res - amount), 'pen', int(pen), 'unc', int(unc))
 setFacts()
-addInFlight(-dropped)
-touch(o.pen + o.unc - dropped)
+addInFlight(pen + unc - o.pen - o.unc)
+touch()
 return 1
 `
 
 // luaUpdate is the start of set_amount, release_remaining and cancel: an
 // order the store does not hold is left alone.
 const luaUpdate = `
-local c = redis.call('HMGET', key, 'a', 'cap', 'pen', 'unc')
+local c = redis.call('HMGET', key, 'a', 'cap')
 if not c[1] then return 0 end
 `
 
 // ARGV: ttl, amount.
 const luaSetAmount = luaUpdate + `
 redis.call('HSET', key, 'a', ARGV[2])
-touch(num(c[3]) + num(c[4]))
+touch()
 return 1
 `
 
 // ARGV: ttl.
 const luaReleaseRemaining = luaUpdate + `
 redis.call('HSET', key, 'rel', int(math.max(0, num(c[1]) - num(c[2]))))
-touch(num(c[3]) + num(c[4]))
+touch()
 return 1
 `
 
 // ARGV: ttl.
 const luaCancel = luaUpdate + `
 redis.call('HSET', key, 'st', CANCELLED)
-touch(num(c[3]) + num(c[4]))
+touch()
 return 1
 `
 

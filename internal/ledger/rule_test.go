@@ -32,7 +32,7 @@ func TestExpiryEncoding(t *testing.T) {
 		if n == 0 {
 			continue
 		}
-		e, err := parseEntry(map[string]string{"exs": strconv.FormatInt(sec, 10), "exn": strconv.FormatInt(nsec, 10)})
+		e, err := parseEntry(map[string]string{"exs": strconv.FormatInt(sec, 10), "exn": strconv.FormatInt(nsec, 10)}, 0, 1)
 		if err != nil || !e.ExpiresAt.Equal(tt.want) {
 			t.Errorf("redis: %v reads back as %v, %v; want %v", tt.in, e.ExpiresAt, err, tt.want)
 		}

@@ -15,8 +15,9 @@ import (
 )
 
 // Run runs the whole suite. open returns an empty store whose capture
-// windows are checked against now; it arranges the store's cleanup itself
-// (t.Cleanup). Every subtest opens its own store.
+// windows and reservation leases are checked against now, with a lease of
+// Lease; it arranges the store's cleanup itself (t.Cleanup). Every subtest
+// opens its own store.
 func Run(t *testing.T, open func(t *testing.T, now func() time.Time) ledger.Store) {
 	t.Run("ReserveOutcomes", func(t *testing.T) { testReserveOutcomes(t, open) })
 	t.Run("ExpiryFollowsTheClock", func(t *testing.T) { testExpiryFollowsTheClock(t, open) })
@@ -38,6 +39,8 @@ func Run(t *testing.T, open func(t *testing.T, now func() time.Time) ledger.Stor
 	t.Run("KeysDoNotCollide", func(t *testing.T) { testKeysDoNotCollide(t, open) })
 	t.Run("Stats", func(t *testing.T) { testStats(t, open) })
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, open) })
+	t.Run("Lease", func(t *testing.T) { testLease(t, open) })
+	t.Run("LeaseAdopt", func(t *testing.T) { testLeaseAdopt(t, open) })
 }
 
 // t0 is the suite's "now"; orders expire four weeks later.

@@ -157,7 +157,8 @@ func testExpiryFollowsTheClock(t *testing.T, open opener) {
 	s, c := start(t, open)
 	k := key("order-1")
 	o := authorized(1000)
-	o.ExpiresAt = t0.Add(time.Hour)
+	// Within the lease, so that the reservations below stay pending.
+	o.ExpiresAt = t0.Add(Lease / 2)
 	learn(t, s, k, o)
 
 	res := mustReserve(t, s, k, 100, "")
