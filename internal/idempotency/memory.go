@@ -26,13 +26,16 @@ import (
 //
 // A million results must fit next to the ledger, and the garbage collector
 // must not have to look at them. Results are spread over up to 64 shards,
-// each with its own lock. In a shard, a result's slot (the second half of
-// its key's digest, its expiry, its LRU links as slot numbers) sits in a
-// slice of slots indexed by a map from the first half of the digest; its
+// each with its own lock and its own share of the capacity and LRU order (a
+// capacity under 2,048 keeps one shard); hashing does not fill them evenly,
+// so a full store holds slightly fewer results than its capacity. In a
+// shard, a result's slot (the second half of its key's digest and its
+// expiry) sits in a slice of slots indexed by a map from the first half of
+// the digest and kept in LRU order by slot number (internal/slotlru); its
 // bytes (the first 128 bits of the request's fingerprint, then the result
 // in the layout of memory_encoding.go) sit in a block of large byte pages,
-// in the smallest of a ladder of block sizes that holds them. Slots, index
-// and pages hold no pointers, so a full cache adds nothing to the work of a
+// in the smallest of a ladder of block sizes that holds them. Slots, index,
+// order and pages hold no pointers, so a full cache adds nothing to the work of a
 // garbage collection. The store starts no goroutine, so a replaced store
 // leaves nothing behind.
 type Memory struct {

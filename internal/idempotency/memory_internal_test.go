@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"reflect"
 	"testing"
+
+	"github.com/pspguard/pspguard/internal/noscan"
 )
 
 // TestMemoryIndexCollision stores, under the LRU index of a key, the result
@@ -61,33 +63,13 @@ func TestMemoryStorageHoldsNoPointers(t *testing.T) {
 		reflect.TypeOf(sh.slots).Elem(),
 		reflect.TypeOf(sh.index).Key(),
 		reflect.TypeOf(sh.index).Elem(),
-		reflect.TypeOf(sh.free).Elem(),
 		reflect.TypeOf(sh.classes[0].pages).Elem().Elem(),
 		reflect.TypeOf(sh.classes[0].free).Elem(),
 	} {
-		if path, ok := pointerIn(typ, typ.String()); ok {
+		if path, found := noscan.Pointer(typ); found {
 			t.Errorf("%s holds a pointer at %s", typ, path)
 		}
 	}
-}
-
-// pointerIn reports the path to the first pointer inside typ.
-func pointerIn(typ reflect.Type, path string) (string, bool) {
-	switch typ.Kind() {
-	case reflect.Pointer, reflect.String, reflect.Slice, reflect.Map, reflect.Chan,
-		reflect.Func, reflect.Interface, reflect.UnsafePointer:
-		return path, true
-	case reflect.Array:
-		return pointerIn(typ.Elem(), path+"[]")
-	case reflect.Struct:
-		for i := range typ.NumField() {
-			f := typ.Field(i)
-			if p, ok := pointerIn(f.Type, path+"."+f.Name); ok {
-				return p, true
-			}
-		}
-	}
-	return "", false
 }
 
 // Results of every size are stored and replayed exactly, in blocks of

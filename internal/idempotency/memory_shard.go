@@ -3,6 +3,8 @@ package idempotency
 import (
 	"sync"
 	"time"
+
+	"github.com/pspguard/pspguard/internal/slotlru"
 )
 
 // memShard is one lock's worth of results: slots in a slice, an index from
@@ -12,8 +14,8 @@ import (
 type memShard struct {
 	mu       sync.Mutex
 	index    map[uint64]uint32 // memoryKey.index -> slot
-	slots    []resultSlot      // slots[0] is the sentinel: its next is the most recently used result, its prev the least
-	free     []uint32
+	slots    []resultSlot      // by slot number; slot 0 is unused
+	lru      slotlru.List      // the results, and the free slots
 	classes  [len(blockSizes)]blockClass
 	big      map[uint32][]byte // results larger than the largest block
 	inflight map[memoryKey]claim
@@ -22,13 +24,12 @@ type memShard struct {
 
 // resultSlot is one completed result.
 type resultSlot struct {
-	key        uint64 // memoryKey.index of the key the result belongs to
-	check      uint64 // memoryKey.check of that key
-	expires    int64  // Unix nanoseconds (of the store's clock) from which it is no longer replayed
-	prev, next uint32 // LRU links, as slot numbers
-	block      uint32 // the block within its class
-	size       uint32 // bytes stored: the fingerprint, then the encoded result
-	class      uint8  // index in blockSizes, or bigClass
+	key     uint64 // memoryKey.index of the key the result belongs to
+	check   uint64 // memoryKey.check of that key
+	expires int64  // Unix nanoseconds (of the store's clock) from which it is no longer replayed
+	block   uint32 // the block within its class
+	size    uint32 // bytes stored: the fingerprint, then the encoded result
+	class   uint8  // index in blockSizes, or bigClass
 }
 
 // blockSizes is the ladder of block sizes, in steps of about an eighth, so
@@ -55,6 +56,7 @@ type blockClass struct {
 func (sh *memShard) init(capacity int) {
 	sh.index = make(map[uint64]uint32)
 	sh.slots = make([]resultSlot, 1, 1+min(capacity, 1024))
+	sh.lru = slotlru.List{}
 	sh.big = make(map[uint32][]byte)
 	sh.inflight = make(map[memoryKey]claim)
 	sh.capacity = capacity
@@ -62,7 +64,8 @@ func (sh *memShard) init(capacity int) {
 
 // release drops everything the shard holds.
 func (sh *memShard) release() {
-	sh.index, sh.slots, sh.free, sh.big, sh.inflight = nil, nil, nil, nil, nil
+	sh.index, sh.slots, sh.big, sh.inflight = nil, nil, nil, nil
+	sh.lru = slotlru.List{}
 	sh.classes = [len(blockSizes)]blockClass{}
 }
 
@@ -77,8 +80,7 @@ func (sh *memShard) result(d memoryKey, now time.Time) (uint32, bool) {
 		sh.remove(i)
 		return 0, false
 	}
-	sh.unlink(i)
-	sh.pushFront(i)
+	sh.lru.MoveToFront(i)
 	return i, true
 }
 
@@ -102,12 +104,8 @@ func (sh *memShard) store(d memoryKey, expires int64, data []byte) {
 	if i, ok := sh.index[d.index()]; ok {
 		sh.remove(i)
 	}
-	var i uint32
-	if n := len(sh.free); n > 0 {
-		i = sh.free[n-1]
-		sh.free = sh.free[:n-1]
-	} else {
-		i = uint32(len(sh.slots))
+	i := sh.lru.Alloc()
+	if int(i) == len(sh.slots) {
 		sh.slots = append(sh.slots, resultSlot{})
 	}
 	s := &sh.slots[i]
@@ -124,9 +122,9 @@ func (sh *memShard) store(d memoryKey, expires int64, data []byte) {
 		copy(sh.bytes(i), data)
 	}
 	sh.index[d.index()] = i
-	sh.pushFront(i)
+	sh.lru.PushFront(i)
 	for len(sh.index) > sh.capacity {
-		victim := sh.slots[0].prev
+		victim := sh.lru.Back()
 		if victim == 0 || victim == i {
 			break
 		}
@@ -158,10 +156,10 @@ func (sh *memShard) remove(i uint32) {
 		c := &sh.classes[s.class]
 		c.free = append(c.free, s.block)
 	}
-	sh.unlink(i)
+	sh.lru.Remove(i)
 	delete(sh.index, s.key)
 	*s = resultSlot{}
-	sh.free = append(sh.free, i)
+	sh.lru.Free(i)
 }
 
 // expire drops expired results from the least recently used end, up to
@@ -169,7 +167,7 @@ func (sh *memShard) remove(i uint32) {
 func (sh *memShard) expire(now time.Time, limit int) {
 	t := now.UnixNano()
 	for ; limit != 0; limit-- {
-		i := sh.slots[0].prev
+		i := sh.lru.Back()
 		if i == 0 || t < sh.slots[i].expires {
 			return
 		}
@@ -197,19 +195,4 @@ func (sh *memShard) held(d memoryKey, token string, now time.Time) (claim, bool)
 		return claim{}, false
 	}
 	return c, true
-}
-
-func (sh *memShard) pushFront(i uint32) {
-	s := sh.slots
-	s[i].prev = 0
-	s[i].next = s[0].next
-	s[s[0].next].prev = i
-	s[0].next = i
-}
-
-func (sh *memShard) unlink(i uint32) {
-	s := sh.slots
-	s[s[i].prev].next = s[i].next
-	s[s[i].next].prev = s[i].prev
-	s[i].prev, s[i].next = 0, 0
 }

@@ -7,27 +7,27 @@ import (
 	"sync"
 
 	"github.com/pspguard/pspguard/internal/psp"
+	"github.com/pspguard/pspguard/internal/slotlru"
 )
 
 // entry is an order as the memory store holds it. A million of them must
 // fit in well under 256 MiB, and the garbage collector must not have to
 // look at them: an entry holds no pointer. It keeps the key's digest rather
-// than the key, the expiry as nanoseconds, a typical currency code inline,
-// and its LRU links as slot numbers; its reservations, few at any time,
+// than the key, the expiry as nanoseconds and a typical currency code
+// inline; its place in the LRU order and its reservations, few at any time,
 // live beside the slots.
 type entry struct {
-	id         digest
-	prev, next uint32 // LRU links between idle entries, as slot numbers; 0 is the list's sentinel
-	amount     int64
-	captured   int64
-	released   int64
-	expires    int64 // unixNano of the order's ExpiresAt
-	captures   int32
-	state      psp.OrderState
-	single     bool
-	busy       bool // has reservations in flight, so is not in the LRU list
-	curLen     uint8
-	cur        [inlineCurrency]byte
+	id       digest
+	amount   int64
+	captured int64
+	released int64
+	expires  int64 // unixNano of the order's ExpiresAt
+	captures int32
+	state    psp.OrderState
+	single   bool
+	busy     bool // has reservations in flight, so is not in the LRU list
+	curLen   uint8
+	cur      [inlineCurrency]byte
 }
 
 // inlineCurrency is the longest currency an entry holds itself (ISO 4217
@@ -56,8 +56,8 @@ type reservation struct {
 type shard struct {
 	mu       sync.Mutex
 	index    map[digest]uint32
-	slots    []entry // slots[0] is the sentinel: its next is the most recently used idle entry, its prev the least
-	free     []uint32
+	slots    []entry                  // by slot number; slot 0 is unused
+	lru      slotlru.List             // idle entries, and the free slots
 	res      map[uint32][]reservation // reservations in flight, by slot
 	spare    [][]reservation          // emptied reservation slices, so an order's next capture does not allocate
 	longCur  map[uint32]string
@@ -83,6 +83,7 @@ func (sh *shard) init(bound int, lease int64) {
 	sh.lease = lease
 	sh.index = make(map[digest]uint32)
 	sh.slots = make([]entry, 1, 1+min(bound, 1024))
+	sh.lru = slotlru.List{}
 	sh.res = make(map[uint32][]reservation)
 	sh.longCur = make(map[uint32]string)
 	sh.names = make(map[[inlineCurrency + 1]byte]string)
@@ -103,8 +104,7 @@ func (sh *shard) get(id digest) (uint32, *entry) {
 func (sh *shard) lookup(id digest) (uint32, *entry) {
 	i, e := sh.get(id)
 	if e != nil && !e.busy {
-		sh.unlink(i)
-		sh.pushFront(i)
+		sh.lru.MoveToFront(i)
 	}
 	return i, e
 }
@@ -113,19 +113,15 @@ func (sh *shard) lookup(id digest) (uint32, *entry) {
 // entries beyond the bound. If every other entry has reservations in flight
 // the shard grows past its bound rather than lose one of them.
 func (sh *shard) insert(id digest) (uint32, *entry) {
-	var i uint32
-	if n := len(sh.free); n > 0 {
-		i = sh.free[n-1]
-		sh.free = sh.free[:n-1]
-	} else {
-		i = uint32(len(sh.slots))
+	i := sh.lru.Alloc()
+	if int(i) == len(sh.slots) {
 		sh.slots = append(sh.slots, entry{})
 	}
 	sh.slots[i] = entry{id: id}
 	sh.index[id] = i
-	sh.pushFront(i)
+	sh.lru.PushFront(i)
 	for len(sh.index) > sh.bound {
-		victim := sh.slots[0].prev
+		victim := sh.lru.Back()
 		if victim == 0 || victim == i {
 			break
 		}
@@ -137,7 +133,7 @@ func (sh *shard) insert(id digest) (uint32, *entry) {
 func (sh *shard) remove(i uint32) {
 	e := &sh.slots[i]
 	if !e.busy {
-		sh.unlink(i)
+		sh.lru.Remove(i)
 	}
 	if rs, ok := sh.res[i]; ok {
 		sh.inFlight -= int64(len(rs))
@@ -148,7 +144,7 @@ func (sh *shard) remove(i uint32) {
 	}
 	delete(sh.index, e.id)
 	*e = entry{}
-	sh.free = append(sh.free, i)
+	sh.lru.Free(i)
 }
 
 func (sh *shard) setOrder(i uint32, o psp.Order) {
@@ -247,7 +243,7 @@ func (sh *shard) find(i uint32, token string) int {
 func (sh *shard) hold(i uint32, r reservation) {
 	rs, ok := sh.res[i]
 	if !ok {
-		sh.unlink(i)
+		sh.lru.Remove(i)
 		sh.slots[i].busy = true
 		if n := len(sh.spare); n > 0 {
 			rs = sh.spare[n-1]
@@ -276,7 +272,7 @@ func (sh *shard) drop(i uint32, j int) {
 		sh.spare = append(sh.spare, rs)
 	}
 	sh.slots[i].busy = false
-	sh.pushFront(i)
+	sh.lru.PushFront(i)
 }
 
 // dropUncertain removes every uncertain or lapsed reservation of slot i.
@@ -298,21 +294,6 @@ func (sh *shard) commit(i uint32, j int) {
 	if e.single || e.captured >= e.amount {
 		e.state = psp.StateCaptured
 	}
-}
-
-func (sh *shard) pushFront(i uint32) {
-	s := sh.slots
-	s[i].prev = 0
-	s[i].next = s[0].next
-	s[s[0].next].prev = i
-	s[0].next = i
-}
-
-func (sh *shard) unlink(i uint32) {
-	s := sh.slots
-	s[s[i].prev].next = s[i].next
-	s[s[i].next].prev = s[i].prev
-	s[i].prev, s[i].next = 0, 0
 }
 
 // digest identifies an order in the memory store: the first 128 bits of the
