@@ -309,10 +309,14 @@ func parseEntry(h map[string]string, nowMs, leaseMs int64) (Entry, error) {
 		if !strings.HasPrefix(k, "r:") || !strings.HasPrefix(v, "p:") {
 			continue
 		}
-		// p:<amount>:<since>:<tag>
+		// p:<amount>:<since>:<tag>, or p:<amount>:<tag> from before leases,
+		// whose lease is over (the scripts read it the same way).
 		_, rest, _ := strings.Cut(v[2:], ":")
-		since, _, _ := strings.Cut(rest, ":")
-		if nowMs-p.int("reservation", since) >= leaseMs {
+		var since int64
+		if s, _, ok := strings.Cut(rest, ":"); ok {
+			since, _ = strconv.ParseInt(s, 10, 64)
+		}
+		if nowMs-since >= leaseMs {
 			e.Pending--
 			e.Uncertain++
 		}

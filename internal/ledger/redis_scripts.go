@@ -17,7 +17,9 @@ import (
 // (uncertain), n (captures). One field per reservation: r:<token> =
 // <p|u>:<amount>:<since>:<tag>, p for pending and u for uncertain, since
 // the gateway's clock (Unix milliseconds) when it was made or adopted. A
-// reservation pending for longer than the lease counts as uncertain.
+// reservation pending for longer than the lease counts as uncertain; one
+// written without a time (<p|u>:<amount>:<tag>, before leases) counts as
+// made at time 0.
 //
 // Every order script takes KEYS = {order, index, inflight} and ARGV[1] = the
 // order TTL in milliseconds. The index is a sorted set of order keys scored
@@ -62,7 +64,10 @@ end
 
 local function parseReservation(v)
   local status, amount, since, tag = string.match(v, '^([pu]):(%%d+):(%%-?%%d+):(.*)$')
-  return status, tonumber(amount), tonumber(since), tag
+  if status then return status, tonumber(amount), tonumber(since), tag end
+  -- Written before reservations had a lease (no time): its lease is over.
+  status, amount, tag = string.match(v, '^([pu]):(%%d+):(.*)$')
+  return status, tonumber(amount), 0, tag
 end
 
 local function reservation(status, amount, since, tag)

@@ -284,3 +284,32 @@ func TestRedisOrderTTL(t *testing.T) {
 	}
 	wantOrders(t, s, 0, 0)
 }
+
+// A reservation written before reservations had a lease carries no time:
+// its lease is over, so the order is reconciled before the next capture
+// and the reservation is dropped then.
+func TestRedisReservationWithoutTime(t *testing.T) {
+	c := newClient(t)
+	prefix := testPrefix(t, c)
+	s := ledger.NewRedis(c, ledger.RedisOptions{Prefix: prefix})
+	k := ledger.Key{PSP: "klarna", Merchant: "PK12345", OrderID: "o-old"}
+	hash := prefix + ":ledger:klarna:PK12345:o-old"
+	if err := s.Learn(ctx, k, capturable(1000)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.HSet(ctx, hash, "r:oldtoken", "p:300:0123abcd", "res", 300, "pen", 1).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if e, _, err := s.Get(ctx, k); err != nil || e.Uncertain != 1 || e.Pending != 0 || e.Reserved != 300 {
+		t.Fatalf("Get = %+v, %v; want the old reservation counted as uncertain", e, err)
+	}
+	if d, err := s.Reserve(ctx, k, ledger.ReserveRequest{Amount: 100}); err != nil || d.Outcome != ledger.NeedsReconcile {
+		t.Fatalf("Reserve = %v, %v; want needs_reconcile", d.Outcome, err)
+	}
+	if err := s.Reconcile(ctx, k, capturable(1000)); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := s.Reserve(ctx, k, ledger.ReserveRequest{Amount: 1000}); err != nil || d.Outcome != ledger.Reserved {
+		t.Fatalf("Reserve after reconciling = %v, %v; want reserved, the old reservation dropped", d.Outcome, err)
+	}
+}
