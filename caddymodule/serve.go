@@ -246,13 +246,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 	}
 	h.m.decision(x.route.Op, x.outcome)
 	h.storeKey(x, rec, buf)
-	if err := rec.WriteResponse(); err != nil {
-		return err
-	}
-	// The caller gets the answer now, not after the decision log line is
-	// written: nothing that follows changes it.
-	_ = http.NewResponseController(w).Flush()
-	return nil
+	return rec.WriteResponse()
 }
 
 // statusOf is the status Caddy will answer with for a handler error.
