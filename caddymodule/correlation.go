@@ -2,31 +2,20 @@ package caddymodule
 
 import (
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
-	"sync/atomic"
 )
 
-// The gateway's own correlation ids, for refusals and for decision log
-// lines of requests the PSP answered without one. An id is 128 bits in the
-// textual form of a UUID: 64 random bits drawn when the process starts,
-// then a counter. Ids are unique within a process by the counter and
-// across processes by the random half, and making one costs a counter
-// increment instead of a read from the system's random source.
-var (
-	correlationPrefix = func() (p [8]byte) {
-		// crypto/rand.Read never returns an error; it crashes the program
-		// if the system's random source fails.
-		_, _ = rand.Read(p[:])
-		return p
-	}()
-	correlationSeq atomic.Uint64
-)
-
+// newCorrelationID makes the gateway's own correlation id, for refusals and
+// for decision log lines of requests the PSP answered without one: a random
+// (version 4) UUID. The random bytes come from the system's random source
+// into a stack buffer, and the text is the one allocation.
 func newCorrelationID() string {
 	var id [16]byte
-	copy(id[:8], correlationPrefix[:])
-	binary.BigEndian.PutUint64(id[8:], correlationSeq.Add(1))
+	// crypto/rand.Read never returns an error; it crashes the program if
+	// the system's random source fails.
+	_, _ = rand.Read(id[:])
+	id[6] = id[6]&0x0f | 0x40 // version 4
+	id[8] = id[8]&0x3f | 0x80 // RFC 9562 variant
 	var s [36]byte
 	hex.Encode(s[0:8], id[0:4])
 	s[8] = '-'
