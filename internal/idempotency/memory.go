@@ -35,9 +35,14 @@ import (
 // bytes (the first 128 bits of the request's fingerprint, then the result
 // in the layout of memory_encoding.go) sit in a block of large byte pages,
 // in the smallest of a ladder of block sizes that holds them. Slots, index,
-// order and pages hold no pointers, so a full cache adds nothing to the work of a
-// garbage collection. The store starts no goroutine, so a replaced store
-// leaves nothing behind.
+// order and pages hold no pointers, so a full cache adds nothing to the
+// work of a garbage collection. Only a result larger than the largest block
+// (4 KiB, several times a PSP answer) is kept in a map of its own; it
+// counts toward the capacity and is evicted like the others. A freed block
+// is reused by the next result of its size, and the pages of a size are
+// released when its last result goes, so a shard keeps pages for the most
+// results of a size it has held at once since that size was last unused.
+// The store starts no goroutine, so a replaced store leaves nothing behind.
 type Memory struct {
 	cfg     Config
 	now     func() time.Time

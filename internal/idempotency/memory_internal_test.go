@@ -3,9 +3,11 @@ package idempotency
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"net/http"
 	"reflect"
 	"testing"
+	"unsafe"
 
 	"github.com/pspguard/pspguard/internal/noscan"
 )
@@ -105,4 +107,87 @@ func TestMemoryResultSizes(t *testing.T) {
 	if n, _ := m.Len(ctx); n != 8 {
 		t.Errorf("Len = %d, want the capacity 8", n)
 	}
+}
+
+// Every result the store holds pays for a slot, so a slot stays within 32
+// bytes; every block size must fit the slot's uint16 size field and a page.
+func TestMemorySlotLayout(t *testing.T) {
+	if n := unsafe.Sizeof(resultSlot{}); n > 32 {
+		t.Errorf("a result slot takes %d bytes, want at most 32", n)
+	}
+	prev := uint32(0)
+	for _, size := range blockSizes {
+		if size <= prev || size > math.MaxUint16 || size > pageSize {
+			t.Errorf("block size %d after %d: sizes must ascend and fit the slot's size field and a page", size, prev)
+		}
+		prev = size
+	}
+}
+
+// TestMemoryPagesFollowResults fills a store with results spread over many
+// pages of one block size, replays them all exactly, then evicts them with
+// smaller results: the pages of the larger size go back to the heap, and
+// that size is cut anew when it is used again.
+func TestMemoryPagesFollowResults(t *testing.T) {
+	ctx := t.Context()
+	const n = 1000 // one shard
+	m := NewMemory(Config{Capacity: n})
+	defer m.Close()
+	var fp [32]byte
+	body := func(i int) []byte { return fmt.Appendf(bytes.Repeat([]byte{'x'}, 900), "%d", i) }
+	fill := func(prefix string, res func(i int) Result) {
+		t.Helper()
+		for i := range n {
+			k := Key{ID: fmt.Sprintf("%s-%d", prefix, i)}
+			c, err := m.Begin(ctx, k, fp)
+			if err != nil || c.Outcome != Started {
+				t.Fatalf("Begin %v = %v, %v", k.ID, c.Outcome, err)
+			}
+			if err := m.Complete(ctx, k, c.Token, res(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	large := func(i int) Result { return Result{Status: http.StatusOK, Body: body(i)} }
+	small := func(int) Result { return Result{Status: http.StatusCreated} }
+
+	fill("large", large)
+	sh := &m.shards[0]
+	class := classOf(t, sh, Key{ID: "large-0"})
+	if pages := len(sh.classes[class].pages); pages < 2 {
+		t.Fatalf("%d results of %d bytes took %d pages; the test wants several", n, blockSizes[class], pages)
+	}
+	for i := range n {
+		c, err := m.Begin(ctx, Key{ID: fmt.Sprintf("large-%d", i)}, fp)
+		if err != nil || c.Outcome != Replay || !bytes.Equal(c.Result.Body, body(i)) {
+			t.Fatalf("large-%d: %v, %v; want a replay of its own body", i, c.Outcome, err)
+		}
+	}
+
+	fill("small", small)
+	if c := sh.classes[class]; c.pages != nil || c.free != nil || c.used != 0 {
+		t.Errorf("after its last result was evicted, block size %d keeps %d pages and %d free blocks",
+			blockSizes[class], len(c.pages), len(c.free))
+	}
+	if got, _ := m.Len(ctx); got != n {
+		t.Errorf("Len = %d, want %d", got, n)
+	}
+
+	fill("large-again", large)
+	c, err := m.Begin(ctx, Key{ID: "large-again-7"}, fp)
+	if err != nil || c.Outcome != Replay || !bytes.Equal(c.Result.Body, body(7)) {
+		t.Fatalf("after the pages were released: %v, %v; want a replay of its own body", c.Outcome, err)
+	}
+}
+
+// classOf returns the block size index of k's result.
+func classOf(t *testing.T, sh *memShard, k Key) uint8 {
+	t.Helper()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	i, ok := sh.index[digest(k).index()]
+	if !ok {
+		t.Fatalf("no result for %q", k.ID)
+	}
+	return sh.slots[i].class
 }
