@@ -272,11 +272,8 @@ func do(t *testing.T, method, url, merchant, key, body string) answer {
 // createOrder creates an order of amount through g and returns its id.
 func (g *gateway) createOrder(t *testing.T, amount int64) string {
 	t.Helper()
-	body := fmt.Sprintf(`{"purchase_country":"SE","purchase_currency":"SEK","locale":"sv-SE","order_amount":%d,`+
-		`"order_tax_amount":0,"order_lines":[{"type":"digital","reference":"ebook","name":"E-book","quantity":1,`+
-		`"unit_price":%d,"tax_rate":0,"total_amount":%d,"total_tax_amount":0}]}`, amount, amount, amount)
 	a := do(t, "POST", g.base+"/payments/v1/authorizations/auth-"+strconv.FormatInt(time.Now().UnixNano(), 36)+"/order",
-		"digitalshop", "", body)
+		"digitalshop", "", orderBody(amount, false))
 	var created struct {
 		OrderID string `json:"order_id"`
 	}
@@ -284,6 +281,14 @@ func (g *gateway) createOrder(t *testing.T, amount int64) string {
 		t.Fatalf("creating an order through %s: %d %s", g.name, a.status, a.body)
 	}
 	return created.OrderID
+}
+
+// orderBody is a Klarna create-order body of one line of amount.
+func orderBody(amount int64, autoCapture bool) string {
+	return fmt.Sprintf(`{"auto_capture":%t,"purchase_country":"SE","purchase_currency":"SEK","locale":"sv-SE",`+
+		`"order_amount":%d,"order_tax_amount":0,"order_lines":[{"type":"physical","reference":"item","name":"Item",`+
+		`"quantity":1,"unit_price":%d,"tax_rate":0,"total_amount":%d,"total_tax_amount":0}]}`,
+		autoCapture, amount, amount, amount)
 }
 
 func (g *gateway) capture(t *testing.T, orderID string, amount int64, key string) answer {
@@ -388,13 +393,15 @@ func TestInstancesShareIdempotencyKeys(t *testing.T) {
 }
 
 // A gateway killed with SIGKILL and started again still refuses what the
-// shared ledger says is spent, without asking the PSP.
+// shared ledger says is spent, without asking the PSP, and still replays
+// what it answered before.
 func TestRestartedInstanceKeepsTheLedger(t *testing.T) {
 	c := newCluster(t)
 	a := c.gw[0]
 	id := a.createOrder(t, 5000)
-	if r := a.capture(t, id, 5000, ""); r.status != http.StatusCreated {
-		t.Fatalf("capturing the whole order: %d %s", r.status, r.body)
+	first := a.capture(t, id, 5000, "before-restart")
+	if first.status != http.StatusCreated {
+		t.Fatalf("capturing the whole order: %d %s", first.status, first.body)
 	}
 
 	a.proc.kill()
@@ -404,10 +411,17 @@ func TestRestartedInstanceKeepsTheLedger(t *testing.T) {
 	before := c.stats().Total
 	r := a.capture(t, id, 1000, "")
 	if r.status != http.StatusForbidden || r.errorCode() != "CAPTURE_NOT_ALLOWED" {
-		t.Fatalf("a capture of a spent order after the restart: %d %s, want 403 CAPTURE_NOT_ALLOWED", r.status, r.body)
+		t.Errorf("a capture of a spent order after the restart: %d %s, want 403 CAPTURE_NOT_ALLOWED", r.status, r.body)
 	}
-	if after := c.stats().Total; after != before {
-		t.Errorf("the PSP received %d requests for a refused capture, want none", after-before)
+	again := a.capture(t, id, 5000, "before-restart")
+	if again.status != http.StatusCreated || again.header.Get("Idempotent-Replayed") != "true" ||
+		again.header.Get("Capture-Id") != first.header.Get("Capture-Id") {
+		t.Errorf("the capture before the restart, retried after it: %d Capture-Id %q Idempotent-Replayed %q, want 201 %q true",
+			again.status, again.header.Get("Capture-Id"), again.header.Get("Idempotent-Replayed"), first.header.Get("Capture-Id"))
+	}
+	if after := c.stats(); after.Total != before || after.Orders[id].CapturedAmount != 5000 {
+		t.Errorf("after the restart the PSP received %d requests and holds %d captured, want none and 5000",
+			after.Total-before, after.Orders[id].CapturedAmount)
 	}
 }
 
@@ -423,11 +437,37 @@ func TestRedisOutage(t *testing.T) {
 
 	c.redis.kill()
 	before := c.stats()
-	for i, g := range c.gw {
-		r := g.capture(t, id, 1000, fmt.Sprintf("during-outage-%d", i))
-		if r.status != http.StatusServiceUnavailable || r.errorCode() != "TEMPORARILY_UNAVAILABLE" {
-			t.Errorf("capture through %s with Redis down: %d %s, want 503 TEMPORARILY_UNAVAILABLE", g.name, r.status, r.body)
+	// A keyed capture fails at its key's claim, an unkeyed one at its
+	// reservation, a new order at the store check before forwarding.
+	down := []struct {
+		what string
+		send func() answer
+	}{
+		{"keyed capture through A", func() answer { return c.gw[0].capture(t, id, 1000, "during-outage") }},
+		{"unkeyed capture through B", func() answer { return c.gw[1].capture(t, id, 1000, "") }},
+		{"new order through B", func() answer {
+			return do(t, "POST", c.gw[1].base+"/payments/v1/authorizations/auth-outage/order", "digitalshop", "",
+				orderBody(2000, false))
+		}},
+	}
+	for _, d := range down {
+		r := d.send()
+		var e struct {
+			ErrorCode     string   `json:"error_code"`
+			ErrorMessages []string `json:"error_messages"`
+			CorrelationID string   `json:"correlation_id"`
 		}
+		if err := json.Unmarshal(r.body, &e); err != nil || r.status != http.StatusServiceUnavailable ||
+			e.ErrorCode != "TEMPORARILY_UNAVAILABLE" || len(e.ErrorMessages) != 1 || e.CorrelationID == "" ||
+			r.header.Get("Retry-After") != "1" {
+			t.Errorf("%s with Redis down: %d Retry-After %q %s, want 503 TEMPORARILY_UNAVAILABLE in Klarna's format, Retry-After 1",
+				d.what, r.status, r.header.Get("Retry-After"), r.body)
+		}
+	}
+	// A policy refusal needs no store.
+	if r := do(t, "POST", c.gw[0].base+"/payments/v1/authorizations/auth-shoes/order", "shoeshop", "",
+		orderBody(6000, true)); r.status != http.StatusForbidden || r.errorCode() != "AUTO_CAPTURE_NOT_ALLOWED" {
+		t.Errorf("an auto-capture order the rules refuse, with Redis down: %d %s, want 403 AUTO_CAPTURE_NOT_ALLOWED", r.status, r.body)
 	}
 	if after := c.stats(); after.Total != before.Total || after.Orders[id].CapturedAmount != 1000 {
 		t.Errorf("with Redis down the PSP received %d requests and holds %d captured, want none and 1000",
