@@ -188,17 +188,18 @@ func (m *Memory) settle(res Reservation, s settlement) error {
 	if e == nil || res.Token == "" {
 		return ErrNotHeld
 	}
-	j := sh.find(i, res.Token)
+	rs := sh.res[i]
+	j := find(rs, res.Token)
 	if j < 0 {
 		return ErrNotHeld
 	}
 	switch s {
 	case settleCommit:
-		sh.commit(i, j)
+		sh.commit(i, rs, j)
 	case settleRelease:
-		sh.drop(i, j)
+		sh.drop(i, rs, j)
 	case settleUncertain:
-		sh.res[i][j].uncertain = true
+		rs[j].uncertain = true
 	}
 	return nil
 }

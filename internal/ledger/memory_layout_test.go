@@ -12,8 +12,9 @@ import (
 
 // The bulk of a memory store is its slots, its index and its LRU order
 // (internal/slotlru checks its own). None may hold a pointer: the garbage
-// collector then never scans them, however many orders the store holds. A pointer added to entry (a string, a slice) would
-// bring back a cost on every request of a busy gateway.
+// collector then never scans them, however many orders the store holds. A
+// pointer added to entry (a string, a slice) would bring back a cost on
+// every request of a busy gateway.
 func TestMemoryStorageHoldsNoPointers(t *testing.T) {
 	var sh shard
 	for _, typ := range []reflect.Type{

@@ -203,8 +203,9 @@ func (sh *shard) snapshot(i uint32, now int64) Entry {
 		},
 		Captures: int(e.captures),
 	}
-	for j := range sh.res[i] {
-		r := &sh.res[i][j]
+	rs := sh.res[i]
+	for j := range rs {
+		r := &rs[j]
 		s.Reserved += r.amount
 		if sh.lapsed(r, now) {
 			s.Uncertain++
@@ -221,17 +222,19 @@ func (sh *shard) adoptable(i uint32, tag string, amount int64, now int64) int {
 	if tag == "" {
 		return -1
 	}
-	for j := range sh.res[i] {
-		if r := &sh.res[i][j]; sh.lapsed(r, now) && r.tag == tag && r.amount == amount {
+	rs := sh.res[i]
+	for j := range rs {
+		if r := &rs[j]; sh.lapsed(r, now) && r.tag == tag && r.amount == amount {
 			return j
 		}
 	}
 	return -1
 }
 
-func (sh *shard) find(i uint32, token string) int {
-	for j, r := range sh.res[i] {
-		if r.token == token {
+// find returns the index of the reservation with token in rs, or -1.
+func find(rs []reservation, token string) int {
+	for j := range rs {
+		if rs[j].token == token {
 			return j
 		}
 	}
@@ -254,10 +257,9 @@ func (sh *shard) hold(i uint32, r reservation) {
 	sh.inFlight++
 }
 
-// drop removes reservation j of slot i; an entry left without reservations
-// becomes the most recently used idle entry.
-func (sh *shard) drop(i uint32, j int) {
-	rs := sh.res[i]
+// drop removes reservation j of rs, the reservations of slot i; an entry
+// left without reservations becomes the most recently used idle entry.
+func (sh *shard) drop(i uint32, rs []reservation, j int) {
 	n := len(rs) - 1
 	copy(rs[j:], rs[j+1:])
 	rs[n] = reservation{}
@@ -277,20 +279,24 @@ func (sh *shard) drop(i uint32, j int) {
 
 // dropUncertain removes every uncertain or lapsed reservation of slot i.
 func (sh *shard) dropUncertain(i uint32, now int64) {
-	for j := len(sh.res[i]) - 1; j >= 0; j-- {
-		if sh.lapsed(&sh.res[i][j], now) {
-			sh.drop(i, j)
+	rs := sh.res[i]
+	for j := len(rs) - 1; j >= 0; j-- {
+		if sh.lapsed(&rs[j], now) {
+			sh.drop(i, rs, j)
+			rs = rs[:len(rs)-1]
 		}
 	}
 }
 
-func (sh *shard) commit(i uint32, j int) {
+// commit settles reservation j of rs, the reservations of slot i, as
+// captured.
+func (sh *shard) commit(i uint32, rs []reservation, j int) {
 	e := &sh.slots[i]
-	e.captured += sh.res[i][j].amount
+	e.captured += rs[j].amount
 	if e.captures < math.MaxInt32 {
 		e.captures++
 	}
-	sh.drop(i, j)
+	sh.drop(i, rs, j)
 	if e.single || e.captured >= e.amount {
 		e.state = psp.StateCaptured
 	}

@@ -22,12 +22,14 @@ type RedisOptions struct {
 	// Prefix starts every key; default "pspguard". Gateways that share a
 	// ledger use the same prefix. On Redis Cluster, make it a hash tag
 	// ("{pspguard}"): every script touches an order together with the
-	// store's index and counter, which must then live in one slot.
+	// store's index and in-flight counts, which must then live in one slot.
 	Prefix string
 
 	// OrderTTL is how long an order is kept after its last change; default
-	// 30 days (longer than an authorization lives). An order with a capture
-	// in flight does not expire.
+	// 30 days (longer than an authorization lives). It applies to orders
+	// with captures in flight too, and is raised to the lease if shorter, so
+	// that a reservation whose gateway died does not keep its order forever
+	// and an order never goes while a capture on it can still be in flight.
 	OrderTTL time.Duration
 
 	// Now tells the time an order's capture window is checked against;
@@ -47,7 +49,7 @@ type Redis struct {
 	client   redis.Cmdable
 	prefix   string
 	index    string
-	inflight string
+	inflight string // a hash; earlier versions kept a counter, a string, at ":ledger:inflight"
 	ttl      string // OrderTTL in milliseconds, as the scripts take it
 	lease    int64  // Lease in milliseconds
 	now      func() time.Time
@@ -72,7 +74,7 @@ func NewRedis(client redis.Cmdable, opts RedisOptions) *Redis {
 		client:   client,
 		prefix:   opts.Prefix + ":ledger:",
 		index:    opts.Prefix + ":ledger:index",
-		inflight: opts.Prefix + ":ledger:inflight",
+		inflight: opts.Prefix + ":ledger:inflight-by-order",
 		// An order outlives the lease of any reservation on it.
 		ttl:   strconv.FormatInt(max(opts.OrderTTL.Milliseconds(), opts.Lease.Milliseconds(), 1), 10),
 		lease: max(opts.Lease.Milliseconds(), 1),
@@ -83,7 +85,7 @@ func NewRedis(client redis.Cmdable, opts RedisOptions) *Redis {
 // keyEscaper keeps ':' out of the PSP and merchant components, so that the
 // order id, the last component, is the only one that may contain it and no
 // two orders share a key. An order key has at least two ':' after
-// "ledger:", the index and counter keys none, so they never collide either.
+// "ledger:", the index and in-flight keys none, so they never collide either.
 var keyEscaper = strings.NewReplacer("%", "%25", ":", "%3A")
 
 // orderKey is {prefix}:ledger:{psp}:{merchant}:{orderID}.

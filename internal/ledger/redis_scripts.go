@@ -23,8 +23,11 @@ import (
 //
 // Every order script takes KEYS = {order, index, inflight} and ARGV[1] = the
 // order TTL in milliseconds. The index is a sorted set of order keys scored
-// by expiry (Redis time, milliseconds); inflight counts the reservations in
-// flight over all orders.
+// by expiry (Redis time, milliseconds); inflight is a hash from the key of
+// each order with reservations in flight to their number. An order may
+// expire with reservations (their gateway died and no capture followed), so
+// the counts are kept by order: Stats drops those of expired orders, as it
+// drops them from the index.
 //
 // Lua numbers are doubles: amounts are bounded by maxAmount so that they and
 // their sums stay exact, and numbers are written back with %d, never with
@@ -75,8 +78,8 @@ local function reservation(status, amount, since, tag)
 end
 
 local function addInFlight(d)
-  if d ~= 0 and redis.call('INCRBY', inflight, int(d)) < 0 then
-    redis.call('SET', inflight, 0)
+  if d ~= 0 and redis.call('HINCRBY', inflight, key, int(d)) <= 0 then
+    redis.call('HDEL', inflight, key)
   end
 end
 
@@ -302,13 +305,24 @@ addInFlight(-dropped)
 return 1
 `
 
-// KEYS = {index, inflight}. Prunes the index of expired orders and returns
-// {orders, reservations in flight}.
+// KEYS = {index, inflight}. Prunes the index and the in-flight counts of
+// expired orders and returns {orders, reservations in flight}. Orders with
+// reservations are few (captures in flight), so checking each is cheap.
 const luaStats = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local n = 0
+local c = redis.call('HGETALL', KEYS[2])
+for i = 1, #c, 2 do
+  local expires = redis.call('ZSCORE', KEYS[1], c[i])
+  if expires and tonumber(expires) >= now then
+    n = n + tonumber(c[i + 1])
+  else
+    redis.call('HDEL', KEYS[2], c[i])
+  end
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%d', now))
-return {redis.call('ZCARD', KEYS[1]), tonumber(redis.call('GET', KEYS[2]) or '0')}
+return {redis.call('ZCARD', KEYS[1]), n}
 `
 
 // scripts are loaded once per process; go-redis sends EVALSHA and falls

@@ -285,6 +285,38 @@ func TestRedisOrderTTL(t *testing.T) {
 	wantOrders(t, s, 0, 0)
 }
 
+// An order may expire with a reservation in flight (its gateway died and no
+// capture on the order followed). Its reservation then stops counting in
+// Stats, like the order itself, while other orders' still count.
+func TestRedisExpiredOrderLeavesStats(t *testing.T) {
+	c := newClient(t)
+	prefix := testPrefix(t, c)
+	s := ledger.NewRedis(c, ledger.RedisOptions{Prefix: prefix})
+	for _, id := range []string{"gone", "kept"} {
+		if err := s.Learn(ctx, orderKey(id), capturable(1000)); err != nil {
+			t.Fatal(err)
+		}
+		if d, err := s.Reserve(ctx, orderKey(id), ledger.ReserveRequest{Amount: 100}); err != nil || d.Outcome != ledger.Reserved {
+			t.Fatalf("Reserve(%s) = %v, %v", id, d.Outcome, err)
+		}
+	}
+	wantOrders(t, s, 2, 2)
+
+	// What Redis leaves once the order's TTL has run out: no hash, and an
+	// index entry scored in the past.
+	hash := prefix + ":ledger:klarna:PK12345:gone"
+	if err := c.Del(ctx, hash).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ZAdd(ctx, prefix+":ledger:index", redis.Z{Score: 1, Member: hash}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	wantOrders(t, s, 1, 1)
+	if n, err := c.HLen(ctx, prefix+":ledger:inflight-by-order").Result(); err != nil || n != 1 {
+		t.Fatalf("in-flight counts held for %d orders, %v; want only the order still held", n, err)
+	}
+}
+
 // A reservation written before reservations had a lease carries no time:
 // its lease is over, so the order is reconciled before the next capture
 // and the reservation is dropped then.
