@@ -63,11 +63,12 @@ func appendString(dst []byte, s string) []byte {
 
 // parseResult decodes an encoded result. Header names and values share the
 // memory of s (strings are immutable); the body is a copy the caller owns.
-func parseResult(s string) (Result, error) { return parseWith(s, (*parser).string) }
+func parseResult(s string) (Result, error) { return parseWith(s, false) }
 
-// parseWith decodes a result whose header names are read by name: the Redis
-// encoding spells them out, the memory one abbreviates common ones.
-func parseWith(s string, name func(*parser) string) (Result, error) {
+// parseWith decodes a result. The Redis encoding spells header names out;
+// the memory one (compact) abbreviates common ones. A flag rather than a
+// function picks the reader, so the parser stays on the stack.
+func parseWith(s string, compact bool) (Result, error) {
 	if len(s) < 2 {
 		return Result{}, errCorrupt
 	}
@@ -75,16 +76,25 @@ func parseWith(s string, name func(*parser) string) (Result, error) {
 	r := Result{Status: int(s[0])<<8 | int(s[1])}
 	n := p.count()
 	r.Header = make(http.Header, n)
+	// The values of all headers share one array (one value per header is
+	// the rule); each header's slice is capped at its own values, so
+	// appending to one never writes into the next.
+	values := make([]string, 0, n)
 	for range n {
-		k := name(&p)
-		values := make([]string, p.count())
-		for i := range values {
-			values[i] = p.string()
+		var k string
+		if compact {
+			k = p.name()
+		} else {
+			k = p.string()
+		}
+		start := len(values)
+		for range p.count() {
+			values = append(values, p.string())
 		}
 		if p.bad {
 			break
 		}
-		r.Header[k] = values
+		r.Header[k] = values[start:len(values):len(values)]
 	}
 	if p.bad || r.Status < 100 || r.Status > 999 {
 		return Result{}, errCorrupt

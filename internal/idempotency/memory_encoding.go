@@ -3,7 +3,6 @@ package idempotency
 import (
 	"encoding/binary"
 	"fmt"
-	"net/http"
 )
 
 // The memory store keeps results in the layout of encoding.go with one
@@ -46,38 +45,8 @@ func appendName(dst []byte, name string) []byte {
 }
 
 // parseCompact decodes what appendCompact wrote. Header names and values
-// share the memory of s; the body is a copy the caller owns. It is the
-// memory store's replay path, so the values of all headers share one
-// array: each header's slice is capped at its own values, so appending to
-// one never writes into the next.
-func parseCompact(s string) (Result, error) {
-	if len(s) < 2 {
-		return Result{}, errCorrupt
-	}
-	r := Result{Status: int(s[0])<<8 | int(s[1])}
-	p := parser{s: s[2:]}
-	n := p.count()
-	r.Header = make(http.Header, n)
-	values := make([]string, 0, n) // one value per header is the rule
-	for range n {
-		k := p.name()
-		start := len(values)
-		for range p.count() {
-			values = append(values, p.string())
-		}
-		if p.bad {
-			break
-		}
-		r.Header[k] = values[start:len(values):len(values)]
-	}
-	if p.bad || r.Status < 100 || r.Status > 999 {
-		return Result{}, errCorrupt
-	}
-	if p.s != "" {
-		r.Body = []byte(p.s)
-	}
-	return r, nil
-}
+// share the memory of s; the body is a copy the caller owns.
+func parseCompact(s string) (Result, error) { return parseWith(s, true) }
 
 func (p *parser) name() string {
 	n := p.uvarint()
