@@ -152,11 +152,11 @@ func (r *Redis) Reserve(ctx context.Context, key Key, req ReserveRequest) (Decis
 	sec, nsec := splitNano(now)
 	nowMs := floorDiv(now, 1e6)
 	v, err := scriptReserve.Run(ctx, r.client, r.keys(key),
-		r.ttl, sec, nsec, clampRequest(req.Amount), req.Tag, token, nowMs, r.lease).Slice()
+		r.ttl, sec, nsec, clampRequest(req.Amount), req.Tag, token, nowMs, r.lease).Text()
 	if err != nil {
 		return Decision{}, unavailable(err)
 	}
-	d, err := parseDecision(v, nowMs, r.lease)
+	d, err := parseDecision(v)
 	if err != nil {
 		return Decision{}, unavailable(err)
 	}
@@ -168,31 +168,53 @@ func (r *Redis) Reserve(ctx context.Context, key Key, req ReserveRequest) (Decis
 	return d, nil
 }
 
-func parseDecision(v []any, nowMs, leaseMs int64) (Decision, error) {
-	if len(v) != 2 {
-		return Decision{}, fmt.Errorf("unexpected reserve reply %v", v)
+// parseDecision reads the reserve script's reply: the outcome, then the
+// order's fields, comma-separated (see luaReserve).
+func parseDecision(reply string) (Decision, error) {
+	var f [13]string
+	n := 0
+	for s := reply; ; n++ {
+		if n == len(f) {
+			return Decision{}, fmt.Errorf("unexpected reserve reply %q", reply)
+		}
+		i := strings.IndexByte(s, ',')
+		if i < 0 {
+			f[n] = s
+			n++
+			break
+		}
+		f[n], s = s[:i], s[i+1:]
 	}
-	out, ok1 := v[0].(int64)
-	fields, ok2 := v[1].([]any)
-	if !ok1 || !ok2 || out < 0 || out > int64(AlreadyCaptured) || len(fields)%2 != 0 {
-		return Decision{}, fmt.Errorf("unexpected reserve reply %v", v)
+	var p entryParser
+	out := p.int("outcome", f[0])
+	if p.err != nil || out < 0 || out > int64(AlreadyCaptured) || (n != 1 && n != len(f)) {
+		return Decision{}, fmt.Errorf("unexpected reserve reply %q", reply)
 	}
 	d := Decision{Outcome: Outcome(out)}
-	if len(fields) == 0 {
+	if n == 1 {
+		if d.Outcome != NotFound {
+			return Decision{}, fmt.Errorf("unexpected reserve reply %q", reply)
+		}
 		return d, nil
 	}
-	h := make(map[string]string, len(fields)/2)
-	for i := 0; i < len(fields); i += 2 {
-		k, ok1 := fields[i].(string)
-		v, ok2 := fields[i+1].(string)
-		if !ok1 || !ok2 {
-			return Decision{}, fmt.Errorf("unexpected reserve reply %v", fields)
-		}
-		h[k] = v
+	d.Entry = Entry{
+		Order: psp.Order{
+			Amount:        p.int("a", f[1]),
+			Currency:      f[2],
+			Captured:      p.int("cap", f[3]),
+			Released:      p.int("rel", f[4]),
+			State:         psp.OrderState(p.int("st", f[5])),
+			SingleCapture: f[6] == "1",
+		},
+		Reserved:  p.int("res", f[9]),
+		Pending:   int(p.int("pen", f[10])),
+		Uncertain: int(p.int("unc", f[11])),
+		Captures:  int(p.int("n", f[12])),
 	}
-	var err error
-	d.Entry, err = parseEntry(h, nowMs, leaseMs)
-	return d, err
+	if f[7] != "" {
+		d.Entry.ExpiresAt = fromUnixNano(p.int("exs", f[7])*1e9 + p.int("exn", f[8]))
+	}
+	return d, p.err
 }
 
 // Commit implements Store.

@@ -19,7 +19,9 @@ import (
 // the gateway's clock (Unix milliseconds) when it was made or adopted. A
 // reservation pending for longer than the lease counts as uncertain; one
 // written without a time (<p|u>:<amount>:<tag>, before leases) counts as
-// made at time 0.
+// made at time 0. ps is no later than the since of every pending
+// reservation (absent: 0), so that a capture can tell that none has lapsed
+// without reading them.
 //
 // Every order script takes KEYS = {order, index, inflight} and ARGV[1] = the
 // order TTL in milliseconds. The index is a sorted set of order keys scored
@@ -140,19 +142,36 @@ end
 
 // ARGV: ttl, now seconds, now nanoseconds, amount, tag, token, now in
 // milliseconds, lease in milliseconds.
-// Returns {outcome, the order's HGETALL reply before the change}.
+//
+// The common case reads the order's fields by name and nothing else: no
+// reservation is uncertain, and none pending has outlived its lease, which
+// ps (the time of the oldest pending reservation, or earlier) tells without
+// reading them. Otherwise every reservation is read: to count the lapsed
+// ones as uncertain, to find one a retry may adopt, and to set ps exactly.
+//
+// Returns the outcome and the order as it was before the change (its
+// lapsed reservations counted as uncertain), in one string: outcome, a, cur,
+// cap, rel, st, sc, exs, exn, res, pen, unc, n, separated by commas; only
+// the outcome when the order is not held.
 const luaReserve = luaDecide + `
-local o, f = load()
-if not o then return {NOT_FOUND, f} end
+local v = redis.call('HMGET', key, 'a', 'cur', 'cap', 'rel', 'st', 'sc', 'exs', 'exn', 'res', 'pen', 'unc', 'n', 'ps')
+if not v[1] then return int(NOT_FOUND) end
+local o = {
+  a = tonumber(v[1]), cap = num(v[3]), rel = num(v[4]), st = num(v[5]), sc = v[6] == '1',
+  exs = v[7] and tonumber(v[7]), exn = num(v[8]), res = num(v[9]), pen = num(v[10]), unc = num(v[11]), n = num(v[12]),
+}
 local amount, tag, token = tonumber(ARGV[4]), ARGV[5], ARGV[6]
 local now, lease = tonumber(ARGV[7]), tonumber(ARGV[8])
-local pen, unc = o.pen, o.unc
+local pen, unc, ps = o.pen, o.unc, num(v[13])
 local adopt, adoptStatus
-if pen + unc > 0 then
+if unc > 0 or (pen > 0 and now - ps >= lease) then
+  ps = now
+  local f = redis.call('HGETALL', key)
   for i = 1, #f, 2 do
     if string.sub(f[i], 1, 2) == 'r:' then
       local s, a, since, t = parseReservation(f[i + 1])
       local lapsed = s == 'p' and now - since >= lease
+      if s == 'p' and since < ps then ps = since end
       if lapsed then
         -- Pending past its lease: its gateway is presumed gone, the
         -- outcome unknown.
@@ -163,30 +182,40 @@ if pen + unc > 0 then
       end
     end
   end
+elseif pen == 0 or now < ps then
+  ps = now
 end
 local out = decide(o, adopt ~= nil, amount, tag, tonumber(ARGV[2]), tonumber(ARGV[3]))
+-- The fields as stored, but for the counts of a slow path.
+local reply = out .. ',' .. v[1] .. ',' .. (v[2] or '') .. ',' .. (v[3] or '') .. ',' .. (v[4] or '') .. ',' ..
+  (v[5] or '') .. ',' .. (v[6] or '') .. ',' .. (v[7] or '') .. ',' .. (v[8] or '') .. ',' .. (v[9] or '') .. ',' ..
+  int(o.pen) .. ',' .. int(o.unc) .. ',' .. (v[12] or '')
 if out == ADOPTED then
   -- A new token fences off the holder of the old one.
   if adoptStatus == 'u' then pen, unc = pen + 1, unc - 1 end
   redis.call('HDEL', key, adopt)
-  redis.call('HSET', key, 'r:' .. token, reservation('p', amount, now, tag), 'pen', int(pen), 'unc', int(unc))
+  redis.call('HSET', key, 'r:' .. token, reservation('p', amount, now, tag), 'pen', int(pen), 'unc', int(unc), 'ps', int(ps))
   touch()
 elseif out == RESERVED then
-  redis.call('HSET', key, 'r:' .. token, reservation('p', amount, now, tag), 'res', int(o.res + amount), 'pen', int(pen + 1))
+  redis.call('HSET', key, 'r:' .. token, reservation('p', amount, now, tag), 'res', int(o.res + amount),
+    'pen', int(pen + 1), 'ps', int(ps))
   addInFlight(1)
   touch()
 end
-return {out, f}
+return reply
 `
 
-// luaSettle is the start of commit, release and mark_uncertain: it finds the
-// reservation of ARGV[2] (a token) and returns 0 if it is not held.
+// luaSettle is the start of commit, release and mark_uncertain: it reads
+// the reservation of ARGV[2] (a token) with the order fields they change,
+// and returns 0 if the token is not held. A reservation leaves ps as it
+// is: ps may be older than the oldest pending reservation, never younger.
 const luaSettle = `
-local o, f, h = load()
-if not o then return 0 end
 local field = 'r:' .. ARGV[2]
-if not h[field] then return 0 end
-local s, amount, since, tag = parseReservation(h[field])
+local v = redis.call('HMGET', key, field, 'a', 'cap', 'st', 'sc', 'res', 'pen', 'unc', 'n')
+if not v[1] or not v[2] then return 0 end
+local s, amount, since, tag = parseReservation(v[1])
+local o = {a = tonumber(v[2]), cap = num(v[3]), st = num(v[4]), sc = v[5] == '1', res = num(v[6]),
+  pen = num(v[7]), unc = num(v[8]), n = num(v[9])}
 local pen, unc = o.pen, o.unc
 if s == 'p' then pen = pen - 1 else unc = unc - 1 end
 `
