@@ -94,6 +94,7 @@ type Handler struct {
 	poolKeys  []string
 	logger    *zap.Logger
 	decLog    *zap.Logger
+	lines     *lineWriter
 	m         *handlerMetrics
 	now       func() time.Time
 }
@@ -182,7 +183,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.rules.Store(nr)
 	})
 
-	return h.acquireState()
+	if err := h.acquireState(); err != nil {
+		return err
+	}
+	h.lines = startLineWriter()
+	return nil
 }
 
 func (h *Handler) setDefaults() {
@@ -273,6 +278,7 @@ func (h *Handler) Cleanup() error {
 	if h.watcher != nil {
 		h.watcher.stop()
 	}
+	h.lines.stop()
 	return h.releaseState()
 }
 

@@ -138,11 +138,14 @@ func TestDecisionLog(t *testing.T) {
 		}
 	}
 	var captured bool
-	for _, line := range decisionLines(t, logFile) {
-		if line["operation"] == "capture" && line["order_id"] == id && line["decision"] == "allowed" &&
-			line["amount"] == float64(100) && line["upstream_status"] == float64(201) {
-			captured = true
+	for deadline := time.Now().Add(3 * time.Second); !captured && time.Now().Before(deadline); {
+		for _, line := range decisionLines(t, logFile) {
+			if line["operation"] == "capture" && line["order_id"] == id && line["decision"] == "allowed" &&
+				line["amount"] == float64(100) && line["upstream_status"] == float64(201) {
+				captured = true
+			}
 		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	if !captured {
 		t.Error("no decision line for the allowed capture with its order id, amount and upstream status")
