@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"time"
 
@@ -177,6 +178,12 @@ func (h *Handler) storeDown(w http.ResponseWriter, x *exchange, err error) error
 func (h *Handler) learn(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, x *exchange, key ledger.Key) bool {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), time.Duration(h.LookupTimeout))
 	defer cancel()
+	if vars, ok := ctx.Value(caddyhttp.VarsCtxKey).(map[string]any); ok {
+		// The read gets its own copy of Caddy's request variables: a
+		// connection net/http dials for it may still be reading them after
+		// the read is done, while reverse_proxy writes them for the capture.
+		ctx = context.WithValue(ctx, caddyhttp.VarsCtxKey, maps.Clone(vars))
+	}
 	lr := r.Clone(ctx)
 	path := h.dialect.OrderPath(x.route.OrderID)
 	lr.Method = http.MethodGet
