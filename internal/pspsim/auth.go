@@ -2,6 +2,7 @@ package pspsim
 
 import (
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
 	"net/http"
@@ -16,10 +17,11 @@ type identity struct {
 
 // identify derives the merchant from the PSP's credential header. Klarna:
 // HTTP Basic, where username:password names the merchant by its username
-// (any non-empty password is accepted) and a raw API key without a colon is
-// the merchant itself. Hellgate: the X-API-Key value is the merchant.
+// (any non-empty password is accepted, unless passwords lists the user
+// name: then only that one) and a raw API key without a colon is the
+// merchant itself. Hellgate: the X-API-Key value is the merchant.
 // Credentials that are keys are shown only as KeyID.
-func identify(psp string, h http.Header) identity {
+func identify(psp string, h http.Header, passwords map[string]string) identity {
 	switch psp {
 	case pspKlarna:
 		scheme, enc, ok := strings.Cut(h.Get("Authorization"), " ")
@@ -35,6 +37,9 @@ func identify(psp string, h http.Header) identity {
 			return identity{owner: "key:" + user, name: KeyID(user)}
 		}
 		if user == "" || pass == "" {
+			return identity{}
+		}
+		if want, ok := passwords[user]; ok && subtle.ConstantTimeCompare([]byte(pass), []byte(want)) != 1 {
 			return identity{}
 		}
 		return identity{owner: "user:" + user, name: user}

@@ -2,6 +2,7 @@ package pspsim
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -23,13 +24,42 @@ func TestIdentify(t *testing.T) {
 		{"neither PSP", "", http.Header{"Authorization": {basic("a:b")}}, identity{}},
 	}
 	for _, tt := range tests {
-		if got := identify(tt.psp, tt.header); got != tt.want {
+		if got := identify(tt.psp, tt.header, nil); got != tt.want {
 			t.Errorf("%s: %+v, want %+v", tt.name, got, tt.want)
 		}
 	}
 	// The same string as a username and as a key is two merchants.
-	if identify(pspKlarna, http.Header{"Authorization": {basic("PK1_a:pw")}}).owner == identify(pspKlarna, http.Header{"Authorization": {basic("PK1_a")}}).owner {
+	if identify(pspKlarna, http.Header{"Authorization": {basic("PK1_a:pw")}}, nil).owner == identify(pspKlarna, http.Header{"Authorization": {basic("PK1_a")}}, nil).owner {
 		t.Error("a username and an API key share an owner")
+	}
+}
+
+// A user name with a known password is refused with any other password;
+// other user names keep accepting any non-empty one.
+func TestIdentifyPasswords(t *testing.T) {
+	passwords := map[string]string{"PK1_a": "right"}
+	for _, tt := range []struct {
+		cred string
+		want identity
+	}{
+		{"PK1_a:right", identity{"user:PK1_a", "PK1_a"}},
+		{"PK1_a:wrong", identity{}},
+		{"PK1_a:righ", identity{}},
+		{"PK2_b:anything", identity{"user:PK2_b", "PK2_b"}},
+	} {
+		if got := identify(pspKlarna, http.Header{"Authorization": {basic(tt.cred)}}, passwords); got != tt.want {
+			t.Errorf("%s: %+v, want %+v", tt.cred, got, tt.want)
+		}
+	}
+	s := New(Options{Seed: 1, Passwords: passwords})
+	for cred, want := range map[string]int{"PK1_a:wrong": http.StatusUnauthorized, "PK1_a:right": http.StatusNotFound} {
+		r := httptest.NewRequest(http.MethodGet, "/ordermanagement/v1/orders/5f1e7c7a-0000-4000-8000-000000000001", nil)
+		r.Header.Set("Authorization", basic(cred))
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, r)
+		if w.Code != want {
+			t.Errorf("order read as %s: %d, want %d", cred, w.Code, want)
+		}
 	}
 }
 

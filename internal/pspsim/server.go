@@ -19,6 +19,11 @@ type Options struct {
 	DropAfterCapture int              // 0..100: share of captures applied and then answered by closing the connection
 	Seed             int64            // seeds the fault draws; 0 seeds from the clock
 	Now              func() time.Time // default time.Now
+	// Passwords are the Klarna Basic-auth passwords of the user names
+	// listed: any other password is refused with 401, as the PSP refuses
+	// wrong credentials. A user name not listed is accepted with any
+	// non-empty password.
+	Passwords map[string]string
 }
 
 // Faults is how the simulator misbehaves. Percentages outside 0..100 and
@@ -128,7 +133,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rt := resolve(r.Method, r.URL.Path)
-	who := identify(rt.psp, r.Header)
+	who := identify(rt.psp, r.Header, s.opts.Passwords)
 	body, readErr := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	var tooLarge *http.MaxBytesError
 	if readErr != nil && !errors.As(readErr, &tooLarge) {
