@@ -2,7 +2,6 @@ package caddymodule
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"testing"
 
@@ -46,12 +45,7 @@ func TestRedisStore(t *testing.T) {
 // the PSP's format before it reaches the PSP; policy refusals and traffic
 // the gateway does not guard are answered as usual.
 func TestRedisDownFailsClosed(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	down := l.Addr().String()
-	l.Close() // nothing listens there any more
+	down := redistest.ClosedAddr(t)
 	g := newGateway(t, exampleRules, fmt.Sprintf("store redis redis://%s/0 {\ntimeout 200ms\n}", down))
 	id := g.createOrderDirect("shoeshop", 5000)
 

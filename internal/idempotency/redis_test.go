@@ -18,18 +18,6 @@ import (
 	"github.com/pspguard/pspguard/internal/redistest"
 )
 
-// newClient connects to the test Redis server.
-func newClient(t testing.TB) *redis.Client {
-	t.Helper()
-	opts, err := redis.ParseURL(redistest.URL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := redis.NewClient(opts)
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
 // uniquePrefix keeps each test's keys apart from every other test's and
 // run's on the shared server.
 func uniquePrefix(t testing.TB) string {
@@ -44,14 +32,14 @@ func recordKey(prefix string, k idempotency.Key) string {
 
 func TestRedis(t *testing.T) {
 	idemtest.Run(t, func(t *testing.T, cfg idempotency.Config) idempotency.Store {
-		return idempotency.NewRedis(newClient(t), idempotency.RedisOptions{Prefix: uniquePrefix(t), Config: cfg})
+		return idempotency.NewRedis(redistest.Client(t), idempotency.RedisOptions{Prefix: uniquePrefix(t), Config: cfg})
 	})
 }
 
 // The gateway sends the scripts through the client's automatic pipeline.
 func TestRedisAutoPipeline(t *testing.T) {
 	idemtest.Run(t, func(t *testing.T, cfg idempotency.Config) idempotency.Store {
-		ap, err := newClient(t).AutoPipeline()
+		ap, err := redistest.Client(t).AutoPipeline()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -65,8 +53,8 @@ func TestRedisAutoPipeline(t *testing.T) {
 func TestRedisSharedBetweenGateways(t *testing.T) {
 	ctx := t.Context()
 	prefix := uniquePrefix(t)
-	a := idempotency.NewRedis(newClient(t), idempotency.RedisOptions{Prefix: prefix})
-	b := idempotency.NewRedis(newClient(t), idempotency.RedisOptions{Prefix: prefix})
+	a := idempotency.NewRedis(redistest.Client(t), idempotency.RedisOptions{Prefix: prefix})
+	b := idempotency.NewRedis(redistest.Client(t), idempotency.RedisOptions{Prefix: prefix})
 	fp := idemtest.Fingerprint(`{"captured_amount":1000}`)
 
 	k := idemtest.Key("merchant", "capture-1")
@@ -95,7 +83,7 @@ func TestRedisSharedBetweenGateways(t *testing.T) {
 // idempotency key, named by digests only, living as long as it should.
 func TestRedisLayout(t *testing.T) {
 	ctx := t.Context()
-	client := newClient(t)
+	client := redistest.Client(t)
 	prefix := uniquePrefix(t)
 	s := idempotency.NewRedis(client, idempotency.RedisOptions{Prefix: prefix})
 	k := idemtest.Key("merchant", "raw key: order 1 / capture 1")
@@ -129,7 +117,7 @@ func TestRedisLayout(t *testing.T) {
 // the reply to the first was lost, still owns the claim it made.
 func TestRedisBeginRetried(t *testing.T) {
 	ctx := t.Context()
-	s := idempotency.NewRedis(newClient(t), idempotency.RedisOptions{Prefix: uniquePrefix(t)})
+	s := idempotency.NewRedis(redistest.Client(t), idempotency.RedisOptions{Prefix: uniquePrefix(t)})
 	k := idemtest.Key("merchant", "retried")
 	fp := idemtest.Fingerprint("capture")
 	token := "0123456789abcdef0123456789abcdef"
@@ -150,7 +138,7 @@ func TestRedisBeginRetried(t *testing.T) {
 // reported as unavailable, never replayed as a made-up answer.
 func TestRedisCorruptRecord(t *testing.T) {
 	ctx := t.Context()
-	client := newClient(t)
+	client := redistest.Client(t)
 	prefix := uniquePrefix(t)
 	s := idempotency.NewRedis(client, idempotency.RedisOptions{Prefix: prefix})
 	k := idemtest.Key("merchant", "corrupt")
@@ -183,12 +171,7 @@ func TestRedisUnavailable(t *testing.T) {
 		}
 	}()
 	// A port nothing listens on.
-	closed, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closedAddr := closed.Addr().String()
-	closed.Close()
+	closedAddr := redistest.ClosedAddr(t)
 
 	canceled, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -219,7 +202,7 @@ func TestRedisUnavailable(t *testing.T) {
 			},
 			nil},
 		{"context canceled",
-			func(t *testing.T) redis.UniversalClient { return newClient(t) },
+			func(t *testing.T) redis.UniversalClient { return redistest.Client(t) },
 			func(*testing.T) context.Context { return canceled },
 			context.Canceled},
 	} {
@@ -253,7 +236,7 @@ func TestRedisUnavailable(t *testing.T) {
 // TestRedisCloseKeepsClient checks that closing the store leaves the
 // caller's client usable: the ledger may share it.
 func TestRedisCloseKeepsClient(t *testing.T) {
-	client := newClient(t)
+	client := redistest.Client(t)
 	s := idempotency.NewRedis(client, idempotency.RedisOptions{Prefix: uniquePrefix(t)})
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -266,7 +249,7 @@ func TestRedisCloseKeepsClient(t *testing.T) {
 // TestRedisDefaultPrefix checks the documented default prefix.
 func TestRedisDefaultPrefix(t *testing.T) {
 	ctx := t.Context()
-	client := newClient(t)
+	client := redistest.Client(t)
 	s := idempotency.NewRedis(client, idempotency.RedisOptions{})
 	k := idemtest.Key(uniquePrefix(t), "default-prefix")
 	c := idemtest.Begin(t, s, k, idemtest.Fingerprint("x"), idempotency.Started)

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -26,7 +25,7 @@ func TestRedis(t *testing.T) {
 // The gateway sends the scripts through the client's automatic pipeline.
 func TestRedisAutoPipeline(t *testing.T) {
 	ledgertest.Run(t, func(t *testing.T, now func() time.Time) ledger.Store {
-		c := newClient(t)
+		c := redistest.Client(t)
 		ap, err := c.AutoPipeline()
 		if err != nil {
 			t.Fatal(err)
@@ -35,18 +34,6 @@ func TestRedisAutoPipeline(t *testing.T) {
 		t.Cleanup(func() { s.Close() })
 		return s
 	})
-}
-
-// newClient connects to the test server; the client is closed after the test.
-func newClient(t testing.TB) *redis.Client {
-	t.Helper()
-	opts, err := redis.ParseURL(redistest.URL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := redis.NewClient(opts)
-	t.Cleanup(func() { c.Close() })
-	return c
 }
 
 // testPrefix is a prefix no other test uses: the test's name and a random
@@ -78,7 +65,7 @@ func testPrefix(t testing.TB, c *redis.Client) string {
 // openRedis returns a store on a fresh prefix; opts.Prefix is overridden.
 func openRedis(t testing.TB, opts ledger.RedisOptions) *ledger.Redis {
 	t.Helper()
-	c := newClient(t)
+	c := redistest.Client(t)
 	opts.Prefix = testPrefix(t, c)
 	s := ledger.NewRedis(c, opts)
 	t.Cleanup(func() { s.Close() })
@@ -88,7 +75,7 @@ func openRedis(t testing.TB, opts ledger.RedisOptions) *ledger.Redis {
 // TestRedisSharedByInstances runs two gateway instances, each with its own
 // client, on one server: they see one ledger.
 func TestRedisSharedByInstances(t *testing.T) {
-	ca, cb := newClient(t), newClient(t)
+	ca, cb := redistest.Client(t), redistest.Client(t)
 	prefix := testPrefix(t, ca)
 	a := ledger.NewRedis(ca, ledger.RedisOptions{Prefix: prefix})
 	b := ledger.NewRedis(cb, ledger.RedisOptions{Prefix: prefix})
@@ -156,14 +143,8 @@ func TestRedisSharedByInstances(t *testing.T) {
 }
 
 func TestRedisUnavailable(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
 	c := redis.NewClient(&redis.Options{
-		Addr:               addr,
+		Addr:               redistest.ClosedAddr(t),
 		DialTimeout:        100 * time.Millisecond,
 		ReadTimeout:        100 * time.Millisecond,
 		WriteTimeout:       100 * time.Millisecond,
@@ -215,7 +196,7 @@ func TestRedisDeadline(t *testing.T) {
 }
 
 func TestRedisCloseKeepsClient(t *testing.T) {
-	c := newClient(t)
+	c := redistest.Client(t)
 	s := ledger.NewRedis(c, ledger.RedisOptions{Prefix: testPrefix(t, c)})
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -229,7 +210,7 @@ func TestRedisCloseKeepsClient(t *testing.T) {
 // after its last change, a capture in flight or not, and the index that
 // Stats counts follows it.
 func TestRedisOrderTTL(t *testing.T) {
-	c := newClient(t)
+	c := redistest.Client(t)
 	prefix := testPrefix(t, c)
 	s := ledger.NewRedis(c, ledger.RedisOptions{Prefix: prefix, OrderTTL: time.Hour})
 	k := ledger.Key{PSP: "klarna", Merchant: "PK:12345", OrderID: "o-1"}
@@ -289,7 +270,7 @@ func TestRedisOrderTTL(t *testing.T) {
 // capture on the order followed). Its reservation then stops counting in
 // Stats, like the order itself, while other orders' still count.
 func TestRedisExpiredOrderLeavesStats(t *testing.T) {
-	c := newClient(t)
+	c := redistest.Client(t)
 	prefix := testPrefix(t, c)
 	s := ledger.NewRedis(c, ledger.RedisOptions{Prefix: prefix})
 	for _, id := range []string{"gone", "kept"} {
@@ -321,7 +302,7 @@ func TestRedisExpiredOrderLeavesStats(t *testing.T) {
 // its lease is over, so the order is reconciled before the next capture
 // and the reservation is dropped then.
 func TestRedisReservationWithoutTime(t *testing.T) {
-	c := newClient(t)
+	c := redistest.Client(t)
 	prefix := testPrefix(t, c)
 	s := ledger.NewRedis(c, ledger.RedisOptions{Prefix: prefix})
 	k := ledger.Key{PSP: "klarna", Merchant: "PK12345", OrderID: "o-old"}

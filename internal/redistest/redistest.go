@@ -7,8 +7,11 @@
 package redistest
 
 import (
+	"net"
 	"os"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // EnvVar names the environment variable holding the test Redis URL.
@@ -26,4 +29,30 @@ func URL(t testing.TB) string {
 	}
 	t.Skipf("%s is not set; run `make test` to start a local redis-server", EnvVar)
 	return ""
+}
+
+// Client connects to the test Redis server (see URL); the client is closed
+// when the test ends.
+func Client(t testing.TB) *redis.Client {
+	t.Helper()
+	opts, err := redis.ParseURL(URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := redis.NewClient(opts)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// ClosedAddr returns a loopback address nothing listens on: a Redis that
+// is down.
+func ClosedAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
 }
