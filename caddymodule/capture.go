@@ -37,6 +37,16 @@ func (h *Handler) serveCapture(w http.ResponseWriter, r *http.Request, next cadd
 		if err != nil {
 			return h.storeDown(w, x, err)
 		}
+		if !needsLearn && attempt == 0 && h.mustVerify(r.Context(), x, d) {
+			// The refusal would tell what the ledger knows of the order:
+			// read the order from the PSP with these credentials first. A
+			// wrong password gets the PSP's own 401, as it would without
+			// the gateway.
+			if held(d) {
+				h.releaseReservation(d.Reservation)
+			}
+			needsLearn = true
+		}
 		if !needsLearn {
 			break
 		}
@@ -47,16 +57,16 @@ func (h *Handler) serveCapture(w http.ResponseWriter, r *http.Request, next cadd
 		if done := h.learn(w, r, next, x, key); done {
 			return nil
 		}
+		h.vouch(x)
 	}
 	x.currency = d.Entry.Currency
 
-	held := d.Outcome == ledger.Reserved || d.Outcome == ledger.Adopted
-	if held && x.req.Currency != "" && x.req.Currency != d.Entry.Currency {
+	if held(d) && x.req.Currency != "" && x.req.Currency != d.Entry.Currency {
 		h.releaseReservation(d.Reservation)
 		return h.refuseCapture(w, r, next, x, reasonCurrencyMismatch,
 			fmt.Sprintf("currency_code %s does not match the order's currency %s", x.req.Currency, d.Entry.Currency))
 	}
-	if !held {
+	if !held(d) {
 		reason, msg := h.captureRefusal(x, d)
 		return h.refuseCapture(w, r, next, x, reason, msg)
 	}
@@ -84,6 +94,45 @@ func (h *Handler) serveCapture(w http.ResponseWriter, r *http.Request, next cadd
 			h.logger.Error("settling a capture reservation", zap.Error(serr))
 		}
 	})
+}
+
+// held reports whether the ledger holds the capture's amount for it.
+func held(d ledger.Decision) bool { return d.Outcome == ledger.Reserved || d.Outcome == ledger.Adopted }
+
+// vouch records that the PSP accepted the caller's credentials: it
+// answered them with success.
+func (h *Handler) vouch(x *exchange) {
+	if x.id.Merchant == "" || x.id.NamedBySecret() {
+		return
+	}
+	ctx, cancel := h.storeContext(x.r.Context())
+	defer cancel()
+	if err := h.creds.Accept(ctx, x.id.CredentialDigest); err != nil {
+		h.logger.Warn("recording accepted credentials", zap.Error(err))
+	}
+}
+
+// mustVerify reports whether the ledger's decision d would refuse the
+// capture with what the ledger knows of the order (its remaining amount,
+// state or currency), while the PSP has not lately accepted the caller's
+// credentials. A merchant named by its user name could otherwise be
+// answered by anyone who knows that name. A merchant named by a digest of
+// its secret key is not: the ledger only finds its orders with the key. In
+// shadow mode the caller is answered by the PSP, not told the refusal.
+func (h *Handler) mustVerify(ctx context.Context, x *exchange, d ledger.Decision) bool {
+	refused := !held(d) || (x.req.Currency != "" && x.req.Currency != d.Entry.Currency)
+	if !refused || h.shadow || x.id.NamedBySecret() {
+		return false
+	}
+	sctx, cancel := h.storeContext(ctx)
+	defer cancel()
+	ok, err := h.creds.Accepted(sctx, x.id.CredentialDigest)
+	if err != nil {
+		// The PSP checks them instead.
+		h.logger.Warn("reading accepted credentials", zap.Error(err))
+		return true
+	}
+	return !ok
 }
 
 // reserve works out the capture amount and reserves it. needsLearn reports

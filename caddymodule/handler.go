@@ -16,6 +16,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/pspguard/pspguard/internal/credentials"
 	"github.com/pspguard/pspguard/internal/idempotency"
 	"github.com/pspguard/pspguard/internal/ledger"
 	"github.com/pspguard/pspguard/internal/psp"
@@ -95,6 +96,7 @@ type Handler struct {
 	logger    *zap.Logger
 	decLog    *zap.Logger
 	lines     *lineWriter
+	creds     credentials.Store // credentials the PSP accepted lately
 	m         *handlerMetrics
 	now       func() time.Time
 }

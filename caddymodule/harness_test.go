@@ -44,7 +44,13 @@ func newGateway(t *testing.T, rulesYAML, extra string) *gateway {
 // newGatewayGlobal is newGateway with extra global options.
 func newGatewayGlobal(t *testing.T, rulesYAML, extra, global string) *gateway {
 	t.Helper()
-	sim := pspsim.New(pspsim.Options{Seed: 1})
+	return newGatewaySim(t, pspsim.Options{Seed: 1}, rulesYAML, extra, global)
+}
+
+// newGatewaySim is newGatewayGlobal with a simulator made from opts.
+func newGatewaySim(t *testing.T, opts pspsim.Options, rulesYAML, extra, global string) *gateway {
+	t.Helper()
+	sim := pspsim.New(opts)
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
 	g := &gateway{t: t, sim: sim, psp: srv, base: fmt.Sprintf("http://localhost:%d", testHTTPPort), global: global}
@@ -77,7 +83,8 @@ func (g *gateway) load(extra string) {
 }
 
 // do sends a request through the gateway as merchant (Basic auth
-// merchant:secret) and returns the response with its body read.
+// merchant:secret, or merchant as given if it holds a colon) and returns
+// the response with its body read.
 func (g *gateway) do(method, path, merchant, body string, hdr ...string) (*http.Response, string) {
 	g.t.Helper()
 	var rd io.Reader
@@ -92,7 +99,11 @@ func (g *gateway) do(method, path, merchant, body string, hdr ...string) (*http.
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if merchant != "" {
-		req.SetBasicAuth(merchant, "secret")
+		user, password, ok := strings.Cut(merchant, ":")
+		if !ok {
+			password = "secret"
+		}
+		req.SetBasicAuth(user, password)
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Add(hdr[i], hdr[i+1])

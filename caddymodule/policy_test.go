@@ -2,16 +2,23 @@ package caddymodule
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+
+	"github.com/pspguard/pspguard/internal/credentials"
 	"github.com/pspguard/pspguard/internal/ledger"
+	"github.com/pspguard/pspguard/internal/psp"
 	"github.com/pspguard/pspguard/internal/pspsim"
+	"github.com/pspguard/pspguard/internal/redistest"
 )
 
 const voucherEMD = `, "attachment": {"content_type": "application/vnd.klarna.internal.emd-v2+json",
@@ -209,6 +216,102 @@ func TestCaptureLedger(t *testing.T) {
 	}
 	if g.pspRequests("klarna.capture") != before {
 		t.Fatal("a refused capture reached the PSP")
+	}
+}
+
+// A capture the ledger refuses is answered with what the ledger knows of
+// the order, so only to credentials the PSP accepts. A caller who knows a
+// merchant's user name but not its password gets the PSP's own 401, as
+// without the gateway, and learns nothing of the order.
+func TestCaptureRefusalNeedsValidCredentials(t *testing.T) {
+	t.Run("memory", func(t *testing.T) { testCaptureRefusalNeedsValidCredentials(t, "") })
+	t.Run("redis", func(t *testing.T) {
+		testCaptureRefusalNeedsValidCredentials(t, fmt.Sprintf("store redis %s {\nprefix caddymodule-%s\n}", redistest.URL(t), rand.Text()))
+	})
+}
+
+func testCaptureRefusalNeedsValidCredentials(t *testing.T, store string) {
+	g := newGatewaySim(t, pspsim.Options{Seed: 1, Passwords: map[string]string{"shoeshop": "secret"}}, exampleRules, store, "")
+	id := g.createOrder("shoeshop", 6000, false)
+	reads := func() int { return g.pspRequests("klarna.get_order") }
+	unauthorized := func(step string) {
+		t.Helper()
+		before := reads()
+		resp, body := g.capture("shoeshop:guess", id, 7000)
+		if code, _ := klarnaError(t, body); resp.StatusCode != 401 || code != "UNAUTHORIZED" || strings.Contains(body, "6000") {
+			t.Fatalf("%s: wrong password: %d %s", step, resp.StatusCode, body)
+		}
+		if reads() != before+1 {
+			t.Fatalf("%s: the PSP was not asked to read the order for the wrong password", step)
+		}
+	}
+
+	unauthorized("new order")
+	// The PSP accepted the merchant's own credentials when it created the
+	// order: its refusals are told without asking again.
+	before := reads()
+	if resp, body := g.capture("shoeshop", id, 7000); resp.StatusCode != 403 ||
+		!strings.Contains(body, "exceeds the remaining authorized amount 6000") || reads() != before {
+		t.Fatalf("merchant's refusal: %d %s, %d reads", resp.StatusCode, body, reads()-before)
+	}
+	if resp, body := g.capture("shoeshop", id, 4000); resp.StatusCode != 201 {
+		t.Fatalf("capture: %d %s", resp.StatusCode, body)
+	}
+	// Knowing the merchant's credentials vouches for no others.
+	unauthorized("after the merchant's capture")
+	if n := g.pspRequests("klarna.capture"); n != 1 {
+		t.Fatalf("the PSP received %d captures, want 1", n)
+	}
+
+	// Credentials the gateway has not seen accepted: the first refusal
+	// reads the order with them, the next one does not.
+	other := g.createOrderDirect("digitalshop", 1000)
+	before = reads()
+	if resp, body := g.capture("digitalshop", other, 1001); resp.StatusCode != 403 || reads() != before+1 {
+		t.Fatalf("unseen order, first refusal: %d %s, %d reads", resp.StatusCode, body, reads()-before)
+	}
+	before = reads()
+	if resp, body := g.capture("digitalshop", other, 1002); resp.StatusCode != 403 ||
+		!strings.Contains(body, "remaining authorized amount 1000") || reads() != before {
+		t.Fatalf("unseen order, next refusal: %d %s, %d reads", resp.StatusCode, body, reads()-before)
+	}
+}
+
+// Credentials are trusted with refusals for a while after the PSP accepted
+// them, and then verified again.
+func TestKnownCredentials(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	h := &Handler{Store: &StoreConfig{Type: "memory"}, now: clock, logger: zap.NewNop(),
+		creds: credentials.NewMemory(credentials.Options{Now: clock})}
+	r := httptest.NewRequest("POST", "/ordermanagement/v1/orders/x/captures", nil)
+	user := &exchange{r: r, id: psp.Identity{Merchant: "shoeshop", CredentialDigest: [32]byte{1}}, req: &psp.Request{}}
+	key := &exchange{r: r, id: psp.Identity{Merchant: "key:0123456789abcdef", CredentialDigest: [32]byte{2}}, req: &psp.Request{}}
+	refused := ledger.Decision{Outcome: ledger.Exceeds}
+	reserved := ledger.Decision{Outcome: ledger.Reserved, Entry: ledger.Entry{Order: psp.Order{Currency: "SEK"}}}
+
+	if !h.mustVerify(ctx, user, refused) {
+		t.Fatal("unknown credentials: a refusal is told without verifying them")
+	}
+	if h.mustVerify(ctx, user, reserved) || h.mustVerify(ctx, key, refused) {
+		t.Fatal("verifying without a refusal, or for a merchant named by its key")
+	}
+	mismatch := &exchange{r: r, id: user.id, req: &psp.Request{Currency: "EUR"}}
+	if !h.mustVerify(ctx, mismatch, reserved) {
+		t.Fatal("a currency mismatch states the order's currency without verifying")
+	}
+	h.vouch(user)
+	if h.mustVerify(ctx, user, refused) {
+		t.Fatal("vouched credentials verified again")
+	}
+	now = now.Add(credentials.DefaultTTL - time.Second)
+	if h.mustVerify(ctx, user, refused) {
+		t.Fatal("verified again before the time is up")
+	}
+	now = now.Add(time.Second)
+	if !h.mustVerify(ctx, user, refused) {
+		t.Fatal("trusted past the time")
 	}
 }
 

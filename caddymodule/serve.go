@@ -228,6 +228,9 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 	}
 	if err == nil {
 		x.upstream = rec.Status()
+		if x.upstream >= 200 && x.upstream <= 299 {
+			h.vouch(x)
+		}
 	}
 	after(x, rec, buf, err)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/pspguard/pspguard/internal/credentials"
 	"github.com/pspguard/pspguard/internal/idempotency"
 	"github.com/pspguard/pspguard/internal/ledger"
 )
@@ -77,6 +78,7 @@ func (h *Handler) acquireState() error {
 			return ledger.NewMemory(ledger.MemoryOptions{MaxOrders: h.Ledger.MaxOrders, Lease: h.lease()})
 		}
 		newIdem = func() idempotency.Store { return idempotency.NewMemory(idemCfg) }
+		h.creds = credentials.NewMemory(credentials.Options{Now: h.now})
 
 	case "redis":
 		opts, err := redis.ParseURL(h.Store.URL)
@@ -111,6 +113,7 @@ func (h *Handler) acquireState() error {
 		newIdem = func() idempotency.Store {
 			return idempotency.NewRedis(client, idempotency.RedisOptions{Prefix: h.Store.Prefix, Config: idemCfg})
 		}
+		h.creds = credentials.NewRedis(client, h.Store.Prefix, credentials.Options{Now: h.now})
 
 	default:
 		return fmt.Errorf("psp_guard: unknown store %q", h.Store.Type)

@@ -93,6 +93,25 @@ func TestKlarnaIdentityRefuses(t *testing.T) {
 	}
 }
 
+// Only a merchant named by a user name can be named without its secret.
+func TestNamedBySecret(t *testing.T) {
+	for cred, want := range map[string]bool{
+		"shoeshop:pw":               false,
+		"key:pw":                    false, // a user name, however spelled
+		"klarna_test_api_Zk9kSDdw":  true,
+		"klarna_live_api_Zk9kSDdw:": true,
+		"opaque-secret":             true,
+	} {
+		id, err := Klarna().Identity(http.Header{"Authorization": {basic(cred)}})
+		if err != nil || id.NamedBySecret() != want {
+			t.Errorf("%q: NamedBySecret = %v (%v), want %v", cred, id.NamedBySecret(), err, want)
+		}
+	}
+	if id, _ := Hellgate().Identity(http.Header{"X-Api-Key": {"hg_1"}}); !id.NamedBySecret() {
+		t.Error("a Hellgate API key: NamedBySecret = false")
+	}
+}
+
 func TestHellgateIdentity(t *testing.T) {
 	id, err := Hellgate().Identity(http.Header{"X-Api-Key": {"hg_sandbox_0123456789"}})
 	if err != nil || id.Merchant != keyName("hg_sandbox_0123456789") || id.CredentialDigest != sha256.Sum256([]byte("hg_sandbox_0123456789")) {

@@ -9,6 +9,7 @@ package psp
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -82,6 +83,11 @@ type Identity struct {
 	Merchant         string
 	CredentialDigest [32]byte
 }
+
+// NamedBySecret reports whether Merchant is derived from a secret (an API
+// key), so that only a holder of the secret can name the merchant, rather
+// than from a user name that others may know.
+func (id Identity) NamedBySecret() bool { return strings.HasPrefix(id.Merchant, "key:") }
 
 // AutoCapture is the auto-capture flag as the request spelled it.
 type AutoCapture uint8

@@ -1,0 +1,73 @@
+package credentials
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis shares acceptances between the gateways on one Redis: what one
+// gateway saw the PSP accept, the others trust too, and a restarted
+// gateway remembers it. Each acceptance is one key,
+// <prefix>:cred:<32 hex digits>, that expires with the TTL; the hex digits
+// are a SHA-256 of the digest, not the digest itself. A local cache in
+// front saves the round trip for credentials this gateway has seen
+// accepted.
+type Redis struct {
+	client redis.Cmdable
+	prefix string
+	ttl    time.Duration
+	now    func() time.Time
+	local  *Memory
+}
+
+var _ Store = (*Redis)(nil)
+
+// NewRedis returns a store on client whose keys start with prefix (default
+// "pspguard").
+func NewRedis(client redis.Cmdable, prefix string, opts Options) *Redis {
+	opts = opts.withDefaults()
+	if prefix == "" {
+		prefix = "pspguard"
+	}
+	return &Redis{client: client, prefix: prefix, ttl: opts.TTL, now: opts.Now, local: NewMemory(opts)}
+}
+
+func (r *Redis) key(d Digest) string {
+	h := sha256.Sum256(append([]byte("pspguard credential\x00"), d[:]...))
+	return r.prefix + ":cred:" + hex.EncodeToString(h[:16])
+}
+
+// Accept records the acceptance in Redis, at most once per half TTL per
+// gateway and digest.
+func (r *Redis) Accept(ctx context.Context, d Digest) error {
+	if r.local.fresh(d, r.ttl/2) {
+		return nil
+	}
+	if err := r.client.Set(ctx, r.key(d), "1", r.ttl).Err(); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	r.local.acceptedAt(d, r.now())
+	return nil
+}
+
+// Accepted asks the local cache, then Redis.
+func (r *Redis) Accepted(ctx context.Context, d Digest) (bool, error) {
+	if r.local.fresh(d, r.ttl) {
+		return true, nil
+	}
+	left, err := r.client.PTTL(ctx, r.key(d)).Result()
+	if err != nil {
+		return false, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if left <= 0 {
+		// -2: no such key. -1 (no expiry) is never written.
+		return false, nil
+	}
+	r.local.acceptedAt(d, r.now().Add(left-r.ttl))
+	return true, nil
+}
