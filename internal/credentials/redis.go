@@ -42,16 +42,18 @@ func (r *Redis) key(d Digest) string {
 	return r.prefix + ":cred:" + hex.EncodeToString(h[:16])
 }
 
-// Accept records the acceptance in Redis, at most once per half TTL per
-// gateway and digest.
+// Accept records the acceptance in the local cache and in Redis, at most
+// once per half TTL per gateway and digest. An error means only that the
+// other gateways were not told: this one trusts the credentials all the
+// same, and tries Redis again after half the TTL.
 func (r *Redis) Accept(ctx context.Context, d Digest) error {
 	if r.local.fresh(d, r.ttl/2) {
 		return nil
 	}
+	r.local.acceptedAt(d, r.now())
 	if err := r.client.Set(ctx, r.key(d), "1", r.ttl).Err(); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	r.local.acceptedAt(d, r.now())
 	return nil
 }
 

@@ -81,4 +81,12 @@ func TestRedisUnavailable(t *testing.T) {
 	if err := s.Accept(context.Background(), credentials.Digest{1}); !errors.Is(err, credentials.ErrUnavailable) {
 		t.Fatalf("Accept = %v; want ErrUnavailable", err)
 	}
+	// The gateway saw the PSP accept them: it trusts them itself, and does
+	// not try Redis again on every success.
+	if ok, err := s.Accepted(context.Background(), credentials.Digest{1}); !ok || err != nil {
+		t.Fatalf("after Accept with Redis down: Accepted = %v, %v; want true from the local cache", ok, err)
+	}
+	if err := s.Accept(context.Background(), credentials.Digest{1}); err != nil {
+		t.Fatalf("Accept again = %v; want nil until half the TTL has passed", err)
+	}
 }
