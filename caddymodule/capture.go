@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -183,7 +184,7 @@ func (h *Handler) captureRefusal(x *exchange, d ledger.Decision) (reason, msg st
 }
 
 // refuseCapture refuses a capture by policy, or in shadow mode lets it
-// through unreserved; the ledger then re-learns the order from the PSP.
+// through unreserved; the ledger then follows what the PSP did.
 func (h *Handler) refuseCapture(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, x *exchange, reason, msg string) error {
 	if !h.shadow {
 		h.refuse(w, x, http.StatusForbidden, psp.CodeCaptureNotAllowed, reason, msg)
@@ -192,9 +193,7 @@ func (h *Handler) refuseCapture(w http.ResponseWriter, r *http.Request, next cad
 	x.outcome, x.reason, x.message = outcomeShadowRefused, reason, msg
 	h.m.refusal(reason)
 	return h.forward(w, r, next, x, func(x *exchange, rec caddyhttp.ResponseRecorder, _ *bytes.Buffer, err error) {
-		ctx, cancel := h.storeContext(context.Background())
-		defer cancel()
-		_ = h.ledger.Forget(ctx, h.ledgerKey(x, x.route.OrderID))
+		h.followShadowCapture(r, next, x, rec.Status(), err)
 	})
 }
 
@@ -219,36 +218,14 @@ func (h *Handler) storeDown(w http.ResponseWriter, x *exchange, err error) error
 	return nil
 }
 
-// learn reads the order from the PSP with the caller's own credentials,
-// through the same upstream reverse_proxy uses, and reconciles the ledger
-// with it. It answers the caller itself and returns true when the capture
-// cannot go on: the order does not exist (404), the PSP refused the read
-// (its own answer is passed on), or the PSP could not be asked (503).
+// learn reads the order from the PSP with the caller's own credentials
+// and reconciles the ledger with it. It answers the caller itself and
+// returns true when the capture cannot go on: the order does not exist
+// (404), the PSP refused the read (its own answer is passed on), or the PSP
+// could not be asked (503).
 func (h *Handler) learn(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, x *exchange, key ledger.Key) bool {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), time.Duration(h.LookupTimeout))
-	defer cancel()
-	if vars, ok := ctx.Value(caddyhttp.VarsCtxKey).(map[string]any); ok {
-		// The read gets its own copy of Caddy's request variables: a
-		// connection net/http dials for it may still be reading them after
-		// the read is done, while reverse_proxy writes them for the capture.
-		ctx = context.WithValue(ctx, caddyhttp.VarsCtxKey, maps.Clone(vars))
-	}
-	lr := r.Clone(ctx)
-	path := h.dialect.OrderPath(x.route.OrderID)
-	lr.Method = http.MethodGet
-	lr.URL.Path, lr.URL.RawPath, lr.URL.RawQuery = path, "", ""
-	lr.RequestURI = path
-	lr.Body, lr.ContentLength, lr.TransferEncoding = http.NoBody, 0, nil
-	for _, k := range []string{"Content-Type", "Content-Length", "Content-Encoding", "Expect",
-		"Accept-Encoding", h.dialect.IdempotencyHeader()} {
-		lr.Header.Del(k)
-	}
-
-	lw := newLookupWriter()
-	start := h.now()
-	err := next.ServeHTTP(lw, lr)
-	h.m.upstreamDuration(psp.OpGetOrder, h.now().Sub(start))
-	if err != nil || lw.status == 0 {
+	lw, err := h.readOrder(r, next, x)
+	if err != nil {
 		h.logger.Warn("order lookup failed", zap.String("order_id", x.route.OrderID), zap.Error(err))
 		h.unavailable(w, x, "the gateway could not read the order from the PSP; nothing was sent")
 		return true
@@ -283,6 +260,69 @@ func (h *Handler) learn(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 		return true
 	}
 	return false
+}
+
+// readOrder reads the order of x from the PSP with the caller's own
+// credentials, through the same upstream reverse_proxy uses. An error means
+// the PSP gave no answer.
+func (h *Handler) readOrder(r *http.Request, next caddyhttp.Handler, x *exchange) (*lookupWriter, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), time.Duration(h.LookupTimeout))
+	defer cancel()
+	if vars, ok := ctx.Value(caddyhttp.VarsCtxKey).(map[string]any); ok {
+		// The read gets its own copy of Caddy's request variables: a
+		// connection net/http dials for it may still be reading them after
+		// the read is done, while reverse_proxy writes them for the capture.
+		ctx = context.WithValue(ctx, caddyhttp.VarsCtxKey, maps.Clone(vars))
+	}
+	lr := r.Clone(ctx)
+	path := h.dialect.OrderPath(x.route.OrderID)
+	lr.Method = http.MethodGet
+	lr.URL.Path, lr.URL.RawPath, lr.URL.RawQuery = path, "", ""
+	lr.RequestURI = path
+	lr.Body, lr.ContentLength, lr.TransferEncoding = http.NoBody, 0, nil
+	for _, k := range []string{"Content-Type", "Content-Length", "Content-Encoding", "Expect",
+		"Accept-Encoding", h.dialect.IdempotencyHeader()} {
+		lr.Header.Del(k)
+	}
+
+	lw := newLookupWriter()
+	start := h.now()
+	err := next.ServeHTTP(lw, lr)
+	h.m.upstreamDuration(psp.OpGetOrder, h.now().Sub(start))
+	if err == nil && lw.status == 0 {
+		err = errors.New("upstream wrote no response")
+	}
+	return lw, err
+}
+
+// followShadowCapture brings the ledger up to date after a capture it
+// would have refused went to the PSP in shadow mode. Unless the PSP refused
+// it (4xx: nothing was captured), the order is read from the PSP again and
+// reconciled, which keeps the reservations of other captures in flight. If
+// that read fails, the order is dropped and re-learned at its next capture.
+func (h *Handler) followShadowCapture(r *http.Request, next caddyhttp.Handler, x *exchange, status int, err error) {
+	if err == nil && status >= 400 && status <= 499 {
+		return
+	}
+	key := h.ledgerKey(x, x.route.OrderID)
+	lw, err := h.readOrder(r, next, x)
+	var order psp.Order
+	switch {
+	case err != nil:
+	case lw.status != http.StatusOK:
+		err = fmt.Errorf("the PSP answered the order read with %d", lw.status)
+	default:
+		order, err = h.dialect.ParseOrder(lw.body.Bytes(), h.now())
+	}
+	ctx, cancel := h.storeContext(context.Background())
+	defer cancel()
+	if err == nil {
+		err = h.ledger.Reconcile(ctx, key, order)
+	}
+	if err != nil {
+		h.logger.Warn("following a shadow capture", zap.String("order_id", x.route.OrderID), zap.Error(err))
+		_ = h.ledger.Forget(ctx, key)
+	}
 }
 
 // lookupWriter collects the answer to the gateway's own order read.

@@ -101,6 +101,59 @@ func TestShadowMode(t *testing.T) {
 
 // A valid rules change takes effect without a restart; an invalid one is
 // refused and the last valid rules keep enforcing; a removed file too.
+// In shadow mode a capture the ledger would refuse goes to the PSP, and the
+// ledger then follows what the PSP did, keeping the reservations of other
+// captures in flight.
+func TestShadowCapture(t *testing.T) {
+	ctx := context.Background()
+	g := newGateway(t, exampleRules, "mode shadow")
+	id := g.createOrder("shoeshop", 1000, false)
+	// The authorization was raised at the PSP directly: the ledger does not know.
+	if resp, body := g.direct("PATCH", "/ordermanagement/v1/orders/"+id+"/authorization", "shoeshop",
+		`{"order_amount": 2000}`); resp.StatusCode/100 != 2 {
+		t.Fatalf("raising the authorization: %d %s", resp.StatusCode, body)
+	}
+	// Another capture is in flight: its reservation is held.
+	k := ledger.Key{PSP: "klarna", Merchant: "shoeshop", OrderID: id}
+	var inFlight ledger.Reservation
+	g.withLedger(func(l ledger.Store) {
+		d, err := l.Reserve(ctx, k, ledger.ReserveRequest{Amount: 100})
+		if err != nil || d.Outcome != ledger.Reserved {
+			t.Fatalf("reserving: %v %v", d.Outcome, err)
+		}
+		inFlight = d.Reservation
+	})
+
+	series := `caddy_psp_guard_refusals_total{psp="klarna",reason="capture_exceeds"}`
+	before := scrapeValue(g.scrape(), series)
+	if resp, body := g.capture("shoeshop", id, 1500); resp.StatusCode != 201 {
+		t.Fatalf("shadow capture beyond what the ledger knows: %d %s", resp.StatusCode, body)
+	}
+	if after := scrapeValue(g.scrape(), series); after != before+1 {
+		t.Fatalf("%s %v -> %v; want +1", series, before, after)
+	}
+	if e := g.ledgerEntry("shoeshop", id); e.Amount != 2000 || e.Captured != 1500 || e.Reserved != 100 || e.Pending != 1 {
+		t.Fatalf("ledger after the shadow capture: %+v; want 2000 authorized, 1500 captured, 100 in flight", e)
+	}
+	g.withLedger(func(l ledger.Store) {
+		if err := l.Commit(ctx, inFlight); err != nil {
+			t.Fatalf("the capture in flight lost its reservation: %v", err)
+		}
+	})
+
+	// One the PSP refuses changes nothing, and the PSP is not asked again.
+	reads := g.pspRequests("klarna.get_order")
+	if resp, body := g.capture("shoeshop", id, 5000); resp.StatusCode/100 != 4 {
+		t.Fatalf("shadow capture the PSP refuses: %d %s", resp.StatusCode, body)
+	}
+	if n := g.pspRequests("klarna.get_order"); n != reads {
+		t.Fatalf("%d order reads after a capture the PSP refused", n-reads)
+	}
+	if e := g.ledgerEntry("shoeshop", id); e.Captured != 1600 || e.Reserved != 0 {
+		t.Fatalf("ledger after a refused shadow capture: %+v", e)
+	}
+}
+
 func TestRulesHotReload(t *testing.T) {
 	old := rulesPollInterval
 	rulesPollInterval = 50 * time.Millisecond
@@ -538,6 +591,22 @@ func scrapeValue(text, series string) float64 {
 // pool, where the running config keeps it.
 func (g *gateway) ledgerEntry(merchant, orderID string) ledger.Entry {
 	g.t.Helper()
+	var e ledger.Entry
+	g.withLedger(func(l ledger.Store) {
+		var found bool
+		var err error
+		e, found, err = l.Get(context.Background(), ledger.Key{PSP: "klarna", Merchant: merchant, OrderID: orderID})
+		if err != nil || !found {
+			g.t.Fatalf("ledger has no order %s: %v", orderID, err)
+		}
+	})
+	return e
+}
+
+// withLedger runs f with the gateway's memory ledger, as the handler holds
+// it in the usage pool.
+func (g *gateway) withLedger(f func(ledger.Store)) {
+	g.t.Helper()
 	key := memoryLedgerKey(1000000, leaseFor(defaultLookupTimeout, defaultUpstreamTimout))
 	v, ok := pool.References(key)
 	if !ok || v == 0 {
@@ -548,9 +617,5 @@ func (g *gateway) ledgerEntry(merchant, orderID string) ledger.Entry {
 		g.t.Fatal(err)
 	}
 	defer pool.Delete(key)
-	e, found, err := st.(*pooledLedger).Get(context.Background(), ledger.Key{PSP: "klarna", Merchant: merchant, OrderID: orderID})
-	if err != nil || !found {
-		g.t.Fatalf("ledger has no order %s: %v", orderID, err)
-	}
-	return e
+	f(st.(*pooledLedger))
 }
