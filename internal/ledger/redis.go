@@ -32,13 +32,15 @@ type RedisOptions struct {
 	// and an order never goes while a capture on it can still be in flight.
 	OrderTTL time.Duration
 
-	// Now tells the time an order's capture window is checked against;
-	// default time.Now. The order TTL runs on the Redis server's clock.
+	// Now tells the time leases and an order's capture window are judged
+	// by. Default: the Redis server's clock, from the local clock and an
+	// offset measured with TIME every 30 seconds, so that gateways whose
+	// clocks disagree still agree. The order TTL runs on the server's clock.
 	Now func() time.Time
 
 	// Lease is how long a reservation stays pending; default DefaultLease.
 	// See MemoryOptions.Lease. The gateways sharing a ledger should use the
-	// same lease; their clocks decide when it ends.
+	// same lease.
 	Lease time.Duration
 }
 
@@ -65,7 +67,7 @@ func NewRedis(client redis.Cmdable, opts RedisOptions) *Redis {
 		opts.OrderTTL = DefaultOrderTTL
 	}
 	if opts.Now == nil {
-		opts.Now = time.Now
+		opts.Now = newServerClock(client, time.Now).now
 	}
 	if opts.Lease <= 0 {
 		opts.Lease = DefaultLease
