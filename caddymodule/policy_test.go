@@ -328,6 +328,14 @@ func testCaptureRefusalNeedsValidCredentials(t *testing.T, store string) {
 		!strings.Contains(body, "remaining authorized amount 1000") || reads() != before {
 		t.Fatalf("unseen order, next refusal: %d %s, %d reads", resp.StatusCode, body, reads()-before)
 	}
+
+	// A reload keeps what the PSP accepted, as it keeps the ledger.
+	g.load(store + "\nmax_body 2MiB")
+	before = reads()
+	if resp, body := g.capture("shoeshop", id, 3000); resp.StatusCode != 403 ||
+		!strings.Contains(body, "remaining authorized amount 2000") || reads() != before {
+		t.Fatalf("refusal after a reload: %d %s, %d reads", resp.StatusCode, body, reads()-before)
+	}
 }
 
 // Credentials are trusted with refusals for a while after the PSP accepted

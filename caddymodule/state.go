@@ -41,6 +41,12 @@ func (p *pooledIdem) Destruct() error {
 	return p.Close()
 }
 
+// pooledCreds keeps what the PSP accepted across reloads; it holds no
+// resource of its own.
+type pooledCreds struct{ credentials.Store }
+
+func (*pooledCreds) Destruct() error { return nil }
+
 type pooledRedis struct {
 	client   *redis.Client
 	pipeline *redis.AutoPipeliner
@@ -66,9 +72,10 @@ func (h *Handler) acquireState() error {
 		InFlightTTL: defaultInFlightTTL,
 	}
 	var (
-		lkey, ikey string
-		newLedger  func() ledger.Store
-		newIdem    func() idempotency.Store
+		lkey, ikey, ckey string
+		newLedger        func() ledger.Store
+		newIdem          func() idempotency.Store
+		newCreds         func() credentials.Store
 	)
 	switch h.Store.Type {
 	case "memory":
@@ -78,7 +85,8 @@ func (h *Handler) acquireState() error {
 			return ledger.NewMemory(ledger.MemoryOptions{MaxOrders: h.Ledger.MaxOrders, Lease: h.lease()})
 		}
 		newIdem = func() idempotency.Store { return idempotency.NewMemory(idemCfg) }
-		h.creds = credentials.NewMemory(credentials.Options{Now: h.now})
+		ckey = "credentials/memory"
+		newCreds = func() credentials.Store { return credentials.NewMemory(credentials.Options{Now: h.now}) }
 
 	case "redis":
 		opts, err := redis.ParseURL(h.Store.URL)
@@ -113,7 +121,10 @@ func (h *Handler) acquireState() error {
 		newIdem = func() idempotency.Store {
 			return idempotency.NewRedis(client, idempotency.RedisOptions{Prefix: h.Store.Prefix, Config: idemCfg})
 		}
-		h.creds = credentials.NewRedis(client, h.Store.Prefix, credentials.Options{Now: h.now})
+		ckey = fmt.Sprintf("%s/credentials/prefix=%s", key, h.Store.Prefix)
+		newCreds = func() credentials.Store {
+			return credentials.NewRedis(client, h.Store.Prefix, credentials.Options{Now: h.now})
+		}
 
 	default:
 		return fmt.Errorf("psp_guard: unknown store %q", h.Store.Type)
@@ -137,6 +148,11 @@ func (h *Handler) acquireState() error {
 		return err
 	}
 	h.idem = i
+	c, err := acquire(h, ckey, func() *pooledCreds { return &pooledCreds{Store: newCreds()} })
+	if err != nil {
+		return err
+	}
+	h.creds = c
 	return nil
 }
 
