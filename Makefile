@@ -15,7 +15,7 @@ build:
 ## run: the simulator on 127.0.0.1:9001 and pspguard on :8080 (Klarna) and :8081 (Hellgate); Ctrl-C stops both
 run: build
 	@set -e; \
-	./$(BIN)/pspsim -listen 127.0.0.1:9001 & sim=$$!; \
+	./$(BIN)/pspsim -listen 127.0.0.1:9001 -password shoeshop:secret -password digitalshop:secret & sim=$$!; \
 	./$(BIN)/pspguard run --config Caddyfile --adapter caddyfile & guard=$$!; \
 	stop() { kill $$guard $$sim 2>/dev/null; wait $$guard $$sim 2>/dev/null; echo; echo "pspguard and pspsim stopped."; }; \
 	trap 'stop; exit 0' INT TERM; trap stop EXIT; \

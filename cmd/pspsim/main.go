@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -23,17 +24,30 @@ func main() {
 	log.SetFlags(0)
 	log.SetPrefix("pspsim: ")
 	if err := run(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
 		log.Fatal(err)
 	}
 }
 
 func run(args []string) error {
-	fs := flag.NewFlagSet("pspsim", flag.ExitOnError)
+	fs := flag.NewFlagSet("pspsim", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:9001", "address to listen on")
 	latency := fs.Duration("latency", 0, "latency added to every PSP request")
 	failPercent := fs.Int("fail-percent", 0, "share of PSP requests answered 503 without effect (0..100)")
 	dropAfterCapture := fs.Int("drop-after-capture", 0, "share of captures applied and then answered by closing the connection (0..100)")
 	seed := fs.Int64("seed", 0, "seed of the fault draws; 0 seeds from the clock")
+	passwords := map[string]string{}
+	fs.Func("password", "USER:PASSWORD: Klarna Basic auth for USER needs this password, others get 401 (repeatable; other users may use any)",
+		func(v string) error {
+			user, password, ok := strings.Cut(v, ":")
+			if !ok || user == "" || password == "" {
+				return errors.New("want USER:PASSWORD")
+			}
+			passwords[user] = password
+			return nil
+		})
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -54,6 +68,7 @@ func run(args []string) error {
 			FailPercent:      *failPercent,
 			DropAfterCapture: *dropAfterCapture,
 			Seed:             *seed,
+			Passwords:        passwords,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}

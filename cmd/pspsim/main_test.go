@@ -16,6 +16,9 @@ func TestRunRefusesBadFlags(t *testing.T) {
 		{"-drop-after-capture", "-1"},
 		{"-latency", "-1s"},
 		{"extra"},
+		{"-password", "shoeshop"},
+		{"-password", ":secret"},
+		{"-password", "shoeshop:"},
 	} {
 		if err := run(args); err == nil {
 			t.Errorf("run(%q) accepted", args)
@@ -29,7 +32,9 @@ func TestRunServesAndStops(t *testing.T) {
 	log.SetOutput(pw)
 	t.Cleanup(func() { log.SetOutput(io.Discard) })
 	done := make(chan error, 1)
-	go func() { done <- run([]string{"-listen", "127.0.0.1:0", "-fail-percent", "100"}) }()
+	go func() {
+		done <- run([]string{"-listen", "127.0.0.1:0", "-fail-percent", "100", "-password", "shoeshop:secret"})
+	}()
 
 	lines := bufio.NewReader(pr)
 	line, err := lines.ReadString('\n')
@@ -49,6 +54,25 @@ func TestRunServesAndStops(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("with -fail-percent 100: status %d", resp.StatusCode)
+	}
+	// -password: without failures, a wrong password is refused (401), the
+	// right one reaches the order lookup (404: no such order).
+	resp, err = http.Post(base+"/_sim/faults", "application/json", strings.NewReader(`{"fail_percent":0}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for password, want := range map[string]int{"wrong": http.StatusUnauthorized, "secret": http.StatusNotFound} {
+		req, _ := http.NewRequest("GET", base+"/ordermanagement/v1/orders/5f1e7c7a-0000-4000-8000-000000000001", nil)
+		req.SetBasicAuth("shoeshop", password)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("order read with password %q: status %d, want %d", password, resp.StatusCode, want)
+		}
 	}
 
 	if err := syscall.Kill(syscall.Getpid(), syscall.SIGTERM); err != nil {
