@@ -51,7 +51,8 @@ type Redis struct {
 	client   redis.Cmdable
 	prefix   string
 	index    string
-	inflight string // a hash; earlier versions kept a counter, a string, at ":ledger:inflight"
+	inflight string // a hash
+	legacy   string // the counter, a string, earlier versions kept instead; Stats drops it
 	ttl      string // OrderTTL in milliseconds, as the scripts take it
 	lease    int64  // Lease in milliseconds
 	now      func() time.Time
@@ -77,6 +78,7 @@ func NewRedis(client redis.Cmdable, opts RedisOptions) *Redis {
 		prefix:   opts.Prefix + ":ledger:",
 		index:    opts.Prefix + ":ledger:index",
 		inflight: opts.Prefix + ":ledger:inflight-by-order",
+		legacy:   opts.Prefix + ":ledger:inflight",
 		// An order outlives the lease of any reservation on it.
 		ttl:   strconv.FormatInt(max(opts.OrderTTL.Milliseconds(), opts.Lease.Milliseconds(), 1), 10),
 		lease: max(opts.Lease.Milliseconds(), 1),
@@ -284,7 +286,7 @@ func (r *Redis) run(ctx context.Context, s *redis.Script, key Key, args ...any) 
 // Stats implements Store. Counting orders also drops expired ones from the
 // index.
 func (r *Redis) Stats(ctx context.Context) (orders, reservations int64, err error) {
-	v, err := scriptStats.Run(ctx, r.client, []string{r.index, r.inflight}).Int64Slice()
+	v, err := scriptStats.Run(ctx, r.client, []string{r.index, r.inflight, r.legacy}).Int64Slice()
 	if err != nil {
 		return 0, 0, unavailable(err)
 	}

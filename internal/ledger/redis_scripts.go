@@ -334,10 +334,13 @@ addInFlight(-dropped)
 return 1
 `
 
-// KEYS = {index, inflight}. Prunes the index and the in-flight counts of
-// expired orders and returns {orders, reservations in flight}. Orders with
-// reservations are few (captures in flight), so checking each is cheap.
+// KEYS = {index, inflight, legacy}. Prunes the index and the in-flight
+// counts of expired orders and returns {orders, reservations in flight}.
+// Orders with reservations are few (captures in flight), so checking each
+// is cheap. It also drops the in-flight counter earlier versions kept,
+// which nothing reads any more.
 const luaStats = `
+redis.call('DEL', KEYS[3])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local n = 0

@@ -298,6 +298,22 @@ func TestRedisExpiredOrderLeavesStats(t *testing.T) {
 	}
 }
 
+// The in-flight counter earlier versions kept is dropped: nothing reads it,
+// and it had no expiry.
+func TestRedisStatsDropsLegacyCounter(t *testing.T) {
+	c := redistest.Client(t)
+	prefix := testPrefix(t, c)
+	legacy := prefix + ":ledger:inflight"
+	if err := c.Set(ctx, legacy, "3", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	s := ledger.NewRedis(c, ledger.RedisOptions{Prefix: prefix})
+	wantOrders(t, s, 0, 0)
+	if n, err := c.Exists(ctx, legacy).Result(); err != nil || n != 0 {
+		t.Fatalf("the old counter is still there (%d, %v)", n, err)
+	}
+}
+
 // A reservation written before reservations had a lease carries no time:
 // its lease is over, so the order is reconciled before the next capture
 // and the reservation is dropped then.
