@@ -2,39 +2,23 @@ package credentials_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/pspguard/pspguard/internal/credentials"
 	"github.com/pspguard/pspguard/internal/credentials/credtest"
+	"github.com/pspguard/pspguard/internal/testclock"
 )
 
-// clock is a settable time for stores under test.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)} }
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
+func newClock() *testclock.Clock {
+	return testclock.New(time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC))
 }
 
 func TestMemory(t *testing.T) {
 	credtest.Run(t, func(t *testing.T, opts credentials.Options) (credentials.Store, func()) {
 		c := newClock()
-		opts.Now = c.now
-		return credentials.NewMemory(opts), func() { c.advance(opts.TTL) }
+		opts.Now = c.Now
+		return credentials.NewMemory(opts), func() { c.Add(opts.TTL) }
 	})
 }
 
@@ -43,19 +27,19 @@ func TestMemory(t *testing.T) {
 func TestMemoryRefresh(t *testing.T) {
 	ctx := context.Background()
 	c := newClock()
-	s := credentials.NewMemory(credentials.Options{TTL: time.Minute, Now: c.now})
+	s := credentials.NewMemory(credentials.Options{TTL: time.Minute, Now: c.Now})
 	d := credentials.Digest{7}
 	_ = s.Accept(ctx, d)
-	c.advance(20 * time.Second)
+	c.Add(20 * time.Second)
 	_ = s.Accept(ctx, d) // within half the TTL: not written
-	c.advance(40 * time.Second)
+	c.Add(40 * time.Second)
 	if ok, _ := s.Accepted(ctx, d); ok {
 		t.Fatal("an acceptance counted past its TTL")
 	}
 	_ = s.Accept(ctx, d)
-	c.advance(40 * time.Second)
+	c.Add(40 * time.Second)
 	_ = s.Accept(ctx, d) // past half the TTL: written again
-	c.advance(40 * time.Second)
+	c.Add(40 * time.Second)
 	if ok, _ := s.Accepted(ctx, d); !ok {
 		t.Fatal("credentials in steady use expired")
 	}

@@ -19,12 +19,12 @@ func uniquePrefix(t testing.TB) string { return "pspguard-test:" + t.Name() + ":
 func TestRedis(t *testing.T) {
 	credtest.Run(t, func(t *testing.T, opts credentials.Options) (credentials.Store, func()) {
 		c := newClock()
-		opts.Now = c.now
+		opts.Now = c.Now
 		s := credentials.NewRedis(redistest.Client(t), uniquePrefix(t), opts)
 		return s, func() {
 			// Redis expires the key by its own clock.
 			time.Sleep(opts.TTL + 50*time.Millisecond)
-			c.advance(opts.TTL)
+			c.Add(opts.TTL)
 		}
 	})
 }
@@ -35,7 +35,7 @@ func TestRedisShared(t *testing.T) {
 	ctx := context.Background()
 	client, prefix := redistest.Client(t), uniquePrefix(t)
 	c := newClock()
-	opts := credentials.Options{TTL: time.Minute, Now: c.now}
+	opts := credentials.Options{TTL: time.Minute, Now: c.Now}
 	a := credentials.NewRedis(client, prefix, opts)
 	b := credentials.NewRedis(client, prefix, opts)
 	d := credentials.Digest{9}
@@ -64,7 +64,7 @@ func TestRedisShared(t *testing.T) {
 	if ok, _ := b.Accepted(ctx, d); !ok {
 		t.Fatal("b's own copy was not used within the TTL")
 	}
-	c.advance(time.Minute)
+	c.Add(time.Minute)
 	if ok, err := b.Accepted(ctx, d); err != nil || ok {
 		t.Fatalf("after the TTL, with the key gone: Accepted = %v, %v", ok, err)
 	}

@@ -12,27 +12,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pspguard/pspguard/internal/testclock"
 )
-
-// clock is a settable time source.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // harness is a simulator behind a real loopback HTTP server, with a settable
 // clock and no real sleeping.
@@ -40,7 +22,7 @@ type harness struct {
 	t     *testing.T
 	sim   *Server
 	srv   *httptest.Server
-	clock *clock
+	clock *testclock.Clock
 
 	// client sends the requests. Go's client resends a request that carries
 	// X-Idempotency-Key when a reused connection closes without an answer,
@@ -51,7 +33,7 @@ type harness struct {
 
 func newHarness(t *testing.T, opts Options) *harness {
 	t.Helper()
-	h := &harness{t: t, clock: newClock()}
+	h := &harness{t: t, clock: testclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))}
 	if opts.Now == nil {
 		opts.Now = h.clock.Now
 	}

@@ -21,13 +21,13 @@ func testLease(t *testing.T, open opener) {
 	learn(t, s, k, authorized(1000))
 	old := mustReserve(t, s, k, 300, "")
 
-	c.set(t0.Add(Lease - time.Millisecond))
+	c.Set(t0.Add(Lease - time.Millisecond))
 	young := mustReserve(t, s, k, 100, "")
 	if e := get(t, s, k); e.Pending != 2 || e.Uncertain != 0 || e.Reserved != 400 {
 		t.Fatalf("before the lease ends: %+v; want 2 pending, 400 reserved", e)
 	}
 
-	c.set(t0.Add(Lease))
+	c.Set(t0.Add(Lease))
 	if e := get(t, s, k); e.Pending != 1 || e.Uncertain != 1 || e.Reserved != 400 {
 		t.Fatalf("after the first lease ended: %+v; want 1 pending, 1 uncertain, 400 reserved", e)
 	}
@@ -58,14 +58,14 @@ func testLeaseAdopt(t *testing.T, open opener) {
 	learn(t, s, k, authorized(1000))
 	old := mustReserve(t, s, k, 400, "retry-tag")
 
-	c.set(t0.Add(2 * Lease))
+	c.Set(t0.Add(2 * Lease))
 	wantOutcome(t, s, k, 400, "another-tag", ledger.NeedsReconcile)
 	d := wantOutcome(t, s, k, 400, "retry-tag", ledger.Adopted)
 	settle(t, "Release", s.Release, old, ledger.ErrNotHeld)
 	if e := get(t, s, k); e.Pending != 1 || e.Uncertain != 0 || e.Reserved != 400 {
 		t.Fatalf("after adoption: %+v; want one pending reservation of 400", e)
 	}
-	c.set(t0.Add(3*Lease - time.Millisecond))
+	c.Set(t0.Add(3*Lease - time.Millisecond))
 	if e := get(t, s, k); e.Pending != 1 {
 		t.Fatalf("within the adopted reservation's lease: %+v; want it pending", e)
 	}

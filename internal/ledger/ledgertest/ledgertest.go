@@ -6,12 +6,12 @@ package ledgertest
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/pspguard/pspguard/internal/ledger"
 	"github.com/pspguard/pspguard/internal/psp"
+	"github.com/pspguard/pspguard/internal/testclock"
 )
 
 // Run runs the whole suite. open returns an empty store whose capture
@@ -48,30 +48,12 @@ var t0 = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 
 var ctx = context.Background()
 
-// clock is a settable now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
 type opener = func(t *testing.T, now func() time.Time) ledger.Store
 
-func start(t *testing.T, open opener) (ledger.Store, *clock) {
+func start(t *testing.T, open opener) (ledger.Store, *testclock.Clock) {
 	t.Helper()
-	c := &clock{t: t0}
-	return open(t, c.now), c
+	c := testclock.New(t0)
+	return open(t, c.Now), c
 }
 
 func key(id string) ledger.Key {

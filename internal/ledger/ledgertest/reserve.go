@@ -162,9 +162,9 @@ func testExpiryFollowsTheClock(t *testing.T, open opener) {
 	learn(t, s, k, o)
 
 	res := mustReserve(t, s, k, 100, "")
-	c.set(o.ExpiresAt.Add(-time.Nanosecond))
+	c.Set(o.ExpiresAt.Add(-time.Nanosecond))
 	mustReserve(t, s, k, 100, "")
-	c.set(o.ExpiresAt)
+	c.Set(o.ExpiresAt)
 	wantOutcome(t, s, k, 100, "", ledger.NotCapturable)
 
 	// A capture decided inside the window still settles after it.
