@@ -85,7 +85,7 @@ func (h *Handler) acquireState() error {
 			return ledger.NewMemory(ledger.MemoryOptions{MaxOrders: h.Ledger.MaxOrders, Lease: h.lease()})
 		}
 		newIdem = func() idempotency.Store { return idempotency.NewMemory(idemCfg) }
-		ckey = "credentials/memory"
+		ckey = "credentials/memory/psp=" + h.dialect.Name()
 		newCreds = func() credentials.Store { return credentials.NewMemory(credentials.Options{Now: h.now}) }
 
 	case "redis":
@@ -121,9 +121,9 @@ func (h *Handler) acquireState() error {
 		newIdem = func() idempotency.Store {
 			return idempotency.NewRedis(client, idempotency.RedisOptions{Prefix: h.Store.Prefix, Config: idemCfg})
 		}
-		ckey = fmt.Sprintf("%s/credentials/prefix=%s", key, h.Store.Prefix)
+		ckey = fmt.Sprintf("%s/credentials/prefix=%s/psp=%s", key, h.Store.Prefix, h.dialect.Name())
 		newCreds = func() credentials.Store {
-			return credentials.NewRedis(client, h.Store.Prefix, credentials.Options{Now: h.now})
+			return credentials.NewRedis(client, h.Store.Prefix, h.dialect.Name(), credentials.Options{Now: h.now})
 		}
 
 	default:

@@ -13,13 +13,13 @@ import (
 // Redis shares acceptances between the gateways on one Redis: what one
 // gateway saw the PSP accept, the others trust too, and a restarted
 // gateway remembers it. Each acceptance is one key,
-// <prefix>:cred:<32 hex digits>, that expires with the TTL; the hex digits
-// are a SHA-256 of the digest, not the digest itself. A local cache in
-// front saves the round trip for credentials this gateway has seen
+// <prefix>:cred:<psp>:<32 hex digits>, that expires with the TTL; the hex
+// digits are a SHA-256 of the digest, not the digest itself. A local cache
+// in front saves the round trip for credentials this gateway has seen
 // accepted.
 type Redis struct {
 	client redis.Cmdable
-	prefix string
+	prefix string // <prefix>:cred:<psp>:
 	ttl    time.Duration
 	now    func() time.Time
 	local  *Memory
@@ -27,19 +27,19 @@ type Redis struct {
 
 var _ Store = (*Redis)(nil)
 
-// NewRedis returns a store on client whose keys start with prefix (default
-// "pspguard").
-func NewRedis(client redis.Cmdable, prefix string, opts Options) *Redis {
+// NewRedis returns a store on client for what the PSP named psp accepted,
+// whose keys start with prefix (default "pspguard").
+func NewRedis(client redis.Cmdable, prefix, psp string, opts Options) *Redis {
 	opts = opts.withDefaults()
 	if prefix == "" {
 		prefix = "pspguard"
 	}
-	return &Redis{client: client, prefix: prefix, ttl: opts.TTL, now: opts.Now, local: NewMemory(opts)}
+	return &Redis{client: client, prefix: prefix + ":cred:" + psp + ":", ttl: opts.TTL, now: opts.Now, local: NewMemory(opts)}
 }
 
 func (r *Redis) key(d Digest) string {
 	h := sha256.Sum256(append([]byte("pspguard credential\x00"), d[:]...))
-	return r.prefix + ":cred:" + hex.EncodeToString(h[:16])
+	return r.prefix + hex.EncodeToString(h[:16])
 }
 
 // Accept records the acceptance in the local cache and in Redis, at most

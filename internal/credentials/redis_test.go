@@ -20,7 +20,7 @@ func TestRedis(t *testing.T) {
 	credtest.Run(t, func(t *testing.T, opts credentials.Options) (credentials.Store, func()) {
 		c := newClock()
 		opts.Now = c.Now
-		s := credentials.NewRedis(redistest.Client(t), uniquePrefix(t), opts)
+		s := credentials.NewRedis(redistest.Client(t), uniquePrefix(t), "klarna", opts)
 		return s, func() {
 			// Redis expires the key by its own clock.
 			time.Sleep(opts.TTL + 50*time.Millisecond)
@@ -36,8 +36,8 @@ func TestRedisShared(t *testing.T) {
 	client, prefix := redistest.Client(t), uniquePrefix(t)
 	c := newClock()
 	opts := credentials.Options{TTL: time.Minute, Now: c.Now}
-	a := credentials.NewRedis(client, prefix, opts)
-	b := credentials.NewRedis(client, prefix, opts)
+	a := credentials.NewRedis(client, prefix, "klarna", opts)
+	b := credentials.NewRedis(client, prefix, "klarna", opts)
 	d := credentials.Digest{9}
 	if err := a.Accept(ctx, d); err != nil {
 		t.Fatal(err)
@@ -45,13 +45,16 @@ func TestRedisShared(t *testing.T) {
 	if ok, err := b.Accepted(ctx, d); err != nil || !ok {
 		t.Fatalf("the other gateway: Accepted = %v, %v", ok, err)
 	}
-	if ok, _ := credentials.NewRedis(client, uniquePrefix(t), opts).Accepted(ctx, d); ok {
+	if ok, _ := credentials.NewRedis(client, uniquePrefix(t), "klarna", opts).Accepted(ctx, d); ok {
 		t.Fatal("a gateway with another prefix trusts the acceptance")
+	}
+	if ok, _ := credentials.NewRedis(client, prefix, "hellgate", opts).Accepted(ctx, d); ok {
+		t.Fatal("what Klarna accepted is trusted for Hellgate")
 	}
 	// The key holds a digest of the digest, never the digest itself.
 	keys, err := client.Keys(ctx, prefix+":cred:*").Result()
-	if err != nil || len(keys) != 1 || len(keys[0]) != len(prefix)+len(":cred:")+32 {
-		t.Fatalf("keys %q, %v; want one <prefix>:cred:<32 hex digits>", keys, err)
+	if err != nil || len(keys) != 1 || len(keys[0]) != len(prefix)+len(":cred:klarna:")+32 {
+		t.Fatalf("keys %q, %v; want one <prefix>:cred:klarna:<32 hex digits>", keys, err)
 	}
 	if ttl := client.PTTL(ctx, keys[0]).Val(); ttl <= 0 || ttl > time.Minute {
 		t.Fatalf("the key expires in %v, want within the TTL", ttl)
@@ -74,7 +77,7 @@ func TestRedisShared(t *testing.T) {
 func TestRedisUnavailable(t *testing.T) {
 	client := redis.NewClient(&redis.Options{Addr: redistest.ClosedAddr(t), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	defer client.Close()
-	s := credentials.NewRedis(client, "pspguard", credentials.Options{})
+	s := credentials.NewRedis(client, "pspguard", "klarna", credentials.Options{})
 	if ok, err := s.Accepted(context.Background(), credentials.Digest{1}); ok || !errors.Is(err, credentials.ErrUnavailable) {
 		t.Fatalf("Accepted = %v, %v; want false and ErrUnavailable", ok, err)
 	}
