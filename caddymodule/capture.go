@@ -62,7 +62,7 @@ func (h *Handler) serveCapture(w http.ResponseWriter, r *http.Request, next cadd
 	}
 	x.currency = d.Entry.Currency
 
-	if held(d) && x.req.Currency != "" && x.req.Currency != d.Entry.Currency {
+	if held(d) && currencyMismatch(x, d) {
 		h.releaseReservation(d.Reservation)
 		return h.refuseCapture(w, r, next, x, reasonCurrencyMismatch,
 			fmt.Sprintf("currency_code %s does not match the order's currency %s", x.req.Currency, d.Entry.Currency))
@@ -100,15 +100,22 @@ func (h *Handler) serveCapture(w http.ResponseWriter, r *http.Request, next cadd
 // held reports whether the ledger holds the capture's amount for it.
 func held(d ledger.Decision) bool { return d.Outcome == ledger.Reserved || d.Outcome == ledger.Adopted }
 
+// currencyMismatch reports whether the capture names a currency other than
+// the order's.
+func currencyMismatch(x *exchange, d ledger.Decision) bool {
+	return x.req.Currency != "" && x.req.Currency != d.Entry.Currency
+}
+
 // vouch records that the PSP accepted the caller's credentials: it
 // answered them with success.
 func (h *Handler) vouch(x *exchange) {
 	if x.id.Merchant == "" || x.id.NamedBySecret() {
 		return
 	}
-	ctx, cancel := h.storeContext(x.r.Context())
-	defer cancel()
-	if err := h.creds.Accept(ctx, x.id.CredentialDigest); err != nil {
+	// Every success comes here and almost always finds the note fresh, so
+	// no deadline is made per call: the Redis client's own read and write
+	// timeouts (the store's timeout) bound the rare write.
+	if err := h.creds.Accept(context.Background(), x.id.CredentialDigest); err != nil {
 		h.logger.Warn("recording accepted credentials", zap.Error(err))
 	}
 }
@@ -121,7 +128,7 @@ func (h *Handler) vouch(x *exchange) {
 // its secret key is not: the ledger only finds its orders with the key. In
 // shadow mode the caller is answered by the PSP, not told the refusal.
 func (h *Handler) mustVerify(ctx context.Context, x *exchange, d ledger.Decision) bool {
-	refused := !held(d) || (x.req.Currency != "" && x.req.Currency != d.Entry.Currency)
+	refused := !held(d) || currencyMismatch(x, d)
 	if !refused || h.shadow || x.id.NamedBySecret() {
 		return false
 	}

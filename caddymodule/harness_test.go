@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -215,17 +214,6 @@ func klarnaError(t *testing.T, body string) (code, message string) {
 		t.Fatalf("Klarna error body incomplete: %q", body)
 	}
 	return e.ErrorCode, e.ErrorMessages[0]
-}
-
-// freePort returns a loopback address nothing listens on.
-func freePort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
 }
 
 // scrape returns the admin /metrics text.

@@ -15,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddytest"
 
 	"github.com/pspguard/pspguard/internal/pspsim"
+	"github.com/pspguard/pspguard/internal/redistest"
 )
 
 // Non-guarded traffic reaches the PSP byte for byte, and the PSP's answer
@@ -106,7 +107,7 @@ func TestBodyLimit(t *testing.T) {
 // With the PSP down the gateway answers 502, and it recovers by itself when
 // the PSP is back.
 func TestUpstreamDownAndBack(t *testing.T) {
-	addr := freePort(t)
+	addr := redistest.ClosedAddr(t)
 	sim := pspsim.New(pspsim.Options{})
 	g := &gateway{t: t, sim: sim, base: fmt.Sprintf("http://localhost:%d", testHTTPPort)}
 	g.psp = &httptest.Server{URL: "http://" + addr}

@@ -44,8 +44,8 @@ func Client(t testing.TB) *redis.Client {
 	return c
 }
 
-// ClosedAddr returns a loopback address nothing listens on: a Redis that
-// is down.
+// ClosedAddr returns a loopback address nothing listens on: a Redis, or
+// any other server, that is down.
 func ClosedAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
