@@ -37,6 +37,11 @@ func run(args []string) error {
 	latency := fs.Duration("latency", 0, "latency added to every PSP request")
 	failPercent := fs.Int("fail-percent", 0, "share of PSP requests answered 503 without effect (0..100)")
 	dropAfterCapture := fs.Int("drop-after-capture", 0, "share of captures applied and then answered by closing the connection (0..100)")
+	failAfterCapture := fs.Int("fail-after-capture", 0, "share of captures applied and then answered 500 (0..100)")
+	dropAfterChange := fs.Int("drop-after-change", 0, "share of order changes (PATCH authorization, release, cancel) applied and then answered by closing the connection (0..100)")
+	failAfterChange := fs.Int("fail-after-change", 0, "share of order changes applied and then answered 500 (0..100)")
+	readDelay := fs.Duration("read-delay", 0, "how long an order read answers after taking its snapshot")
+	noLimits := fs.Bool("no-limits", false, "apply every Klarna capture and PATCH authorization whatever the order's amounts and state (see GET /_sim/books)")
 	seed := fs.Int64("seed", 0, "seed of the fault draws; 0 seeds from the clock")
 	passwords := map[string]string{}
 	fs.Func("password", "USER:PASSWORD: Klarna Basic auth for USER needs this password, others get 401 (repeatable; other users may use any)",
@@ -54,8 +59,10 @@ func run(args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
-	if *latency < 0 || *failPercent < 0 || *failPercent > 100 || *dropAfterCapture < 0 || *dropAfterCapture > 100 {
-		return errors.New("-latency must not be negative, -fail-percent and -drop-after-capture must be 0..100")
+	pct := func(p int) bool { return p >= 0 && p <= 100 }
+	if *latency < 0 || *readDelay < 0 || !pct(*failPercent) || !pct(*dropAfterCapture) ||
+		!pct(*failAfterCapture) || !pct(*dropAfterChange) || !pct(*failAfterChange) {
+		return errors.New("-latency and -read-delay must not be negative, -fail-percent, -drop-after-capture, -fail-after-capture, -drop-after-change and -fail-after-change must be 0..100")
 	}
 
 	ln, err := net.Listen("tcp", *listen)
@@ -67,6 +74,11 @@ func run(args []string) error {
 			Latency:          *latency,
 			FailPercent:      *failPercent,
 			DropAfterCapture: *dropAfterCapture,
+			FailAfterCapture: *failAfterCapture,
+			DropAfterChange:  *dropAfterChange,
+			FailAfterChange:  *failAfterChange,
+			ReadDelay:        *readDelay,
+			NoLimits:         *noLimits,
 			Seed:             *seed,
 			Passwords:        passwords,
 		}),

@@ -15,6 +15,10 @@ func TestRunRefusesBadFlags(t *testing.T) {
 		{"-fail-percent", "101"},
 		{"-drop-after-capture", "-1"},
 		{"-latency", "-1s"},
+		{"-read-delay", "-1ms"},
+		{"-fail-after-capture", "101"},
+		{"-drop-after-change", "-1"},
+		{"-fail-after-change", "200"},
 		{"extra"},
 		{"-password", "shoeshop"},
 		{"-password", ":secret"},
@@ -33,7 +37,8 @@ func TestRunServesAndStops(t *testing.T) {
 	t.Cleanup(func() { log.SetOutput(io.Discard) })
 	done := make(chan error, 1)
 	go func() {
-		done <- run([]string{"-listen", "127.0.0.1:0", "-fail-percent", "100", "-password", "shoeshop:secret"})
+		done <- run([]string{"-listen", "127.0.0.1:0", "-fail-percent", "100", "-password", "shoeshop:secret",
+			"-no-limits", "-read-delay", "30ms", "-drop-after-change", "20", "-fail-after-change", "30", "-fail-after-capture", "40"})
 	}()
 
 	lines := bufio.NewReader(pr)
@@ -54,6 +59,21 @@ func TestRunServesAndStops(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("with -fail-percent 100: status %d", resp.StatusCode)
+	}
+	// The other fault flags and -no-limits are what the control API reads.
+	for path, want := range map[string]string{
+		"/_sim/mode":   `{"no_limits":true}`,
+		"/_sim/faults": `{"latency_ms":0,"fail_percent":100,"drop_after_capture":0,"fail_after_capture":40,"drop_after_change":20,"fail_after_change":30,"read_delay_ms":30}`,
+	} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if got := strings.Join(strings.Fields(string(b)), ""); got != want {
+			t.Errorf("GET %s: %s, want %s", path, got, want)
+		}
 	}
 	// -password: without failures, a wrong password is refused (401), the
 	// right one reaches the order lookup (404: no such order).

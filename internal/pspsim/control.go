@@ -11,7 +11,7 @@ import (
 
 // Limits of the control API.
 const (
-	maxLatency        = time.Minute // POST /_sim/faults latency_ms
+	maxLatency        = time.Minute // POST /_sim/faults latency_ms and read_delay_ms
 	maxStreamChunks   = 10000       // GET /_sim/stream chunks
 	maxStreamInterval = time.Minute // GET /_sim/stream interval_ms
 )
@@ -21,15 +21,53 @@ type faultsJSON struct {
 	LatencyMS        int64 `json:"latency_ms"`
 	FailPercent      int   `json:"fail_percent"`
 	DropAfterCapture int   `json:"drop_after_capture"`
+	FailAfterCapture int   `json:"fail_after_capture"`
+	DropAfterChange  int   `json:"drop_after_change"`
+	FailAfterChange  int   `json:"fail_after_change"`
+	ReadDelayMS      int64 `json:"read_delay_ms"`
+}
+
+func (f faultsJSON) faults() Faults {
+	return Faults{
+		Latency:          time.Duration(f.LatencyMS) * time.Millisecond,
+		FailPercent:      f.FailPercent,
+		DropAfterCapture: f.DropAfterCapture,
+		FailAfterCapture: f.FailAfterCapture,
+		DropAfterChange:  f.DropAfterChange,
+		FailAfterChange:  f.FailAfterChange,
+		ReadDelay:        time.Duration(f.ReadDelayMS) * time.Millisecond,
+	}
+}
+
+func toFaultsJSON(f Faults) faultsJSON {
+	return faultsJSON{
+		LatencyMS:        f.Latency.Milliseconds(),
+		FailPercent:      f.FailPercent,
+		DropAfterCapture: f.DropAfterCapture,
+		FailAfterCapture: f.FailAfterCapture,
+		DropAfterChange:  f.DropAfterChange,
+		FailAfterChange:  f.FailAfterChange,
+		ReadDelayMS:      f.ReadDelay.Milliseconds(),
+	}
+}
+
+// modeJSON is the mode as POST /_sim/mode takes it and GET returns it.
+type modeJSON struct {
+	NoLimits bool `json:"no_limits"`
 }
 
 // serveControl answers the simulator's own API under /_sim/:
 //
 //	GET  /_sim/stats     Stats as JSON
+//	GET  /_sim/books     Books as JSON: every Klarna order's history, and violations
 //	GET  /_sim/requests  the recorded requests as a JSON array
 //	GET  /_sim/faults    the faults in effect
-//	POST /_sim/faults    {"latency_ms":..,"fail_percent":..,"drop_after_capture":..}
-//	                     replaces all three (absent members are 0); 204
+//	POST /_sim/faults    {"latency_ms":..,"fail_percent":..,"drop_after_capture":..,
+//	                      "fail_after_capture":..,"drop_after_change":..,
+//	                      "fail_after_change":..,"read_delay_ms":..}
+//	                     replaces them all (absent members are 0); 204
+//	GET  /_sim/mode      {"no_limits":..}
+//	POST /_sim/mode      {"no_limits":true|false}: SetNoLimits; 204
 //	POST /_sim/reset     Reset; 204
 //	GET  /_sim/stream?chunks=N&interval_ms=M
 //	                     N lines of text, each flushed, M ms apart
@@ -39,14 +77,25 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
 		if allow(w, r, http.MethodGet) {
 			writeJSON(w, s.Stats())
 		}
+	case "/_sim/books":
+		if allow(w, r, http.MethodGet) {
+			writeJSON(w, s.Books())
+		}
+	case "/_sim/mode":
+		if r.Method == http.MethodGet {
+			writeJSON(w, modeJSON{NoLimits: s.NoLimits()})
+			return
+		}
+		if allow(w, r, http.MethodGet, http.MethodPost) {
+			s.postMode(w, r)
+		}
 	case "/_sim/requests":
 		if allow(w, r, http.MethodGet) {
 			writeJSON(w, s.Requests())
 		}
 	case "/_sim/faults":
 		if r.Method == http.MethodGet {
-			f := s.Faults()
-			writeJSON(w, faultsJSON{f.Latency.Milliseconds(), f.FailPercent, f.DropAfterCapture})
+			writeJSON(w, toFaultsJSON(s.Faults()))
 			return
 		}
 		if allow(w, r, http.MethodGet, http.MethodPost) {
@@ -94,17 +143,26 @@ func (s *Server) postFaults(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "faults: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	if in.LatencyMS < 0 || in.LatencyMS > maxLatency.Milliseconds() ||
-		in.FailPercent < 0 || in.FailPercent > 100 ||
-		in.DropAfterCapture < 0 || in.DropAfterCapture > 100 {
-		http.Error(w, fmt.Sprintf("faults: latency_ms must be 0..%d, fail_percent and drop_after_capture 0..100", maxLatency.Milliseconds()), http.StatusBadRequest)
+	pct := func(p int) bool { return p >= 0 && p <= 100 }
+	ms := func(d int64) bool { return d >= 0 && d <= maxLatency.Milliseconds() }
+	if !ms(in.LatencyMS) || !ms(in.ReadDelayMS) || !pct(in.FailPercent) || !pct(in.DropAfterCapture) ||
+		!pct(in.FailAfterCapture) || !pct(in.DropAfterChange) || !pct(in.FailAfterChange) {
+		http.Error(w, fmt.Sprintf("faults: latency_ms and read_delay_ms must be 0..%d, percentages 0..100", maxLatency.Milliseconds()), http.StatusBadRequest)
 		return
 	}
-	s.SetFaults(Faults{
-		Latency:          time.Duration(in.LatencyMS) * time.Millisecond,
-		FailPercent:      in.FailPercent,
-		DropAfterCapture: in.DropAfterCapture,
-	})
+	s.SetFaults(in.faults())
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) postMode(w http.ResponseWriter, r *http.Request) {
+	var in modeJSON
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		http.Error(w, "mode: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	s.SetNoLimits(in.NoLimits)
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -48,7 +48,7 @@ func TestControlFaults(t *testing.T) {
 	}
 	var read faultsJSON
 	decode(t, h.do("GET", "/_sim/faults", "").body, &read)
-	if read != (faultsJSON{40, 25, 100}) {
+	if read != (faultsJSON{LatencyMS: 40, FailPercent: 25, DropAfterCapture: 100}) {
 		t.Errorf("read faults %+v", read)
 	}
 	// Members left out are 0.

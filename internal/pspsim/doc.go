@@ -7,9 +7,20 @@
 // The simulator is the PSP the gateway is tested against, so it enforces the
 // PSPs' own rules (amounts, order states, single Hellgate captures, merchant
 // ownership) and can misbehave on request: added latency, a share of requests
-// answered 503 without effect, and captures that are applied but whose
-// connection is dropped before the answer, which is the case that makes
-// idempotency keys matter.
+// answered 503 without effect, captures and order changes (PATCH
+// authorization, release, cancel) that are applied but whose connection is
+// dropped or that are answered 500, which is the case that makes idempotency
+// keys and uncertain outcomes matter, and order reads that take their
+// snapshot when they arrive but answer only after a delay, so that a capture
+// can land in between.
+//
+// In the no-limits mode (Options.NoLimits, POST /_sim/mode) Klarna Order
+// Management applies every well-formed capture whatever the order's state or
+// remaining authorization, and a PATCH authorization even below the captured
+// amount: whatever a gateway in front lets through is then money moved. The
+// simulator's books (Books, GET /_sim/books) keep every order's history of
+// amounts and captures, Capture-Id included, and each moment a capture took
+// more than the order authorized.
 //
 // Where the real PSPs involve a customer or time, the simulator decides at
 // once, and these choices are part of its contract:
@@ -34,9 +45,9 @@
 //   - Order and payment ids are matched case-insensitively, as a UUID-typed
 //     server matches them.
 //
-// Idempotency keys (Klarna-Idempotency-Key on Order Management POST and
-// PATCH, X-Idempotency-Key on Hellgate POST) are scoped to the merchant and
-// kept 24 hours. Like Klarna, the simulator compares only the key: a repeat
+// Idempotency keys (Klarna-Idempotency-Key on Klarna Payments create-order
+// and on Order Management POST and PATCH, X-Idempotency-Key on Hellgate POST)
+// are scoped to the merchant and kept 24 hours. Like Klarna, the simulator compares only the key: a repeat
 // gets the first answer's status, headers and body whatever its own method,
 // path and body. A repeat that arrives while the first is still being
 // processed waits for it and then gets its answer.

@@ -46,6 +46,7 @@ type klarnaOrder struct {
 	expiresAt         time.Time
 	captures          []klarnaCapture
 	refunds           []klarnaRefund
+	book              []BookEvent // see Books
 }
 
 type klarnaCapture struct {
@@ -83,22 +84,37 @@ func (o *klarnaOrder) open(now time.Time) bool {
 	return (st == statusAuthorized || st == statusPartCaptured) && now.Before(o.expiresAt)
 }
 
-// remaining is the amount that can still be captured at now.
+// remaining is the amount that can still be captured at now. Past an
+// over-capture, which only the no-limits mode allows, it is 0.
 func (o *klarnaOrder) remaining(now time.Time) int64 {
 	if !o.open(now) {
 		return 0
 	}
-	return o.orderAmount - o.captured - o.released
+	return max(o.orderAmount-o.captured-o.released, 0)
 }
 
-func (o *klarnaOrder) capture(c klarnaCapture) {
-	o.captures = append(o.captures, c)
-	o.captured += c.Amount
-	if o.captured >= o.orderAmount-o.released {
+// capture applies a capture and notes it in the books. Only the no-limits
+// mode applies one to an order that is not open or beyond what remains: it
+// is then a violation, and an order that was not open keeps its status.
+func (s *Server) capture(o *klarnaOrder, c *call, capt klarnaCapture) {
+	before := o.state(c.now)
+	violation := ""
+	switch {
+	case !o.open(c.now):
+		violation = ViolationClosedOrder
+	case capt.Amount > o.remaining(c.now):
+		violation = ViolationOverCapture
+	}
+	o.captures = append(o.captures, capt)
+	o.captured += capt.Amount
+	switch {
+	case violation == ViolationClosedOrder:
+	case o.captured >= o.orderAmount-o.released:
 		o.status = statusCaptured
-	} else {
+	default:
 		o.status = statusPartCaptured
 	}
+	s.note(o, c, EventCapture, capt.Amount, capt.ID, violation, before)
 }
 
 // klarnaRoute routes the Klarna API: Payments, Checkout v3 and Order
@@ -111,7 +127,10 @@ func klarnaRoute(method string, segs []string) route {
 	case len(segs) == 3 && segs[0] == "payments" && segs[2] == "sessions":
 		return endpoint(method, http.MethodPost, k("create_session", (*Server).klarnaCreateSession))
 	case len(segs) == 5 && segs[0] == "payments" && segs[2] == "authorizations" && segs[3] != "" && segs[4] == "order":
-		return endpoint(method, http.MethodPost, k("create_order", (*Server).klarnaCreateOrder, segs[3]))
+		// Klarna takes Klarna-Idempotency-Key on create-order too.
+		rt := k("create_order", (*Server).klarnaCreateOrder, segs[3])
+		rt.idempotent = true
+		return endpoint(method, http.MethodPost, rt)
 	case len(segs) == 3 && segs[0] == "checkout" && segs[1] == "v3" && segs[2] == "orders":
 		return endpoint(method, http.MethodPost, k("create_checkout_order", (*Server).klarnaCreateCheckoutOrder))
 	case len(segs) == 4 && segs[0] == "checkout" && segs[1] == "v3" && segs[2] == "orders":
@@ -229,10 +248,11 @@ func (s *Server) newOrder(c *call, in orderInput, checkout bool) *klarnaOrder {
 		createdAt:      c.now,
 		expiresAt:      c.now.Add(authorizationTime),
 	}
-	if in.autoCapture {
-		o.capture(klarnaCapture{ID: newUUID(), Amount: in.amount, At: c.now.UTC().Format(klarnaTime), Description: "auto capture"})
-	}
 	s.orders[o.id] = o
+	s.note(o, c, EventCreate, in.amount, "", "", "")
+	if in.autoCapture {
+		s.capture(o, c, klarnaCapture{ID: newUUID(), Amount: in.amount, At: c.now.UTC().Format(klarnaTime), Description: "auto capture"})
+	}
 	return o
 }
 

@@ -14,6 +14,8 @@ func orderManagementRoute(method, id string, rest []string) route {
 			op:         pspKlarna + "." + op,
 			idempotent: want == http.MethodPost || want == http.MethodPatch,
 			capture:    op == "capture",
+			change:     op == "update_authorization" || op == "release" || op == "cancel",
+			read:       op == "get_order",
 			params:     append([]string{id}, params...),
 			handle:     h,
 		}
@@ -136,13 +138,13 @@ func (s *Server) klarnaCapture(c *call) response {
 		return badValue(pspKlarna, err)
 	}
 
-	if !o.open(c.now) {
+	if !o.open(c.now) && !s.noLimits {
 		return klarnaError(http.StatusForbidden, "CAPTURE_NOT_ALLOWED", "Capture not allowed: the order is %s", captureBlocker(o, c))
 	}
-	if rem := o.remaining(c.now); capt.Amount > rem {
+	if rem := o.remaining(c.now); capt.Amount > rem && !s.noLimits {
 		return klarnaError(http.StatusForbidden, "CAPTURE_NOT_ALLOWED", "Capture not allowed: captured_amount %d exceeds the remaining authorized amount %d", capt.Amount, rem)
 	}
-	o.capture(capt)
+	s.capture(o, c, capt)
 	return emptyResponse(http.StatusCreated,
 		"Capture-Id", capt.ID,
 		"Location", "/ordermanagement/v1/orders/"+o.id+"/captures/"+capt.ID)
@@ -180,16 +182,22 @@ func (s *Server) klarnaUpdateAuthorization(c *call) response {
 	if !o.open(c.now) {
 		return klarnaError(http.StatusForbidden, "NOT_ALLOWED", "The authorization of a %s order cannot be changed", o.state(c.now))
 	}
+	violation := ""
 	if amount < o.captured {
-		return klarnaError(http.StatusForbidden, "NOT_ALLOWED", "order_amount %d is below the captured amount %d", amount, o.captured)
+		if !s.noLimits {
+			return klarnaError(http.StatusForbidden, "NOT_ALLOWED", "order_amount %d is below the captured amount %d", amount, o.captured)
+		}
+		violation = ViolationAmountBelowCaptured
 	}
+	before := o.state(c.now)
 	o.orderAmount = amount
 	if present {
 		o.lines = b["order_lines"]
 	}
-	if o.captured > 0 && o.captured == amount {
+	if o.captured > 0 && o.captured >= amount {
 		o.status = statusCaptured
 	}
+	s.note(o, c, EventUpdate, amount, "", violation, before)
 	return emptyResponse(http.StatusNoContent)
 }
 
@@ -208,6 +216,7 @@ func (s *Server) klarnaRelease(c *call) response {
 	} else {
 		o.status = statusClosed
 	}
+	s.note(o, c, EventRelease, 0, "", "", "")
 	return emptyResponse(http.StatusNoContent)
 }
 
@@ -222,6 +231,7 @@ func (s *Server) klarnaCancel(c *call) response {
 	}
 	o.released = o.orderAmount
 	o.status = statusCancelled
+	s.note(o, c, EventCancel, 0, "", "", "")
 	return emptyResponse(http.StatusNoContent)
 }
 

@@ -24,9 +24,10 @@ type RecordedRequest struct {
 	Header    http.Header `json:"header"`
 	Body      []byte      `json:"-"` // encoded as body_base64, and as body when it is UTF-8
 
-	Status   int  `json:"status"`   // the status answered; 0 while in progress, or when no answer was written
-	Replayed bool `json:"replayed"` // answered from an idempotency key
-	Dropped  bool `json:"dropped"`  // the capture was applied and the connection closed without an answer
+	Status      int  `json:"status"`       // the status answered; 0 while in progress, or when no answer was written
+	Replayed    bool `json:"replayed"`     // answered from an idempotency key
+	Dropped     bool `json:"dropped"`      // the request was applied and the connection closed without an answer
+	FailedAfter bool `json:"failed_after"` // the request was applied and then answered 500
 }
 
 // recordedHeaders are the request headers kept in a RecordedRequest.
@@ -106,6 +107,7 @@ func (l *requestLog) answered(seq uint64, status int, out outcome) {
 	r.Status = status
 	r.Replayed = out == outcomeReplayed
 	r.Dropped = out == outcomeDropped
+	r.FailedAfter = out == outcomeFailedAfter
 }
 
 // all returns copies of the kept requests, oldest first.

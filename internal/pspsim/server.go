@@ -17,8 +17,18 @@ type Options struct {
 	Latency          time.Duration    // added to every PSP request (not to /_sim/)
 	FailPercent      int              // 0..100: share of PSP requests answered 503 TEMPORARILY_UNAVAILABLE without effect
 	DropAfterCapture int              // 0..100: share of captures applied and then answered by closing the connection
+	FailAfterCapture int              // 0..100: share of captures applied and then answered 500
+	DropAfterChange  int              // 0..100: share of order changes (PATCH authorization, release, cancel) applied and then answered by closing the connection
+	FailAfterChange  int              // 0..100: share of order changes applied and then answered 500
+	ReadDelay        time.Duration    // an order read answers this long after it took its snapshot
 	Seed             int64            // seeds the fault draws; 0 seeds from the clock
 	Now              func() time.Time // default time.Now
+	// NoLimits makes Klarna Order Management apply every well-formed
+	// capture, whatever the remaining authorization or the order's state,
+	// and every PATCH authorization, even below the captured amount: what
+	// a gateway in front lets through is then money moved, and Books shows
+	// it as a violation.
+	NoLimits bool
 	// Passwords are the Klarna Basic-auth passwords of the user names
 	// listed: any other password is refused with 401, as the PSP refuses
 	// wrong credentials. A user name not listed is accepted with any
@@ -32,12 +42,21 @@ type Faults struct {
 	Latency          time.Duration
 	FailPercent      int
 	DropAfterCapture int
+	FailAfterCapture int
+	DropAfterChange  int
+	FailAfterChange  int
+	ReadDelay        time.Duration
 }
 
 func (f Faults) clamped() Faults {
+	pct := func(p int) int { return min(max(p, 0), 100) }
 	f.Latency = max(f.Latency, 0)
-	f.FailPercent = min(max(f.FailPercent, 0), 100)
-	f.DropAfterCapture = min(max(f.DropAfterCapture, 0), 100)
+	f.ReadDelay = max(f.ReadDelay, 0)
+	f.FailPercent = pct(f.FailPercent)
+	f.DropAfterCapture = pct(f.DropAfterCapture)
+	f.FailAfterCapture = pct(f.FailAfterCapture)
+	f.DropAfterChange = pct(f.DropAfterChange)
+	f.FailAfterChange = pct(f.FailAfterChange)
 	return f
 }
 
@@ -59,12 +78,14 @@ type Server struct {
 	// sees and leaves a consistent state, as a PSP's database would.
 	mu       sync.Mutex
 	faults   Faults
+	noLimits bool
 	rng      *rand.Rand
 	orders   map[string]*klarnaOrder // Klarna orders by id
 	tokens   map[string]bool         // Klarna authorization tokens already used
 	payments map[string]*payment     // Hellgate payments by id
 	counts   counters
 	log      requestLog
+	books    books
 }
 
 // New returns a simulator with no orders or payments.
@@ -103,16 +124,21 @@ func (s *Server) clear() {
 		Latency:          s.opts.Latency,
 		FailPercent:      s.opts.FailPercent,
 		DropAfterCapture: s.opts.DropAfterCapture,
+		FailAfterCapture: s.opts.FailAfterCapture,
+		DropAfterChange:  s.opts.DropAfterChange,
+		FailAfterChange:  s.opts.FailAfterChange,
+		ReadDelay:        s.opts.ReadDelay,
 	}.clamped()
+	s.noLimits = s.opts.NoLimits
 	s.orders = make(map[string]*klarnaOrder)
 	s.tokens = make(map[string]bool)
 	s.payments = make(map[string]*payment)
 	s.counts = newCounters()
 	s.log = newRequestLog(requestLogSize)
+	s.books = books{}
 }
 
-// SetFaults changes latency, failures and dropped captures for requests
-// that arrive from now on.
+// SetFaults changes the faults for requests that arrive from now on.
 func (s *Server) SetFaults(f Faults) {
 	s.mu.Lock()
 	s.faults = f.clamped()
@@ -124,6 +150,21 @@ func (s *Server) Faults() Faults {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.faults
+}
+
+// SetNoLimits switches the mode Options.NoLimits describes on or off for
+// requests executed from now on.
+func (s *Server) SetNoLimits(on bool) {
+	s.mu.Lock()
+	s.noLimits = on
+	s.mu.Unlock()
+}
+
+// NoLimits reports whether the simulator applies captures without limits.
+func (s *Server) NoLimits() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.noLimits
 }
 
 // ServeHTTP answers a PSP request, or a control request under /_sim/.
@@ -158,15 +199,37 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case rt.psp != "" && who.owner == "":
 		resp = unauthorized(rt.psp)
 	default:
-		resp, executed = s.perform(r, rt, who, body)
+		resp, executed = s.perform(r, rt, who, body, seq)
 	}
 	if resp.status == 0 {
 		return // the client left while waiting for an idempotent twin
 	}
-	if executed && rt.capture && resp.status/100 == 2 && s.draw(faults.DropAfterCapture) {
-		s.answered(seq, 0, outcomeDropped)
-		dropConnection(w)
-		return
+	if executed && resp.status/100 == 2 {
+		// The PSP applied the request; the answer may still be lost.
+		drop, fail := 0, 0
+		switch {
+		case rt.capture:
+			drop, fail = faults.DropAfterCapture, faults.FailAfterCapture
+		case rt.change:
+			drop, fail = faults.DropAfterChange, faults.FailAfterChange
+		}
+		if s.draw(drop) {
+			s.answered(seq, 0, outcomeDropped)
+			dropConnection(w)
+			return
+		}
+		if s.draw(fail) {
+			s.answered(seq, http.StatusInternalServerError, outcomeFailedAfter)
+			pspError(rt.psp, http.StatusInternalServerError, "INTERNAL_SERVER_ERROR", "Internal server error").write(w)
+			return
+		}
+	}
+	if rt.read && faults.ReadDelay > 0 {
+		// The snapshot is taken; what happens meanwhile is not in it.
+		if err := s.sleep(r.Context(), faults.ReadDelay); err != nil {
+			s.answered(seq, 0, outcomeAnswered)
+			return
+		}
 	}
 	out := outcomeAnswered
 	if !executed {
@@ -178,13 +241,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // perform runs the operation, or replays the answer stored under the
 // request's idempotency key. executed is false for a replay.
-func (s *Server) perform(r *http.Request, rt route, who identity, body []byte) (resp response, executed bool) {
+func (s *Server) perform(r *http.Request, rt route, who identity, body []byte, seq uint64) (resp response, executed bool) {
 	key := ""
 	if rt.idempotent {
 		key = r.Header.Get(idempotencyHeader(rt.psp))
 	}
 	if key == "" {
-		return s.execute(rt, who, body), true
+		return s.execute(rt, who, body, seq), true
 	}
 	e, first := s.idem.begin(idemKey{psp: rt.psp, owner: who.owner, key: key}, s.now())
 	if !first {
@@ -195,15 +258,15 @@ func (s *Server) perform(r *http.Request, rt route, who identity, body []byte) (
 			return response{}, false
 		}
 	}
-	resp = s.execute(rt, who, body)
+	resp = s.execute(rt, who, body, seq)
 	s.idem.complete(e, resp)
 	return resp, true
 }
 
-func (s *Server) execute(rt route, who identity, body []byte) response {
+func (s *Server) execute(rt route, who identity, body []byte, seq uint64) response {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return rt.handle(s, &call{who: who, params: rt.params, body: body, now: s.now()})
+	return rt.handle(s, &call{who: who, params: rt.params, body: body, now: s.now(), seq: seq})
 }
 
 // arrive counts and records a PSP request and returns its sequence number
@@ -298,6 +361,7 @@ type call struct {
 	params []string // path parameters, in path order
 	body   []byte
 	now    time.Time
+	seq    uint64 // the RecordedRequest's Seq
 }
 
 // route is what the method and path select.
@@ -305,7 +369,9 @@ type route struct {
 	psp        string // pspKlarna, pspHellgate, or "" for a path of neither
 	op         string // "<psp>.<operation>", the Stats key
 	idempotent bool   // honours the PSP's idempotency header
-	capture    bool   // subject to DropAfterCapture
+	capture    bool   // subject to DropAfterCapture and FailAfterCapture
+	change     bool   // an order change, subject to DropAfterChange and FailAfterChange
+	read       bool   // an order read, subject to ReadDelay
 	params     []string
 	handle     func(s *Server, c *call) response
 }

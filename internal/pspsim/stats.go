@@ -28,11 +28,13 @@ import "maps"
 // Requests to other paths, or with another method, count as
 // "klarna.unknown", "hellgate.unknown" or, outside both APIs, "unknown".
 type Stats struct {
-	Total    int            `json:"total"`    // PSP requests received (not /_sim/)
-	Requests map[string]int `json:"requests"` // PSP requests by operation, such as "klarna.capture"
-	Failed   int            `json:"failed"`   // answered 503 by FailPercent, without effect
-	Dropped  int            `json:"dropped"`  // captures applied and then dropped without an answer
-	Replayed int            `json:"replayed"` // answered from an idempotency key, without effect
+	Total       int            `json:"total"`        // PSP requests received (not /_sim/)
+	Requests    map[string]int `json:"requests"`     // PSP requests by operation, such as "klarna.capture"
+	Failed      int            `json:"failed"`       // answered 503 by FailPercent, without effect
+	Dropped     int            `json:"dropped"`      // captures and order changes applied and then dropped without an answer
+	FailedAfter int            `json:"failed_after"` // captures and order changes applied and then answered 500
+	Replayed    int            `json:"replayed"`     // answered from an idempotency key, without effect
+	Violations  int            `json:"violations"`   // entries of Books.Violations
 
 	IdempotencyKeys int `json:"idempotency_keys"` // keys remembered
 
@@ -65,7 +67,9 @@ func (s *Server) Stats() Stats {
 		Requests:        maps.Clone(s.counts.ops),
 		Failed:          s.counts.failed,
 		Dropped:         s.counts.dropped,
+		FailedAfter:     s.counts.failedAfter,
 		Replayed:        s.counts.replayed,
+		Violations:      len(s.books.violations),
 		IdempotencyKeys: keys,
 		Orders:          make(map[string]OrderStats, len(s.orders)+len(s.payments)),
 	}
@@ -101,15 +105,16 @@ func (s *Server) Stats() Stats {
 type outcome uint8
 
 const (
-	outcomeAnswered outcome = iota // executed and answered
-	outcomeReplayed                // answered from an idempotency key
-	outcomeFailed                  // answered 503 by FailPercent
-	outcomeDropped                 // executed, then the connection was closed
+	outcomeAnswered    outcome = iota // executed and answered
+	outcomeReplayed                   // answered from an idempotency key
+	outcomeFailed                     // answered 503 by FailPercent
+	outcomeDropped                    // executed, then the connection was closed
+	outcomeFailedAfter                // executed, then answered 500
 )
 
 type counters struct {
-	total, failed, dropped, replayed int
-	ops                              map[string]int
+	total, failed, dropped, failedAfter, replayed int
+	ops                                           map[string]int
 }
 
 func newCounters() counters { return counters{ops: make(map[string]int)} }
@@ -127,5 +132,7 @@ func (c *counters) ended(o outcome) {
 		c.failed++
 	case outcomeDropped:
 		c.dropped++
+	case outcomeFailedAfter:
+		c.failedAfter++
 	}
 }
