@@ -101,21 +101,21 @@ func (s *scanner) release() {
 
 func (s *scanner) document() error {
 	if len(s.data) >= 3 && s.data[0] == 0xEF && s.data[1] == 0xBB && s.data[2] == 0xBF {
-		return &Error{Msg: "the body starts with a UTF-8 byte order mark; send the JSON object without it"}
+		return newError(0, "the body starts with a UTF-8 byte order mark; send the JSON object without it")
 	}
 	s.space()
 	if s.pos == len(s.data) {
-		return &Error{Offset: s.pos, Msg: "the body is empty; expected a JSON object"}
+		return newError(s.pos, "the body is empty; expected a JSON object")
 	}
 	if s.data[s.pos] != '{' {
-		return &Error{Offset: s.pos, Msg: "the body must be a JSON object, found " + startDescription(s.data[s.pos])}
+		return newError(s.pos, "the body must be a JSON object, found "+startDescription(s.data[s.pos]))
 	}
 	if err := s.object(1); err != nil {
 		return err
 	}
 	s.space()
 	if s.pos != len(s.data) {
-		return &Error{Offset: s.pos, Msg: "unexpected data after the JSON object: " + describeByte(s.data[s.pos])}
+		return newError(s.pos, "unexpected data after the JSON object: "+describeByte(s.data[s.pos]))
 	}
 	return nil
 }
@@ -256,16 +256,19 @@ func (s *scanner) sortMembers(objStart, memBase, fr int) error {
 		if ms[i-1].offset > later.offset {
 			later = ms[i-1]
 		}
-		container := JSONPath(string(s.pathOf(s.frames[:fr], nil)))
+		cpath := string(s.pathOf(s.frames[:fr], nil))
+		container, logContainer := JSONPath(cpath), JSONPath(logPath(cpath))
 		s.frames[fr].nameStart, s.frames[fr].nameEnd = later.nameStart, later.nameEnd
 		path := string(s.pathOf(s.frames[:fr+1], nil))
 		if string(a) == string(b) {
 			return &Error{Offset: later.offset, Path: path,
-				Msg: "duplicate member " + quoteName(b) + " in " + container}
+				Msg:    "duplicate member " + quoteName(b) + " in " + container,
+				logMsg: "duplicate member " + logName(b) + " in " + logContainer}
 		}
+		const caseMsg = " differ only by letter case; a PSP matching names case-insensitively could read either"
 		return &Error{Offset: later.offset, Path: path,
-			Msg: "member names " + quoteName(a) + " and " + quoteName(b) + " in " + container +
-				" differ only by letter case; a PSP matching names case-insensitively could read either"}
+			Msg:    "member names " + quoteName(a) + " and " + quoteName(b) + " in " + container + caseMsg,
+			logMsg: "member names " + logName(a) + " and " + logName(b) + " in " + logContainer + caseMsg}
 	}
 	if sorted {
 		return nil
@@ -534,7 +537,8 @@ func (s *scanner) errorf(msg string) error { return s.errorIn(len(s.frames), msg
 // container itself rather than its current member.
 func (s *scanner) errorIn(n int, msg string) error {
 	path := string(s.pathOf(s.frames[:n], nil))
-	return &Error{Offset: s.pos, Path: path, Msg: replacePath(msg, JSONPath(path))}
+	return &Error{Offset: s.pos, Path: path, Msg: replacePath(msg, JSONPath(path)),
+		logMsg: replacePath(msg, JSONPath(logPath(path)))}
 }
 
 func replacePath(msg, path string) string {

@@ -16,13 +16,95 @@ type Error struct {
 	Offset int
 	Path   string
 	Msg    string
+
+	// logMsg is Msg with every member name that was not registered with
+	// RegisterNames shown as "*".
+	logMsg string
 }
 
-func (e *Error) Error() string {
-	if e.Offset > 0 {
-		return e.Msg + " (at byte offset " + strconv.Itoa(e.Offset) + ")"
+func (e *Error) Error() string { return withOffset(e.Msg, e.Offset) }
+
+// LogMessage is the message with the names of members nobody registered
+// (RegisterNames) shown as "*": a member name is the sender's text, and
+// may be anything (an email address sent as a name), so a log names only
+// the members it knows.
+func (e *Error) LogMessage() string { return withOffset(e.logMsg, e.Offset) }
+
+func withOffset(msg string, offset int) string {
+	if offset > 0 {
+		return msg + " (at byte offset " + strconv.Itoa(offset) + ")"
 	}
-	return e.Msg
+	return msg
+}
+
+// newError makes an error whose message is the same for the log.
+func newError(offset int, msg string) *Error { return &Error{Offset: offset, Msg: msg, logMsg: msg} }
+
+// knownNames are the member names that logs may show.
+var knownNames = map[string]bool{}
+
+// RegisterNames adds member names that LogMessage may show: the names of
+// the fields a program reads, which are its own text, not the sender's.
+// Call it from an init function only.
+func RegisterNames(names ...string) {
+	for _, n := range names {
+		knownNames[n] = true
+	}
+}
+
+// logPath is a path as Path renders it with every member name that is not
+// registered shown as "*" (quoted names, never registered, as [*]).
+func logPath(path string) string {
+	var b []byte
+	for i := 0; i < len(path); {
+		switch c := path[i]; {
+		case c == '.':
+			b = append(b, '.')
+			i++
+		case c == '[' && i+1 < len(path) && path[i+1] == '"':
+			// A quoted name: skip to its closing quote, then to ']'.
+			j := i + 2
+			for j < len(path) && path[j] != '"' {
+				if path[j] == '\\' {
+					j++
+				}
+				j++
+			}
+			for j < len(path) && path[j] != ']' {
+				j++
+			}
+			b = append(b, "[*]"...)
+			i = j + 1
+		case c == '[':
+			j := i
+			for j < len(path) && path[j] != ']' {
+				j++
+			}
+			b = append(b, path[i:min(j+1, len(path))]...)
+			i = j + 1
+		default:
+			j := i
+			for j < len(path) && path[j] != '.' && path[j] != '[' {
+				j++
+			}
+			if knownNames[path[i:j]] {
+				b = append(b, path[i:j]...)
+			} else {
+				b = append(b, '*')
+			}
+			i = j
+		}
+	}
+	return string(b)
+}
+
+// logName quotes a member name for a log message: the name if registered,
+// else "*".
+func logName(name []byte) string {
+	if knownNames[string(name)] {
+		return quoteName(name)
+	}
+	return `"*"`
 }
 
 // JSONPath renders a member path as a JSONPath expression rooted at "$", the

@@ -86,8 +86,11 @@ func (v Value) child(name string) Value {
 func (v Value) misspelled(wrote string) *Error {
 	w := v
 	w.name = wrote
-	return &Error{Path: w.Path(), Msg: "member " + w.Path() + " must be spelled " + v.Path() +
-		": a PSP that matches member names loosely would read it as " + v.Path()}
+	msg := func(wrote string) string {
+		return "member " + wrote + " must be spelled " + v.Path() +
+			": a PSP that matches member names loosely would read it as " + v.Path()
+	}
+	return &Error{Path: w.Path(), Msg: msg(w.Path()), logMsg: msg(logPath(w.Path()))}
 }
 
 // Lookup follows a dot-separated list of member names ("options.auto_capture").
@@ -174,11 +177,11 @@ func (v Value) Int(min, max int64) (val int64, present bool, err error) {
 	}
 	raw := v.r.Raw
 	if !integerLiteral(raw) {
-		return 0, true, &Error{Path: v.Path(), Msg: v.Path() + " must be " + want() + " (a whole number without a fraction or exponent)"}
+		return 0, true, v.errorf(" must be " + want() + " (a whole number without a fraction or exponent)")
 	}
 	n, err := strconv.ParseInt(raw, 10, 64)
 	if err != nil || n < min || n > max {
-		return 0, true, &Error{Path: v.Path(), Msg: v.Path() + " must be " + want()}
+		return 0, true, v.errorf(" must be " + want())
 	}
 	return n, true, nil
 }
@@ -245,7 +248,7 @@ func (v Value) Array(max int, fn func(elem Value) error) (present bool, err erro
 	i := 0
 	v.r.ForEach(func(_, r gjson.Result) bool {
 		if i == max {
-			err = &Error{Path: prefix, Msg: prefix + " must have at most " + strconv.Itoa(max) + " entries"}
+			err = pathError(prefix, " must have at most "+strconv.Itoa(max)+" entries")
 			return false
 		}
 		err = fn(Value{r: r, prefix: prefix, index: i})
@@ -287,7 +290,14 @@ func (v Value) Empty() bool {
 }
 
 func (v Value) typeError(want string) *Error {
-	return &Error{Path: v.Path(), Msg: v.Path() + " must be " + want + ", not " + v.kind()}
+	return v.errorf(" must be " + want + ", not " + v.kind())
+}
+
+// errorf is an error about v: its path followed by what is wrong.
+func (v Value) errorf(what string) *Error { return pathError(v.Path(), what) }
+
+func pathError(path, what string) *Error {
+	return &Error{Path: path, Msg: path + what, logMsg: logPath(path) + what}
 }
 
 // kind names the JSON type of a value for a message.

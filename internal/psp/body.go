@@ -35,7 +35,9 @@ func fieldError(err error) *Error {
 	}
 	var je *jsonstrict.Error
 	if errors.As(err, &je) {
-		return BadValue(je.Path, "%s", je.Error())
+		e := BadValue(je.Path, "%s", je.Error())
+		e.Log = je.LogMessage()
+		return e
 	}
 	return BadValue("", "%v", err)
 }
@@ -113,7 +115,9 @@ func orderLines(v jsonstrict.Value, req *Request, required bool) (int, error) {
 		}
 		// A PSP matching its enum case-insensitively reads "PHYSICAL" as
 		// physical too.
-		if jsonstrict.FoldEqual(t, "physical") {
+		lt := lineType(t)
+		req.LineTypes |= lt
+		if lt == LinePhysical {
 			req.PhysicalLines = true
 		}
 		amount, _, err := intField(f[1], -maxAmount, maxAmount, true)
@@ -191,7 +195,14 @@ func attachment(v jsonstrict.Value, req *Request) error {
 	}
 	keys, err := emdKeys(body)
 	if err != nil {
-		return BadValue(bv.Path(), "%s must hold a JSON object: %v", bv.Path(), err)
+		e := BadValue(bv.Path(), "%s must hold a JSON object: %v", bv.Path(), err)
+		// The EMD's own member names are not the gateway's fields.
+		e.Log = bv.Path() + " must hold a JSON object"
+		var je *jsonstrict.Error
+		if errors.As(err, &je) {
+			e.Log += ": " + je.LogMessage()
+		}
+		return e
 	}
 	req.EMD = EMD{Present: true, Keys: keys}
 	return nil

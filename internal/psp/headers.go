@@ -125,7 +125,9 @@ func checkContentEncoding(h http.Header) *Error {
 	for _, v := range h.Values("Content-Encoding") {
 		for _, coding := range strings.Split(v, ",") {
 			if !strings.EqualFold(strings.TrimSpace(coding), "identity") {
-				return unsupportedMedia("Content-Encoding", "the request body must not be encoded (Content-Encoding %q): send it as plain JSON", v)
+				e := unsupportedMedia("Content-Encoding", "the request body must not be encoded (Content-Encoding %q): send it as plain JSON", v)
+				e.Log = "the request body must not be encoded: send it as plain JSON"
+				return e
 			}
 		}
 	}

@@ -106,7 +106,9 @@ func klarnaCreate(req *Request, root jsonstrict.Value) error {
 		return err
 	}
 	flag := f[4]
+	req.AutoCaptureAt = "auto_capture"
 	if req.Op == OpCreateCheckoutOrder {
+		req.AutoCaptureAt = "options.auto_capture"
 		if _, err := f[5].Object(); err != nil {
 			return fieldError(err)
 		}

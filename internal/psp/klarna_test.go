@@ -49,10 +49,12 @@ func TestKlarnaCreateOrderSeed(t *testing.T) {
 	want := &Request{
 		Op:             OpCreateOrder,
 		AutoCapture:    AutoCaptureTrue,
+		AutoCaptureAt:  "auto_capture",
 		OrderAmount:    10,
 		HasOrderAmount: true,
 		Currency:       "USD",
 		PhysicalLines:  true,
+		LineTypes:      LinePhysical,
 		LinesTotal:     10,
 		HasLines:       true,
 		Fingerprint:    fp,
@@ -96,7 +98,7 @@ func TestKlarnaCaptureWithOrderLines(t *testing.T) {
 	}
 	fp, _ := jsonstrict.Check(body)
 	want := &Request{Op: OpCapture, OrderID: orderID, Amount: 6000, HasAmount: true,
-		PhysicalLines: true, LinesTotal: 6000, HasLines: true, Fingerprint: fp}
+		PhysicalLines: true, LineTypes: LinePhysical, LinesTotal: 6000, HasLines: true, Fingerprint: fp}
 	if !reflect.DeepEqual(req, want) {
 		t.Errorf("ParseRequest =\n%+v, want\n%+v", req, want)
 	}
@@ -111,10 +113,10 @@ func TestKlarnaOtherOperations(t *testing.T) {
 		{captureRoute, `{"captured_amount":1}`, Request{Amount: 1, HasAmount: true}},
 		{captureRoute, `{"captured_amount":200000000,"order_lines":[]}`, Request{Amount: 200000000, HasAmount: true, HasLines: true}},
 		{captureRoute, `{"captured_amount":500,"order_lines":[{"total_amount":700},{"type":"discount","total_amount":-200}]}`,
-			Request{Amount: 500, HasAmount: true, HasLines: true, LinesTotal: 500}},
+			Request{Amount: 500, HasAmount: true, HasLines: true, LinesTotal: 500, LineTypes: LineDiscount}},
 		{updateRoute, `{"order_amount":0}`, Request{Amount: 0, HasAmount: true}},
 		{updateRoute, `{"order_amount":4000,"order_lines":[{"type":"physical","total_amount":4000}]}`,
-			Request{Amount: 4000, HasAmount: true, HasLines: true, LinesTotal: 4000, PhysicalLines: true}},
+			Request{Amount: 4000, HasAmount: true, HasLines: true, LinesTotal: 4000, PhysicalLines: true, LineTypes: LinePhysical}},
 		{refundRoute, `{"refunded_amount":250,"description":"returned"}`, Request{Amount: 250, HasAmount: true}},
 		{Route{Op: OpRelease, OrderID: orderID}, ``, Request{}},
 		{Route{Op: OpRelease, OrderID: orderID}, `{}`, Request{}},
@@ -474,7 +476,7 @@ func TestDialectBasics(t *testing.T) {
 			t.Errorf("%s: %q %q %q", tt.name, d.Name(), d.IdempotencyHeader(), d.OrderPath(orderID))
 		}
 		// The read the gateway makes is a guarded read of the same order.
-		if r, err := d.Classify("GET", d.OrderPath(orderID)); err != nil || r != (Route{OpGetOrder, orderID}) {
+		if r, err := d.Classify("GET", d.OrderPath(orderID)); err != nil || r != (Route{Op: OpGetOrder, OrderID: orderID}) {
 			t.Errorf("%s: OrderPath does not classify as the order read: %+v, %v", tt.name, r, err)
 		}
 		for _, code := range []string{CodeBadValue, CodeCaptureNotAllowed, CodeTemporarilyUnavail} {

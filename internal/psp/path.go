@@ -43,7 +43,6 @@ func (rt *router) classify(method, rawPath string) (Route, error) {
 		return Route{}, BadValue("path", "the request path under /%s/ is not in canonical form: %s; send guarded paths exactly as documented", prefix, reason)
 	}
 
-	var id string
 	n := strings.Count(rawPath, "/")
 	for i := range rt.patterns {
 		p := &rt.patterns[i]
@@ -59,14 +58,16 @@ func (rt *router) classify(method, rawPath string) (Route, error) {
 		}
 		if method != p.method {
 			if !upperLetters(method) {
-				return Route{}, BadValue("method", "the method %q must be upper case for this path", method)
+				e := BadValue("method", "the method %q must be upper case for this path", method)
+				e.Log = "the method must be upper case for this path"
+				return Route{}, e
 			}
 			continue
 		}
 		if p.hasID {
-			id = normalizeID(seg)
+			return Route{Op: p.op, OrderID: normalizeID(seg)}, nil
 		}
-		return Route{Op: p.op, OrderID: id}, nil
+		return Route{Op: p.op, Token: seg}, nil
 	}
 	return Route{}, nil
 }

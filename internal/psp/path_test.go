@@ -34,18 +34,18 @@ func TestClassifyKlarnaOperations(t *testing.T) {
 		method, path string
 		want         Route
 	}{
-		{"POST", "/payments/v1/authorizations/b4bd3423-24e3-4a1a-a3ad-3d03c6ab8a43/order", Route{Op: OpCreateOrder}},
+		{"POST", "/payments/v1/authorizations/b4bd3423-24e3-4a1a-a3ad-3d03c6ab8a43/order", Route{Op: OpCreateOrder, Token: "b4bd3423-24e3-4a1a-a3ad-3d03c6ab8a43"}},
 		{"POST", "/checkout/v3/orders", Route{Op: OpCreateCheckoutOrder}},
-		{"GET", om, Route{OpGetOrder, orderID}},
-		{"POST", om + "/captures", Route{OpCapture, orderID}},
-		{"PATCH", om + "/authorization", Route{OpUpdateAuthorization, orderID}},
-		{"POST", om + "/release-remaining-authorization", Route{OpRelease, orderID}},
-		{"POST", om + "/cancel", Route{OpCancel, orderID}},
-		{"POST", om + "/refunds", Route{OpRefund, orderID}},
-		{"POST", "/ordermanagement/v1/orders/Order_42-x/captures", Route{OpCapture, "Order_42-x"}},
+		{"GET", om, Route{Op: OpGetOrder, OrderID: orderID}},
+		{"POST", om + "/captures", Route{Op: OpCapture, OrderID: orderID}},
+		{"PATCH", om + "/authorization", Route{Op: OpUpdateAuthorization, OrderID: orderID}},
+		{"POST", om + "/release-remaining-authorization", Route{Op: OpRelease, OrderID: orderID}},
+		{"POST", om + "/cancel", Route{Op: OpCancel, OrderID: orderID}},
+		{"POST", om + "/refunds", Route{Op: OpRefund, OrderID: orderID}},
+		{"POST", "/ordermanagement/v1/orders/Order_42-x/captures", Route{Op: OpCapture, OrderID: "Order_42-x"}},
 		// An upper-case UUID keys the same order as its lower-case spelling.
-		{"POST", "/ordermanagement/v1/orders/" + strings.ToUpper(orderID) + "/captures", Route{OpCapture, orderID}},
-		{"POST", "/ordermanagement/v1/orders/" + strings.Repeat("a", 128) + "/captures", Route{OpCapture, strings.Repeat("a", 128)}},
+		{"POST", "/ordermanagement/v1/orders/" + strings.ToUpper(orderID) + "/captures", Route{Op: OpCapture, OrderID: orderID}},
+		{"POST", "/ordermanagement/v1/orders/" + strings.Repeat("a", 128) + "/captures", Route{Op: OpCapture, OrderID: strings.Repeat("a", 128)}},
 
 		// Canonical paths under a guarded prefix that are not guarded.
 		{"GET", om + "/captures/4ba29b50-be7b-44f5-a492-113e6a865e22", Route{}},
@@ -160,9 +160,9 @@ func TestClassifyHellgate(t *testing.T) {
 		want         Route
 	}{
 		{"POST", "/payments/one-off", Route{Op: OpCreateOrder}},
-		{"GET", "/payments/" + id, Route{OpGetOrder, id}},
-		{"POST", "/payments/" + id + "/capture", Route{OpCapture, id}},
-		{"POST", "/payments/" + strings.ToUpper(id) + "/capture", Route{OpCapture, id}},
+		{"GET", "/payments/" + id, Route{Op: OpGetOrder, OrderID: id}},
+		{"POST", "/payments/" + id + "/capture", Route{Op: OpCapture, OrderID: id}},
+		{"POST", "/payments/" + strings.ToUpper(id) + "/capture", Route{Op: OpCapture, OrderID: id}},
 		{"POST", "/payments/" + id + "/void", Route{}},
 		{"POST", "/payments/" + id + "/refund", Route{}},
 		{"PUT", "/payments/" + id + "/capture", Route{}},

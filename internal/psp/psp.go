@@ -73,6 +73,7 @@ func (o Operation) HasBody() bool {
 type Route struct {
 	Op      Operation
 	OrderID string // the order (Klarna) or payment (Hellgate) id in the path; "" for creates
+	Token   string // the token in a create-order path (Klarna's authorization token); "" if none
 }
 
 // Identity is who the caller is, derived from its credentials. Merchant is
@@ -106,13 +107,15 @@ type Request struct {
 
 	// Create order (Klarna Payments, Checkout v3; Hellgate one-off).
 	AutoCapture    AutoCapture // Payments: auto_capture; Checkout v3: options.auto_capture
+	AutoCaptureAt  string      // the member that carries the flag on this route ("auto_capture", "options.auto_capture")
 	OrderAmount    int64       // Klarna order_amount; Hellgate amount
 	HasOrderAmount bool
 	Currency       string // Klarna purchase_currency; Hellgate currency_code
 	PhysicalLines  bool   // at least one order line of type "physical"
-	LinesTotal     int64  // sum of order_lines[].total_amount
-	HasLines       bool   // order_lines present (possibly empty)
-	EMD            EMD    // attachment (extra merchant data)
+	LineTypes      LineTypes
+	LinesTotal     int64 // sum of order_lines[].total_amount
+	HasLines       bool  // order_lines present (possibly empty)
+	EMD            EMD   // attachment (extra merchant data)
 
 	// Capture (captured_amount / Hellgate amount), refund (refunded_amount),
 	// update authorization (order_amount).
@@ -250,10 +253,22 @@ type Error struct {
 	Status  int    // HTTP status
 	Code    string // one of the Code* constants
 	Field   string // the JSON field or header at fault, if any
-	Message string // plain-language message, safe to return and log (no values of personal data)
+	Message string // plain-language message for the caller (no values of personal data)
+	// Log, when set, is the message for the decision log: Message without
+	// the text it repeats from the request (a member name the gateway does
+	// not read, a header value), which may be anything.
+	Log string
 }
 
 func (e *Error) Error() string { return e.Message }
+
+// LogMessage is the message the decision log may carry.
+func (e *Error) LogMessage() string {
+	if e.Log != "" {
+		return e.Log
+	}
+	return e.Message
+}
 
 // BadValue returns a 400 BAD_VALUE error naming field.
 func BadValue(field, format string, args ...any) *Error {
