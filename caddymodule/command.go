@@ -25,7 +25,9 @@ running server.
   rules validate <file>
     Checks the file as the gateway would load it. Prints "<file>: ok" with
     its version, merchant count and digest and exits 0, or prints one line
-    per problem (file:line: field: what is wrong) and exits 1.
+    per problem (file:line: field: what is wrong) and exits 1. Prints a
+    "warning:" line for every approval that has expired or expires within
+    30 days; warnings do not change the exit status.
 
   rules test <file> <cases>...
     Runs every decision test case of the cases files against the rules and
@@ -56,7 +58,7 @@ func rulesCobra(cmd *cobra.Command) {
 		Short: "Checks a rules file and lists every problem in it",
 		Args:  cobra.ExactArgs(1),
 		RunE: rulesRunE(func(stdout, stderr io.Writer, args []string) int {
-			return rulesValidate(stdout, stderr, args[0])
+			return rulesValidate(stdout, stderr, args[0], time.Now())
 		}),
 	})
 	cmd.AddCommand(&cobra.Command{
@@ -86,7 +88,9 @@ func rulesRunE(run func(stdout, stderr io.Writer, args []string) int) func(*cobr
 }
 
 // rulesValidate implements `rules validate FILE` and returns the exit code.
-func rulesValidate(stdout, stderr io.Writer, file string) int {
+// Approvals that have expired at now or expire within 30 days are warned
+// about on stderr; they do not change the exit code.
+func rulesValidate(stdout, stderr io.Writer, file string, now time.Time) int {
 	r, ok := rulesLoad(stderr, file)
 	if !ok {
 		return 1
@@ -96,6 +100,9 @@ func rulesValidate(stdout, stderr io.Writer, file string) int {
 		noun = "merchant"
 	}
 	fmt.Fprintf(stdout, "%s: ok (version %d, %d %s, digest %s)\n", file, r.Version(), r.Merchants(), noun, r.Digest()[:12])
+	for _, w := range r.ApprovalWarnings(file, now) {
+		fmt.Fprintln(stderr, "warning:", w)
+	}
 	return 0
 }
 

@@ -45,7 +45,7 @@ func TestRulesCommandValidate(t *testing.T) {
 	}
 	sum := sha256.Sum256(data)
 	var stdout, stderr bytes.Buffer
-	if code := rulesValidate(&stdout, &stderr, rulesExample); code != 0 {
+	if code := rulesValidate(&stdout, &stderr, rulesExample, rulesTestNow); code != 0 {
 		t.Fatalf("exit %d, stderr:\n%s", code, stderr.String())
 	}
 	want := rulesExample + ": ok (version 1, 5 merchants, digest " + hex.EncodeToString(sum[:])[:12] + ")\n"
@@ -55,7 +55,7 @@ func TestRulesCommandValidate(t *testing.T) {
 
 	one := rulesWriteFile(t, "one.yaml", "version: 1\nmerchants:\n  a: {category: in_store}\n")
 	stdout.Reset()
-	if code := rulesValidate(&stdout, &stderr, one); code != 0 || !strings.Contains(stdout.String(), "(version 1, 1 merchant, digest ") {
+	if code := rulesValidate(&stdout, &stderr, one, rulesTestNow); code != 0 || !strings.Contains(stdout.String(), "(version 1, 1 merchant, digest ") {
 		t.Errorf("exit %d, stdout %q", code, stdout.String())
 	}
 }
@@ -83,7 +83,7 @@ func TestRulesCommandValidateBroken(t *testing.T) {
 		t.Run(tt.file, func(t *testing.T) {
 			path := filepath.Join(broken, tt.file)
 			var stdout, stderr bytes.Buffer
-			if code := rulesValidate(&stdout, &stderr, path); code != 1 {
+			if code := rulesValidate(&stdout, &stderr, path, rulesTestNow); code != 1 {
 				t.Errorf("exit %d, want 1", code)
 			}
 			if stdout.Len() != 0 {
@@ -103,7 +103,7 @@ func TestRulesCommandValidateBroken(t *testing.T) {
 
 	var stdout, stderr bytes.Buffer
 	missing := filepath.Join(t.TempDir(), "missing.yaml")
-	if code := rulesValidate(&stdout, &stderr, missing); code != 1 || !strings.Contains(stderr.String(), missing) ||
+	if code := rulesValidate(&stdout, &stderr, missing, rulesTestNow); code != 1 || !strings.Contains(stderr.String(), missing) ||
 		!strings.Contains(stderr.String(), "no such file") {
 		t.Errorf("missing file: exit %d, stderr %q", code, stderr.String())
 	}
@@ -272,4 +272,60 @@ func TestRulesCommandCobra(t *testing.T) {
 			}
 		})
 	}
+}
+
+// validate warns about approvals that have expired or expire within 30
+// days, on their line, and still exits 0.
+func TestRulesCommandValidateWarnsAboutApprovals(t *testing.T) {
+	rulesFile := rulesWriteFile(t, "rules.yaml", `version: 1
+merchants:
+  approvedshop:
+    category: physical_goods
+    auto_capture_approval:
+      reference: KL-2026-118
+      expires: 2027-06-30
+  oldshop:
+    category: physical_goods
+    auto_capture_approval:
+      reference: KL-2025-007
+      expires: 2025-12-31
+`)
+	expired := "warning: " + rulesFile + ":12: merchants.oldshop.auto_capture_approval.expires: approval KL-2025-007 expired on 2025-12-31: oldshop's auto-capture orders are refused"
+	for _, c := range []struct {
+		now  time.Time
+		want []string
+	}{
+		{time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC), []string{expired}},
+		{time.Date(2027, 5, 31, 0, 0, 0, 0, time.UTC), []string{expired}}, // 31 days left
+		{time.Date(2027, 6, 10, 9, 0, 0, 0, time.UTC), []string{
+			"warning: " + rulesFile + ":7: merchants.approvedshop.auto_capture_approval.expires: approval KL-2026-118 expires after 2027-06-30, in 21 days: renew it with Klarna or plan for approvedshop's auto-capture orders to be refused",
+			expired}},
+		{time.Date(2027, 6, 30, 23, 59, 0, 0, time.UTC), []string{
+			"warning: " + rulesFile + ":7: merchants.approvedshop.auto_capture_approval.expires: approval KL-2026-118 expires after 2027-06-30, in 1 day: renew it with Klarna or plan for approvedshop's auto-capture orders to be refused",
+			expired}},
+		{time.Date(2027, 7, 1, 0, 0, 0, 0, time.UTC), []string{
+			"warning: " + rulesFile + ":7: merchants.approvedshop.auto_capture_approval.expires: approval KL-2026-118 expired on 2027-06-30: approvedshop's auto-capture orders are refused",
+			expired}},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := rulesValidate(&stdout, &stderr, rulesFile, c.now); code != 0 {
+			t.Errorf("%s: exit %d, want 0", c.now, code)
+		}
+		if !strings.HasSuffix(stdout.String(), ": ok (version 1, 2 merchants, digest "+rulesDigest(t, rulesFile)+")\n") {
+			t.Errorf("%s: stdout %q", c.now, stdout.String())
+		}
+		if got := rulesLines(stderr.String()); strings.Join(got, "\n") != strings.Join(c.want, "\n") {
+			t.Errorf("%s: stderr\n%s\nwant\n%s", c.now, strings.Join(got, "\n"), strings.Join(c.want, "\n"))
+		}
+	}
+}
+
+func rulesDigest(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])[:12]
 }

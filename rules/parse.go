@@ -305,6 +305,7 @@ func (b *builder) approval(e entry, m *merchant) bool {
 			if d, good := b.date(f.v, f.field); good {
 				m.expires = f.v.Value
 				m.until = d.AddDate(0, 0, 1)
+				m.line = f.v.Line
 			} else {
 				ok = false
 			}

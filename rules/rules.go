@@ -3,7 +3,9 @@ package rules
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"os"
+	"slices"
 	"time"
 )
 
@@ -59,6 +61,7 @@ type merchant struct {
 	approval string    // approval reference; "" for none
 	expires  string    // the approval's last day, YYYY-MM-DD
 	until    time.Time // the instant the approval stops counting: the day after expires, 00:00 UTC
+	line     int       // the line of the approval's expiry date
 }
 
 // Load reads and parses the rules file at path. A file that cannot be
@@ -85,4 +88,67 @@ func (r *Rules) Merchants() int { return len(r.merchants) }
 func digest(data []byte) string {
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:])
+}
+
+// RequiredEMDKeys lists the extra merchant data keys some category must
+// carry to auto-capture (require_emd), sorted.
+func (r *Rules) RequiredEMDKeys() []string {
+	var keys []string
+	for _, c := range r.categories {
+		if c.emdKey != "" && !contains(keys, c.emdKey) {
+			keys = append(keys, c.emdKey)
+		}
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// Approval is an auto-capture approval a merchant holds.
+type Approval struct {
+	Merchant  string
+	Reference string
+	Expires   string    // the last day it counts, YYYY-MM-DD (UTC)
+	Until     time.Time // the first instant it no longer counts
+	Line      int       // the line of its expiry date in the file
+}
+
+// Approvals lists the approvals in the file, in line order.
+func (r *Rules) Approvals() []Approval {
+	var as []Approval
+	for name, m := range r.merchants {
+		if m.approval != "" {
+			as = append(as, Approval{Merchant: name, Reference: m.approval, Expires: m.expires, Until: m.until, Line: m.line})
+		}
+	}
+	slices.SortFunc(as, func(a, b Approval) int { return a.Line - b.Line })
+	return as
+}
+
+// approvalWarningWindow is how long before its expiry an approval is
+// warned about.
+const approvalWarningWindow = 30 * 24 * time.Hour
+
+// ApprovalWarnings lists, as problems located in the file, every approval
+// that has expired at now or expires within 30 days of it. They are not
+// errors: the rules stay valid, and an expired approval simply no longer
+// counts.
+func (r *Rules) ApprovalWarnings(file string, now time.Time) []Problem {
+	var ps []Problem
+	for _, a := range r.Approvals() {
+		field := "merchants." + a.Merchant + ".auto_capture_approval.expires"
+		switch left := a.Until.Sub(now); {
+		case left <= 0:
+			ps = append(ps, Problem{File: file, Line: a.Line, Field: field,
+				Message: fmt.Sprintf("approval %s expired on %s: %s's auto-capture orders are refused", a.Reference, a.Expires, a.Merchant)})
+		case left <= approvalWarningWindow:
+			days := int((left + 24*time.Hour - 1) / (24 * time.Hour))
+			unit := "days"
+			if days == 1 {
+				unit = "day"
+			}
+			ps = append(ps, Problem{File: file, Line: a.Line, Field: field,
+				Message: fmt.Sprintf("approval %s expires after %s, in %d %s: renew it with Klarna or plan for %s's auto-capture orders to be refused", a.Reference, a.Expires, days, unit, a.Merchant)})
+		}
+	}
+	return ps
 }
