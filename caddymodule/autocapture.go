@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"net/http"
 	"time"
 
@@ -30,6 +31,8 @@ func (h *Handler) checkAutoCapture(w http.ResponseWriter, x *exchange) bool {
 		PhysicalLines: req.PhysicalLines,
 		EMDKeys:       req.EMD.Keys,
 	}, h.now())
+	x.ruled, x.approval = true, d.Approval
+	notePurchase(x)
 	if d.Allowed {
 		x.reason = string(d.Reason)
 		return false
@@ -41,6 +44,22 @@ func (h *Handler) checkAutoCapture(w http.ResponseWriter, x *exchange) bool {
 	}
 	h.refuse(w, x, http.StatusForbidden, psp.CodeAutoCaptureNotAllowed, string(d.Reason), d.Message())
 	return true
+}
+
+// notePurchase keeps, for the decision log, a reference that ties the line
+// to the purchase without naming anyone: the first 8 bytes of the SHA-256
+// of the path's authorization token, or, on a route without one, of the
+// body as sent. It is taken now because the body's buffer is reused once
+// the request is done.
+func notePurchase(x *exchange) {
+	var sum [32]byte
+	if x.route.Token != "" {
+		sum = sha256.Sum256([]byte(x.route.Token))
+		x.refOfToken = true
+	} else {
+		sum = sha256.Sum256(x.body)
+	}
+	copy(x.purchaseRef[:], sum[:])
 }
 
 func rulesAutoCapture(a psp.AutoCapture) rules.AutoCapture {

@@ -242,6 +242,7 @@ func (h *Handler) learn(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	case lw.status == http.StatusNotFound:
 		h.refuse(w, x, http.StatusNotFound, psp.CodeNoSuchOrder, reasonNoSuchOrder,
 			"no such order: "+x.route.OrderID)
+		x.message = "no such order" // the log has the id, when it is well-formed
 		return true
 	case lw.status >= 400 && lw.status <= 499:
 		// The PSP refused these credentials (401, 403): its answer is the

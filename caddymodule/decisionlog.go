@@ -1,11 +1,16 @@
 package caddymodule
 
 import (
+	"encoding/hex"
+	"slices"
 	"sync"
 	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/pspguard/pspguard/internal/psp"
+	"github.com/pspguard/pspguard/rules"
 )
 
 // logDecision writes one structured line per guarded request: what was
@@ -24,7 +29,8 @@ func (h *Handler) logDecision(x *exchange) {
 		x.corrID = newCorrelationID()
 	}
 	rulesVersion := ""
-	if r := h.rules.Load(); r != nil {
+	r := h.rules.Load()
+	if r != nil {
 		rulesVersion = r.Digest()
 		if len(rulesVersion) > 12 {
 			rulesVersion = rulesVersion[:12]
@@ -32,7 +38,7 @@ func (h *Handler) logDecision(x *exchange) {
 	}
 	// One inline object rather than a slice of fields: the line is written
 	// for every guarded request, and a field slice is a kilobyte each time.
-	x.line = decisionLine{h: h, x: x, ce: ce, rulesVersion: rulesVersion, latency: h.now().Sub(x.start)}
+	x.line = decisionLine{h: h, x: x, ce: ce, rules: r, rulesVersion: rulesVersion, latency: h.now().Sub(x.start)}
 	if !h.lines.send(&x.line) {
 		x.line.write()
 	}
@@ -104,6 +110,7 @@ type decisionLine struct {
 	h            *Handler
 	x            *exchange
 	ce           *zapcore.CheckedEntry
+	rules        *rules.Rules
 	rulesVersion string
 	latency      time.Duration
 }
@@ -119,11 +126,17 @@ func (l *decisionLine) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddString("psp", l.h.dialect.Name())
 	enc.AddString("operation", x.route.Op.String())
 	enc.AddString("merchant", x.id.Merchant)
-	enc.AddString("order_id", x.route.OrderID)
+	enc.AddString("order_id", loggableOrderID(x.route.OrderID))
 	enc.AddString("decision", x.outcome)
 	enc.AddString("reason", x.reason)
 	if x.message != "" {
 		enc.AddString("message", x.message)
+	}
+	if x.approval != "" {
+		enc.AddString("approval", x.approval)
+	}
+	if x.ruled {
+		l.ruleInputs(enc)
 	}
 	if x.amount != 0 || x.currency != "" {
 		enc.AddInt64("amount", x.amount)
@@ -141,5 +154,104 @@ func (l *decisionLine) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	return nil
 }
 
+// ruleInputs writes what the compliance rules read from a create-order,
+// none of it personal: whether and where it asked to auto-capture, the
+// types of its order lines, the extra merchant data keys it carried, and a
+// reference to the purchase. `pspguard rules impact` replays decisions from
+// these fields.
+func (l *decisionLine) ruleInputs(enc zapcore.ObjectEncoder) {
+	x, req := l.x, l.x.req
+	switch req.AutoCapture {
+	case psp.AutoCaptureTrue:
+		enc.AddString("auto_capture", "true")
+	case psp.AutoCaptureFalse:
+		enc.AddString("auto_capture", "false")
+	default:
+		enc.AddString("auto_capture", "absent")
+	}
+	if req.AutoCaptureAt != "" {
+		enc.AddString("auto_capture_field", req.AutoCaptureAt)
+	}
+	_ = enc.AddArray("line_types", lineTypesArray(req.LineTypes))
+	keys := emdKeysArray{keys: req.EMD.Keys, rules: l.rules}
+	_ = enc.AddArray("emd_keys", keys)
+	if n := keys.unlisted(); n > 0 {
+		enc.AddInt("emd_unlisted_keys", n)
+	}
+	var ref [6 + 16]byte
+	b := append(ref[:0], "body:"...)
+	if x.refOfToken {
+		b = append(ref[:0], "token:"...)
+	}
+	b = hex.AppendEncode(b, x.purchaseRef[:])
+	enc.AddByteString("purchase_ref", b)
+}
+
+// lineTypesArray writes the order line types present.
+type lineTypesArray psp.LineTypes
+
+func (lt lineTypesArray) MarshalLogArray(enc zapcore.ArrayEncoder) error {
+	psp.LineTypes(lt).Each(enc.AppendString)
+	return nil
+}
+
+// emdKeysArray writes the extra merchant data keys an order carried that
+// are known names: a package Klarna defines or a key the rules require.
+// Any other key is the sender's own text and is only counted.
+type emdKeysArray struct {
+	keys  []string
+	rules *rules.Rules
+}
+
+func (a emdKeysArray) known(k string) bool {
+	return psp.KnownEMDKey(k) || (a.rules != nil && slices.Contains(a.rules.RequiredEMDKeys(), k))
+}
+
+func (a emdKeysArray) MarshalLogArray(enc zapcore.ArrayEncoder) error {
+	for _, k := range a.keys {
+		if a.known(k) {
+			enc.AppendString(k)
+		}
+	}
+	return nil
+}
+
+func (a emdKeysArray) unlisted() int {
+	n := 0
+	for _, k := range a.keys {
+		if !a.known(k) {
+			n++
+		}
+	}
+	return n
+}
+
+// loggableOrderID is id when it is a well-formed order id (a UUID in
+// canonical lower-case form, as Klarna and Hellgate issue them), else "":
+// a path segment that is not an id may be anything the caller sent, a card
+// number included.
+func loggableOrderID(id string) string {
+	if len(id) != 36 {
+		return ""
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if c != '-' {
+				return ""
+			}
+		case '0' <= c && c <= '9', 'a' <= c && c <= 'f':
+		default:
+			return ""
+		}
+	}
+	return id
+}
+
 // Interface guards
-var _ zapcore.ObjectMarshaler = (*decisionLine)(nil)
+var (
+	_ zapcore.ObjectMarshaler = (*decisionLine)(nil)
+	_ zapcore.ArrayMarshaler  = lineTypesArray(0)
+	_ zapcore.ArrayMarshaler  = emdKeysArray{}
+)

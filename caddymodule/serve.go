@@ -42,6 +42,12 @@ type exchange struct {
 	idemOut   string
 	forwarded bool
 
+	// What the compliance rules read and rested on, for the decision log.
+	ruled       bool    // the rules decided this create-order
+	approval    string  // the approval the decision rested on, if any
+	purchaseRef [8]byte // digest of the authorization token, or of the body
+	refOfToken  bool    // purchaseRef is of the path's token
+
 	// Kept in the exchange so that a request costs one allocation for them
 	// all rather than one each.
 	limited io.LimitedReader
@@ -295,6 +301,8 @@ func (h *Handler) refuseErr(w http.ResponseWriter, x *exchange, err error) {
 		reason = reasonUnsupportedMediaType
 	}
 	h.refuse(w, x, pe.Status, pe.Code, reason, pe.Message)
+	// The caller may read its own words back; the log keeps only ours.
+	x.message = pe.LogMessage()
 }
 
 // unavailable refuses because the gateway cannot decide safely.

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -333,6 +334,10 @@ func (b *builder) apply() {
 	}
 	for name, key := range b.emd {
 		cats[b.index[name]].emdKey = key
+		if !contains(b.r.emdKeys, key) {
+			b.r.emdKeys = append(b.r.emdKeys, key)
+		}
 	}
+	slices.Sort(b.r.emdKeys)
 	b.r.allowed, b.r.physicalAllowed = b.allowed, b.physical
 }

@@ -45,6 +45,7 @@ type Rules struct {
 	defaultCategory int      // index into categories
 	allowed         []string // auto_capture.allowed_categories, as written
 	physicalAllowed []string // auto_capture.physical_lines_allowed, as written
+	emdKeys         []string // the keys of require_emd, sorted and unique
 }
 
 // category is what the rules say about one merchant category.
@@ -91,17 +92,9 @@ func digest(data []byte) string {
 }
 
 // RequiredEMDKeys lists the extra merchant data keys some category must
-// carry to auto-capture (require_emd), sorted.
-func (r *Rules) RequiredEMDKeys() []string {
-	var keys []string
-	for _, c := range r.categories {
-		if c.emdKey != "" && !contains(keys, c.emdKey) {
-			keys = append(keys, c.emdKey)
-		}
-	}
-	slices.Sort(keys)
-	return keys
-}
+// carry to auto-capture (require_emd), sorted. The caller must not change
+// the slice.
+func (r *Rules) RequiredEMDKeys() []string { return r.emdKeys }
 
 // Approval is an auto-capture approval a merchant holds.
 type Approval struct {
