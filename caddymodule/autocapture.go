@@ -31,7 +31,7 @@ func (h *Handler) checkAutoCapture(w http.ResponseWriter, x *exchange) bool {
 		PhysicalLines: req.PhysicalLines,
 		EMDKeys:       req.EMD.Keys,
 	}, h.now())
-	x.ruled, x.approval = true, d.Approval
+	x.ruled, x.ruleReason, x.approval = true, string(d.Reason), d.Approval
 	notePurchase(x)
 	if d.Allowed {
 		x.reason = string(d.Reason)

@@ -154,13 +154,16 @@ func (l *decisionLine) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	return nil
 }
 
-// ruleInputs writes what the compliance rules read from a create-order,
-// none of it personal: whether and where it asked to auto-capture, the
+// ruleInputs writes what the compliance rules said (reason may be
+// overwritten by what happened next, such as an upstream error) and what
+// they read from a create-order, none of it personal: whether and where it
+// asked to auto-capture, the
 // types of its order lines, the extra merchant data keys it carried, and a
 // reference to the purchase. `pspguard rules impact` replays decisions from
 // these fields.
 func (l *decisionLine) ruleInputs(enc zapcore.ObjectEncoder) {
 	x, req := l.x, l.x.req
+	enc.AddString("rule_reason", x.ruleReason)
 	switch req.AutoCapture {
 	case psp.AutoCaptureTrue:
 		enc.AddString("auto_capture", "true")

@@ -44,6 +44,7 @@ type exchange struct {
 
 	// What the compliance rules read and rested on, for the decision log.
 	ruled       bool    // the rules decided this create-order
+	ruleReason  string  // what the rules said, whatever happened next
 	approval    string  // the approval the decision rested on, if any
 	purchaseRef [8]byte // digest of the authorization token, or of the body
 	refOfToken  bool    // purchaseRef is of the path's token

@@ -131,6 +131,10 @@ func (r *Rules) Decide(o Order, now time.Time) Decision {
 	return d
 }
 
+// EMDKey is the extra merchant data key the merchant's category requires
+// to auto-capture, "" for none.
+func (d Decision) EMDKey() string { return d.category.emdKey }
+
 // Message explains the decision in plain language, naming the merchant's
 // category and the rule that applied. It is built on demand; deciding
 // alone never formats text.
