@@ -25,7 +25,7 @@ run: build
 	cat testdata/try.txt; \
 	wait $$guard
 
-## test: every test, with the race detector, a real Redis when redis-server is installed, short fuzz runs and the shipped rules cases
+## test: every test, with the race detector, a real Redis when redis-server is installed, the alert rule tests when promtool is installed, short fuzz runs and the shipped rules cases
 test:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi

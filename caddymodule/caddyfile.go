@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"reflect"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
@@ -17,8 +18,36 @@ func init() {
 
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	var g Handler
-	err := g.UnmarshalCaddyfile(h.Dispenser)
-	return &g, err
+	if err := g.UnmarshalCaddyfile(h.Dispenser); err != nil {
+		return nil, err
+	}
+	if g.Name == "" {
+		g.Name = siteAddress(h)
+	}
+	return &g, nil
+}
+
+// siteAddress is the first address of the site block being adapted, the
+// default name of its guards. Caddy's Helper keeps the block unexported and
+// offers no accessor for its keys, so they are read by reflection; should a
+// Caddy version rename the field, the name is left to its JSON default.
+func siteAddress(h httpcaddyfile.Helper) string {
+	block := reflect.ValueOf(h).FieldByName("parentBlock")
+	if !block.IsValid() || block.Kind() != reflect.Struct {
+		return ""
+	}
+	keys := block.FieldByName("Keys")
+	if !keys.IsValid() || keys.Kind() != reflect.Slice || keys.Len() == 0 {
+		return ""
+	}
+	text := keys.Index(0)
+	if text.Kind() != reflect.Struct {
+		return ""
+	}
+	if text = text.FieldByName("Text"); !text.IsValid() || text.Kind() != reflect.String {
+		return ""
+	}
+	return text.String()
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
@@ -44,6 +73,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		}
 //		lookup_timeout   <duration>
 //		upstream_timeout <duration>
+//		name             <site name>
 //	}
 //
 // Every subdirective is optional but rules. Unknown, repeated or
@@ -119,6 +149,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			h.UpstreamTimeout = v
+		case "name":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			if v == "" {
+				return d.Errf("name must not be empty")
+			}
+			h.Name = v
 		default:
 			return d.Errf("unrecognized subdirective %q", name)
 		}

@@ -247,8 +247,9 @@ func (h *Handler) learn(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	case lw.status >= 400 && lw.status <= 499:
 		// The PSP refused these credentials (401, 403): its answer is the
 		// caller's answer, and nothing was captured.
-		x.status, x.upstream, x.outcome, x.reason = lw.status, lw.status, outcomeError, "lookup_refused"
+		x.status, x.upstream, x.outcome, x.reason = lw.status, lw.status, outcomeError, reasonLookupRefused
 		h.m.decision(x.route.Op, outcomeError)
+		h.m.refusal(reasonLookupRefused)
 		lw.copyTo(w)
 		return true
 	default:

@@ -9,8 +9,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -39,6 +41,7 @@ const (
 	defaultUpstreamTimout = 2 * time.Minute
 	defaultStoreTimeout   = 500 * time.Millisecond
 	defaultRedisPrefix    = "pspguard"
+	defaultSite           = "default"
 )
 
 // Handler is the psp_guard HTTP handler. It sits in front of reverse_proxy
@@ -83,6 +86,13 @@ type Handler struct {
 	// can be recorded. Default 2m.
 	UpstreamTimeout caddy.Duration `json:"upstream_timeout,omitempty"`
 
+	// Name names this guard in metrics (the `site` label) and the decision
+	// log, so one process serving several sites shows each. The Caddyfile
+	// defaults it to the site block's first address; a JSON config without
+	// it is site "default".
+	Name string `json:"name,omitempty"`
+
+	site    string // Name, or its default
 	dialect psp.Dialect
 	shadow  bool
 	rules   *atomic.Pointer[rules.Rules] // the rules in force; swapped by the watcher
@@ -160,8 +170,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.dialect = d
 	h.shadow = h.Mode == "shadow"
+	h.site = h.Name
+	if h.site == "" {
+		h.site = defaultSite
+	}
 
-	m, err := provisionMetrics(ctx.GetMetricsRegistry(), d.Name())
+	m, err := provisionMetrics(ctx.GetMetricsRegistry(), h.site, d.Name())
 	if err != nil {
 		return err
 	}
@@ -172,16 +186,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	r, err := rules.Load(h.Rules)
 	if err != nil {
-		metrics.rulesReloads.WithLabelValues("failure").Inc()
+		m.rulesLoad(false)
 		return fmt.Errorf("loading rules %s: %w", h.Rules, err)
 	}
 	h.rules = new(atomic.Pointer[rules.Rules])
 	h.rules.Store(r)
-	metrics.rulesReloads.WithLabelValues("success").Inc()
-	metrics.setRulesInfo(r)
-	h.logger.Info("rules loaded", zap.String("file", h.Rules),
+	m.rulesLoad(true)
+	h.logger.Info("rules loaded", zap.String("site", h.site), zap.String("file", h.Rules),
 		zap.String("digest", r.Digest()), zap.Int("version", r.Version()))
-	h.watcher = newRulesWatcher(h.Rules, r, rulesPollInterval, h.logger, func(nr *rules.Rules) {
+	h.watcher = newRulesWatcher(h.Rules, r, rulesPollInterval, h.logger, m, func(nr *rules.Rules) {
 		h.rules.Store(nr)
 	})
 
@@ -189,6 +202,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.lines = startLineWriter()
+	liveGuards.add(h)
 	return nil
 }
 
@@ -259,6 +273,9 @@ func (h *Handler) Validate() error {
 	if h.LookupTimeout < 0 || h.UpstreamTimeout < 0 || h.Store.Timeout < 0 {
 		return fmt.Errorf("psp_guard: timeouts must be positive")
 	}
+	if !utf8.ValidString(h.site) || strings.TrimSpace(h.site) != h.site || h.site == "" {
+		return fmt.Errorf("psp_guard: name %q must be valid UTF-8 without leading or trailing spaces", h.Name)
+	}
 	switch h.Store.Type {
 	case "memory":
 		if h.Store.URL != "" {
@@ -277,6 +294,7 @@ func (h *Handler) Validate() error {
 // Cleanup stops the rules watcher and releases the shared state. It runs
 // even after a failed Provision, so it releases only what was acquired.
 func (h *Handler) Cleanup() error {
+	liveGuards.remove(h)
 	if h.watcher != nil {
 		h.watcher.stop()
 	}

@@ -33,6 +33,7 @@ const (
 	reasonAlreadyCaptured        = "capture_already_captured"
 	reasonCurrencyMismatch       = "capture_currency_mismatch"
 	reasonNoSuchOrder            = "no_such_order"
+	reasonLookupRefused          = "lookup_refused" // the PSP refused the caller's credentials for the order read
 	reasonBadValue               = "bad_value"
 	reasonRequestTooLarge        = "request_too_large"
 	reasonUnsupportedMediaType   = "unsupported_media_type"
@@ -42,6 +43,22 @@ const (
 	reasonUnavailable            = "unavailable"
 	reasonUpstreamError          = "upstream_error" // decision log only: the PSP failed or did not answer
 )
+
+// refusalReasons lists every value of the refusals_total "reason" label:
+// the rules' reasons for refusing, then the gateway's own.
+func refusalReasons() []string {
+	var out []string
+	for _, r := range rules.Reasons {
+		if !r.Allows() {
+			out = append(out, string(r))
+		}
+	}
+	return append(out,
+		reasonCaptureExceeds, reasonNotCapturable, reasonAlreadyCaptured, reasonCurrencyMismatch,
+		reasonNoSuchOrder, reasonLookupRefused, reasonBadValue, reasonRequestTooLarge,
+		reasonUnsupportedMediaType, reasonIdempotencyInUse, reasonIdempotencyReused,
+		reasonIdempotencyKeyRequired, reasonUnavailable)
+}
 
 // Idempotency outcomes, the values of the idempotency_total "outcome" label.
 const (
@@ -56,7 +73,10 @@ const (
 var allIdemOutcomes = []string{idemStored, idemReplayed, idemInFlight, idemMismatch, idemAbandoned, idemNoKey}
 
 // metrics are created once and registered on Caddy's registry at every
-// Provision, so their values survive config reloads.
+// Provision, so their values survive config reloads. Every family carries
+// the guard's site (its `name`), so one process serving several sites shows
+// each; the families that describe a guard's state are read from the live
+// guards at scrape time (see siteCollector).
 type metricSet struct {
 	decisions    *prometheus.CounterVec
 	refusals     *prometheus.CounterVec
@@ -64,54 +84,54 @@ type metricSet struct {
 	upstream     *prometheus.HistogramVec
 	captured     *prometheus.CounterVec
 	rulesReloads *prometheus.CounterVec
-	rulesInfo    *prometheus.GaugeVec
-	stores       *storeCollector
-
-	mu          sync.Mutex
-	activeRules []string // labels of the active rules series
+	sites        *siteCollector
 }
 
 var metrics = &metricSet{
 	decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "psp_guard", Name: "decisions_total",
-		Help: "Guarded and passed-through requests by PSP, operation and outcome (allowed, refused, shadow_refused, replayed, error, passthrough).",
-	}, []string{"psp", "operation", "outcome"}),
+		Help: "Guarded and passed-through requests by site, PSP, operation and outcome (allowed, refused, shadow_refused, replayed, error, passthrough).",
+	}, []string{"site", "psp", "operation", "outcome"}),
 	refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "psp_guard", Name: "refusals_total",
-		Help: "Requests the gateway answered itself or would have refused in shadow mode, by PSP and reason code.",
-	}, []string{"psp", "reason"}),
+		Help: "Requests the gateway answered itself or would have refused in shadow mode, by site, PSP and reason code.",
+	}, []string{"site", "psp", "reason"}),
 	idempotency: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "psp_guard", Name: "idempotency_total",
-		Help: "Idempotency key outcomes by PSP: stored, replayed, in_flight, mismatch, abandoned, no_key.",
-	}, []string{"psp", "outcome"}),
+		Help: "Idempotency key outcomes by site and PSP: stored, replayed, in_flight, mismatch, abandoned, no_key.",
+	}, []string{"site", "psp", "outcome"}),
 	upstream: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: "caddy", Subsystem: "psp_guard", Name: "upstream_duration_seconds",
-		Help:    "Time the PSP took to answer guarded requests, by PSP and operation.",
+		Help:    "Time the PSP took to answer guarded requests, by site, PSP and operation.",
 		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
-	}, []string{"psp", "operation"}),
+	}, []string{"site", "psp", "operation"}),
 	captured: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "psp_guard", Name: "captured_amount_total",
-		Help: "Amount captured through the gateway in minor units, by PSP and currency.",
-	}, []string{"psp", "currency"}),
+		Help: "Amount captured through the gateway in minor units, by site, PSP and currency.",
+	}, []string{"site", "psp", "currency"}),
 	rulesReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "psp_guard", Name: "rules_reloads_total",
-		Help: "Rules file loads by result (success, failure).",
-	}, []string{"result"}),
-	rulesInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Namespace: "caddy", Subsystem: "psp_guard", Name: "rules_info",
-		Help: "The active rules: 1 for the schema version and digest (first 12 hex of SHA-256) in force.",
-	}, []string{"version", "digest"}),
-	stores: newStoreCollector(),
+		Help: "Rules file loads by site and result (success, failure).",
+	}, []string{"site", "result"}),
+	sites: newSiteCollector(),
+}
+
+// collectors are what provisionMetrics registers.
+func (ms *metricSet) collectors() []prometheus.Collector {
+	return []prometheus.Collector{ms.decisions, ms.refusals, ms.idempotency, ms.upstream,
+		ms.captured, ms.rulesReloads, ms.sites}
 }
 
 // handlerMetrics are the series one handler touches on every request,
 // resolved once at Provision so the hot path does no label lookups.
 type handlerMetrics struct {
-	psp         string
+	site, psp   string
 	passthrough prometheus.Counter
-	decisions   [][]prometheus.Counter // by operation, then by allOutcomes
-	idems       []prometheus.Counter   // by allIdemOutcomes
-	upstream    []lazyObserver         // by operation
+	decisions   [][]prometheus.Counter        // by operation, then by allOutcomes
+	refusals    map[string]prometheus.Counter // by reason
+	idems       []prometheus.Counter          // by allIdemOutcomes
+	reloads     [2]prometheus.Counter         // failure, success
+	upstream    []lazyObserver                // by operation
 }
 
 // lazyObserver resolves a histogram series on first use: an operation's
@@ -121,12 +141,9 @@ type lazyObserver struct {
 	obs  prometheus.Observer
 }
 
-func provisionMetrics(reg *prometheus.Registry, pspName string) (*handlerMetrics, error) {
+func provisionMetrics(reg *prometheus.Registry, site, pspName string) (*handlerMetrics, error) {
 	if reg != nil {
-		for _, c := range []prometheus.Collector{
-			metrics.decisions, metrics.refusals, metrics.idempotency, metrics.upstream,
-			metrics.captured, metrics.rulesReloads, metrics.rulesInfo, metrics.stores,
-		} {
+		for _, c := range metrics.collectors() {
 			if err := reg.Register(c); err != nil {
 				var are prometheus.AlreadyRegisteredError
 				if !errors.As(err, &are) {
@@ -135,23 +152,26 @@ func provisionMetrics(reg *prometheus.Registry, pspName string) (*handlerMetrics
 			}
 		}
 	}
-	// Create the series dashboards and alerts expect to see at zero, and
-	// keep the ones the hot path touches.
-	m := &handlerMetrics{psp: pspName}
+	// Create every counter series at zero, so that rate() and increase()
+	// see the first decision, refusal or reload of each kind, and keep the
+	// ones the hot path touches.
+	m := &handlerMetrics{site: site, psp: pspName, refusals: map[string]prometheus.Counter{}}
 	for _, op := range psp.Operations() {
 		byOutcome := make([]prometheus.Counter, len(allOutcomes))
 		for i, o := range allOutcomes {
-			byOutcome[i] = metrics.decisions.WithLabelValues(pspName, op.String(), o)
+			byOutcome[i] = metrics.decisions.WithLabelValues(site, pspName, op.String(), o)
 		}
 		m.decisions = append(m.decisions, byOutcome)
 	}
 	m.upstream = make([]lazyObserver, len(m.decisions))
-	for _, r := range []string{"success", "failure"} {
-		metrics.rulesReloads.WithLabelValues(r)
+	for _, r := range refusalReasons() {
+		m.refusals[r] = metrics.refusals.WithLabelValues(site, pspName, r)
 	}
 	for _, o := range allIdemOutcomes {
-		m.idems = append(m.idems, metrics.idempotency.WithLabelValues(pspName, o))
+		m.idems = append(m.idems, metrics.idempotency.WithLabelValues(site, pspName, o))
 	}
+	m.reloads[0] = metrics.rulesReloads.WithLabelValues(site, "failure")
+	m.reloads[1] = metrics.rulesReloads.WithLabelValues(site, "success")
 	m.passthrough = m.decisions[psp.OpOther][slices.Index(allOutcomes, outcomePassthrough)]
 	return m, nil
 }
@@ -161,11 +181,15 @@ func (m *handlerMetrics) decision(op psp.Operation, outcome string) {
 		m.decisions[op][i].Inc()
 		return
 	}
-	metrics.decisions.WithLabelValues(m.psp, op.String(), outcome).Inc()
+	metrics.decisions.WithLabelValues(m.site, m.psp, op.String(), outcome).Inc()
 }
 
 func (m *handlerMetrics) refusal(reason string) {
-	metrics.refusals.WithLabelValues(m.psp, reason).Inc()
+	if c, ok := m.refusals[reason]; ok {
+		c.Inc()
+		return
+	}
+	metrics.refusals.WithLabelValues(m.site, m.psp, reason).Inc()
 }
 
 func (m *handlerMetrics) idem(outcome string) {
@@ -173,21 +197,30 @@ func (m *handlerMetrics) idem(outcome string) {
 		m.idems[i].Inc()
 		return
 	}
-	metrics.idempotency.WithLabelValues(m.psp, outcome).Inc()
+	metrics.idempotency.WithLabelValues(m.site, m.psp, outcome).Inc()
+}
+
+// rulesLoad counts a load of the rules file.
+func (m *handlerMetrics) rulesLoad(ok bool) {
+	if ok {
+		m.reloads[1].Inc()
+	} else {
+		m.reloads[0].Inc()
+	}
 }
 
 func (m *handlerMetrics) upstreamDuration(op psp.Operation, d time.Duration) {
 	if int(op) < len(m.upstream) {
 		l := &m.upstream[op]
-		l.once.Do(func() { l.obs = metrics.upstream.WithLabelValues(m.psp, op.String()) })
+		l.once.Do(func() { l.obs = metrics.upstream.WithLabelValues(m.site, m.psp, op.String()) })
 		l.obs.Observe(d.Seconds())
 		return
 	}
-	metrics.upstream.WithLabelValues(m.psp, op.String()).Observe(d.Seconds())
+	metrics.upstream.WithLabelValues(m.site, m.psp, op.String()).Observe(d.Seconds())
 }
 
 func (m *handlerMetrics) capturedAmount(currency string, amount int64) {
-	metrics.captured.WithLabelValues(m.psp, currencyLabel(currency)).Add(float64(amount))
+	metrics.captured.WithLabelValues(m.site, m.psp, currencyLabel(currency)).Add(float64(amount))
 }
 
 // currencyLabel keeps the currency label to ISO-4217-shaped values.
@@ -203,56 +236,122 @@ func currencyLabel(c string) string {
 	return c
 }
 
-// setRulesInfo makes r the one active rules series: the previous rules'
-// series is removed, so the gauge always shows exactly what is in force.
-func (ms *metricSet) setRulesInfo(r *rules.Rules) {
-	ms.mu.Lock()
-	defer ms.mu.Unlock()
-	digest := r.Digest()
-	if len(digest) > 12 {
-		digest = digest[:12]
-	}
-	labels := []string{strconv.Itoa(r.Version()), digest}
-	if ms.activeRules != nil && (ms.activeRules[0] != labels[0] || ms.activeRules[1] != labels[1]) {
-		ms.rulesInfo.DeleteLabelValues(ms.activeRules...)
-	}
-	ms.activeRules = labels
-	ms.rulesInfo.WithLabelValues(labels...).Set(1)
+// liveGuards are the provisioned handlers. The state families are read
+// from them at scrape time, so they show exactly the rules and stores of
+// the sites that are loaded: a site removed by a reload disappears with
+// its handler's Cleanup.
+var liveGuards = &guardSet{hs: map[*Handler]struct{}{}}
+
+type guardSet struct {
+	mu sync.Mutex
+	hs map[*Handler]struct{}
 }
 
-// storeCollector reports the size of the live stores at scrape time.
-type storeCollector struct {
-	orders, reservations, results *prometheus.Desc
+func (g *guardSet) add(h *Handler) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.hs[h] = struct{}{}
 }
 
-func newStoreCollector() *storeCollector {
-	return &storeCollector{
+func (g *guardSet) remove(h *Handler) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.hs, h)
+}
+
+func (g *guardSet) list() []*Handler {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([]*Handler, 0, len(g.hs))
+	for h := range g.hs {
+		out = append(out, h)
+	}
+	return out
+}
+
+// siteCollector reports, per site, the rules in force and the size of the
+// stores, read from the live guards at scrape time.
+type siteCollector struct {
+	rulesInfo, orders, reservations, results *prometheus.Desc
+}
+
+func newSiteCollector() *siteCollector {
+	return &siteCollector{
+		rulesInfo: prometheus.NewDesc("caddy_psp_guard_rules_info",
+			"The rules in force, by site: 1 for the schema version and digest (first 12 hex of SHA-256).",
+			[]string{"site", "version", "digest"}, nil),
 		orders: prometheus.NewDesc("caddy_psp_guard_ledger_orders",
-			"Orders held by the capture ledger, by store (memory, redis).", []string{"store"}, nil),
+			"Orders held by the capture ledger, by site and store (memory, redis).", []string{"site", "store"}, nil),
 		reservations: prometheus.NewDesc("caddy_psp_guard_ledger_reservations",
-			"Captures in flight or of unknown outcome holding a ledger reservation, by store.", []string{"store"}, nil),
+			"Captures in flight or of unknown outcome holding a ledger reservation, by site and store.", []string{"site", "store"}, nil),
 		results: prometheus.NewDesc("caddy_psp_guard_idempotency_results",
-			"Completed results held by the idempotency cache, by store.", []string{"store"}, nil),
+			"Completed results held by the idempotency cache, by site and store.", []string{"site", "store"}, nil),
 	}
 }
 
-func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
+func (c *siteCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.rulesInfo
 	ch <- c.orders
 	ch <- c.reservations
 	ch <- c.results
 }
 
-func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
+// Collect reports each site once, however many of its handlers are live:
+// several psp_guard blocks of one site, or the old and new handler during a
+// reload, which share their stores unless the store configuration changed.
+func (c *siteCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	s := stats.sizes(ctx)
-	for kind, v := range s.orders {
-		ch <- prometheus.MustNewConstMetric(c.orders, prometheus.GaugeValue, v, kind)
+	type siteStore struct{ site, store string }
+	type siteOf struct {
+		site string
+		v    any // a rules digest or a store
 	}
-	for kind, v := range s.reservations {
-		ch <- prometheus.MustNewConstMetric(c.reservations, prometheus.GaugeValue, v, kind)
+	seen := map[siteOf]bool{}
+	first := func(site string, v any) bool {
+		k := siteOf{site, v}
+		if seen[k] {
+			return false
+		}
+		seen[k] = true
+		return true
 	}
-	for kind, v := range s.results {
-		ch <- prometheus.MustNewConstMetric(c.results, prometheus.GaugeValue, v, kind)
+	var (
+		orders, results = map[siteStore]float64{}, map[siteStore]float64{}
+		reserved        = map[siteStore]float64{}
+	)
+	for _, h := range liveGuards.list() {
+		if r := h.rules.Load(); r != nil && first(h.site, r.Digest()) {
+			ch <- prometheus.MustNewConstMetric(c.rulesInfo, prometheus.GaugeValue, 1,
+				h.site, strconv.Itoa(r.Version()), shortDigest(r.Digest()))
+		}
+		ss := siteStore{h.site, h.Store.Type}
+		if first(h.site, h.ledger) {
+			if o, r, err := h.ledger.Stats(ctx); err == nil {
+				orders[ss] += float64(o)
+				reserved[ss] += float64(r)
+			}
+		}
+		if first(h.site, h.idem) {
+			if n, err := h.idem.Len(ctx); err == nil {
+				results[ss] += float64(n)
+			}
+		}
 	}
+	for ss, v := range orders {
+		ch <- prometheus.MustNewConstMetric(c.orders, prometheus.GaugeValue, v, ss.site, ss.store)
+		ch <- prometheus.MustNewConstMetric(c.reservations, prometheus.GaugeValue, reserved[ss], ss.site, ss.store)
+	}
+	for ss, v := range results {
+		ch <- prometheus.MustNewConstMetric(c.results, prometheus.GaugeValue, v, ss.site, ss.store)
+	}
+}
+
+// shortDigest is the first 12 hex digits of a rules digest, as rules_info
+// and the decision log show it.
+func shortDigest(d string) string {
+	if len(d) > 12 {
+		return d[:12]
+	}
+	return d
 }

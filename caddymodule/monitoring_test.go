@@ -1,54 +1,43 @@
 package caddymodule
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
-	"maps"
-	"math"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 	"unicode"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
-	"github.com/prometheus/prometheus/model/histogram"
-	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/model/rulefmt"
-	"github.com/prometheus/prometheus/promql"
-	"github.com/prometheus/prometheus/promql/parser"
-	"github.com/prometheus/prometheus/storage"
-	"github.com/prometheus/prometheus/tsdb/chunkenc"
-	"github.com/prometheus/prometheus/tsdb/chunks"
-	"github.com/prometheus/prometheus/util/annotations"
+	"gopkg.in/yaml.v3"
 
 	"github.com/pspguard/pspguard/internal/psp"
-	"github.com/pspguard/pspguard/rules"
 )
 
 // The dashboard and the alert rules in monitoring/ are only as good as the
 // metric names and label values in their queries: a renamed family or a
 // misspelt reason leaves a panel empty and an alert silent, and nothing else
-// notices. These tests hold them to what the package registers.
+// notices. These tests hold them to what the package registers. Whether the
+// alerts fire when they should, and only then, is for promtool's rule unit
+// tests (monitoring/alerts_test.yaml), run by TestMonitoringPromtool.
 
 const (
-	dashboardFile    = "monitoring/grafana-dashboard.json"
-	alertsFile       = "monitoring/alerts.yaml"
-	readmeFile       = "monitoring/README.md"
-	runbookPrefix    = "caddymodule/monitoring/README.md#"
+	monitoringDir    = "../monitoring"
+	dashboardFile    = monitoringDir + "/grafana-dashboard.json"
+	alertsFile       = monitoringDir + "/alerts.yaml"
+	alertTestsFile   = monitoringDir + "/alerts_test.yaml"
+	readmeFile       = monitoringDir + "/README.md"
+	runbookPrefix    = "monitoring/README.md#"
 	familyPrefix     = "caddy_psp_guard_"
 	datasourceUID    = "${datasource}"
 	needsMetricsNote = "needs `metrics`"
 )
-
-var promqlParser = parser.NewParser(parser.Options{})
 
 // family is one exported metric family, as queries may select it.
 type family struct {
@@ -70,20 +59,10 @@ func writtenValues() map[string]map[string][]string {
 	for _, op := range psp.Operations() {
 		ops = append(ops, op.String())
 	}
-	reasons := []string{
-		reasonCaptureExceeds, reasonNotCapturable, reasonAlreadyCaptured, reasonCurrencyMismatch,
-		reasonNoSuchOrder, reasonBadValue, reasonRequestTooLarge, reasonUnsupportedMediaType,
-		reasonIdempotencyInUse, reasonIdempotencyReused, reasonIdempotencyKeyRequired, reasonUnavailable,
-	}
-	for _, r := range rules.Reasons {
-		if !r.Allows() {
-			reasons = append(reasons, string(r))
-		}
-	}
 	stores := []string{"memory", "redis"}
 	return map[string]map[string][]string{
 		"caddy_psp_guard_decisions_total":           {"operation": ops, "outcome": allOutcomes},
-		"caddy_psp_guard_refusals_total":            {"reason": reasons},
+		"caddy_psp_guard_refusals_total":            {"reason": refusalReasons()},
 		"caddy_psp_guard_idempotency_total":         {"outcome": {idemStored, idemReplayed, idemInFlight, idemMismatch, idemAbandoned, idemNoKey}},
 		"caddy_psp_guard_upstream_duration_seconds": {"operation": ops},
 		"caddy_psp_guard_rules_reloads_total":       {"result": {"success", "failure"}},
@@ -105,15 +84,12 @@ var descRE = regexp.MustCompile(`^Desc\{fqName: "([^"]+)", .*variableLabels: \{(
 func exportedFamilies(t *testing.T) exported {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	if _, err := provisionMetrics(reg, "klarna"); err != nil {
+	if _, err := provisionMetrics(reg, "eu", "klarna"); err != nil {
 		t.Fatalf("provisionMetrics: %v", err)
 	}
 	values := writtenValues()
 	fams := exported{}
-	for _, c := range []prometheus.Collector{
-		metrics.decisions, metrics.refusals, metrics.idempotency, metrics.upstream,
-		metrics.captured, metrics.rulesReloads, metrics.rulesInfo, metrics.stores,
-	} {
+	for _, c := range metrics.collectors() {
 		var are prometheus.AlreadyRegisteredError
 		if err := reg.Register(c); !errors.As(err, &are) {
 			t.Fatalf("provisionMetrics did not register %T (registering it again: %v)", c, err)
@@ -170,88 +146,167 @@ func (e exported) lookup(name string) (string, family, bool) {
 	return "", family{}, false
 }
 
-// check parses a PromQL expression and returns the metric names it selects
-// and what is wrong with it: it does not parse, it selects a
-// caddy_psp_guard_ series pspguard does not export, or it filters on a label
-// the family does not have or on a value the gateway never writes.
-func (e exported) check(expr string) (names, problems []string) {
-	node, err := promqlParser.ParseExpr(expr)
-	if err != nil {
-		return nil, []string{fmt.Sprintf("%q does not parse: %v", expr, err)}
+// selector is one series selector of a PromQL expression: a metric name
+// and its label matchers.
+type selector struct {
+	text     string // as written, for messages
+	name     string
+	matchers []matcher
+}
+
+type matcher struct {
+	label, op, value string
+}
+
+// matcherRE reads one label matcher inside braces.
+var matcherRE = regexp.MustCompile(`^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(,|$)`)
+
+// selectors finds the series selectors of a PromQL expression. It is no
+// PromQL parser: it skips string literals and numbers (so "5m" is no
+// name), takes every other name followed by braces as a selector, and a
+// bare name as one if it looks like a metric of Caddy's. That is all the
+// dashboard and the alerts need; promtool parses the alerts for real.
+func selectors(expr string) ([]selector, []string) {
+	var out []selector
+	var problems []string
+	depth := map[byte]int{}
+	closing := map[byte]byte{')': '(', ']': '[', '}': '{'}
+	for i := 0; i < len(expr); {
+		c := expr[i]
+		switch {
+		case c == '"' || c == '\'' || c == '`':
+			j := i + 1
+			for j < len(expr) && expr[j] != c {
+				if expr[j] == '\\' && c != '`' {
+					j++
+				}
+				j++
+			}
+			i = j + 1
+		case c >= '0' && c <= '9' || c == '.':
+			for i < len(expr) && (isNameByte(expr[i]) || expr[i] == '.') {
+				i++
+			}
+		case isNameByte(c):
+			j := i
+			for j < len(expr) && (isNameByte(expr[j]) || expr[j] == ':') {
+				j++
+			}
+			name := expr[i:j]
+			k := j
+			for k < len(expr) && expr[k] == ' ' {
+				k++
+			}
+			if k < len(expr) && expr[k] == '{' {
+				end := strings.IndexByte(expr[k:], '}')
+				if end < 0 {
+					return out, append(problems, fmt.Sprintf("%q does not parse: unclosed {", expr))
+				}
+				sel, p := parseMatchers(name, expr[i:k+end+1], expr[k+1:k+end])
+				out, problems = append(out, sel), append(problems, p...)
+				j = k + end + 1
+			} else if strings.HasPrefix(name, "caddy_") {
+				out = append(out, selector{text: name, name: name})
+			}
+			i = j
+		case c == '{':
+			return out, append(problems, fmt.Sprintf("%q: a selector without a metric name cannot be checked", expr))
+		case c == '(' || c == '[':
+			depth[c]++
+			i++
+		case closing[c] != 0:
+			if depth[closing[c]]--; depth[closing[c]] < 0 {
+				return out, append(problems, fmt.Sprintf("%q does not parse: unbalanced %c", expr, c))
+			}
+			i++
+		default:
+			i++
+		}
 	}
-	parser.Inspect(node, func(n parser.Node, _ []parser.Node) error {
-		vs, ok := n.(*parser.VectorSelector)
-		if !ok {
-			return nil
+	for open, n := range depth {
+		if n != 0 {
+			problems = append(problems, fmt.Sprintf("%q does not parse: unbalanced %c", expr, open))
 		}
-		name, p := e.checkSelector(vs)
-		if name != "" {
-			names = append(names, name)
+	}
+	return out, problems
+}
+
+func isNameByte(c byte) bool {
+	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+func parseMatchers(name, text, inside string) (selector, []string) {
+	sel := selector{text: text, name: name}
+	for rest := strings.TrimSpace(inside); rest != ""; {
+		m := matcherRE.FindStringSubmatch(rest)
+		if m == nil {
+			return sel, []string{fmt.Sprintf("%s does not parse: bad label matcher %q", text, rest)}
 		}
-		problems = append(problems, p...)
-		return nil
-	})
+		value := strings.NewReplacer(`\\`, `\`, `\"`, `"`).Replace(m[3])
+		sel.matchers = append(sel.matchers, matcher{label: m[1], op: m[2], value: value})
+		rest = strings.TrimSpace(rest[len(m[0]):])
+	}
+	return sel, nil
+}
+
+// check returns the metric names an expression selects and what is wrong
+// with it: it selects a caddy_psp_guard_ series pspguard does not export,
+// or it filters on a label the family does not have or on a value the
+// gateway never writes.
+func (e exported) check(expr string) (names, problems []string) {
+	sels, problems := selectors(expr)
+	for _, s := range sels {
+		names = append(names, s.name)
+		problems = append(problems, e.checkSelector(s)...)
+	}
 	return names, problems
 }
 
-func (e exported) checkSelector(vs *parser.VectorSelector) (string, []string) {
-	name := vs.Name
-	if name == "" {
-		for _, m := range vs.LabelMatchers {
-			if m.Name != model.MetricNameLabel {
-				continue
-			}
-			if m.Type != labels.MatchEqual {
-				return "", []string{fmt.Sprintf("%s: a metric name chosen by pattern cannot be checked", vs)}
-			}
-			name = m.Value
-		}
+func (e exported) checkSelector(s selector) []string {
+	if !strings.HasPrefix(s.name, familyPrefix) {
+		return nil
 	}
-	if !strings.HasPrefix(name, familyPrefix) {
-		return name, nil
-	}
-	fname, f, ok := e.lookup(name)
+	fname, f, ok := e.lookup(s.name)
 	if !ok {
-		return name, []string{fmt.Sprintf("%s: pspguard exports no metric %s", vs, name)}
+		return []string{fmt.Sprintf("%s: pspguard exports no metric %s", s.text, s.name)}
 	}
-	if f.histogram && name == fname {
-		return name, []string{fmt.Sprintf("%s: histogram %s has only _bucket, _sum and _count series", vs, fname)}
+	if f.histogram && s.name == fname {
+		return []string{fmt.Sprintf("%s: histogram %s has only _bucket, _sum and _count series", s.text, fname)}
 	}
 	var problems []string
-	for _, m := range vs.LabelMatchers {
-		if m.Name == model.MetricNameLabel || slices.Contains(targetLabels, m.Name) ||
-			(m.Name == "le" && name == fname+"_bucket") {
+	for _, m := range s.matchers {
+		if slices.Contains(targetLabels, m.label) || (m.label == "le" && s.name == fname+"_bucket") {
 			continue
 		}
-		values, ok := f.labels[m.Name]
+		values, ok := f.labels[m.label]
 		if !ok {
-			problems = append(problems, fmt.Sprintf("%s: %s has no label %q", vs, fname, m.Name))
+			problems = append(problems, fmt.Sprintf("%s: %s has no label %q", s.text, fname, m.label))
 			continue
 		}
-		problems = append(problems, checkValue(vs, m, values)...)
+		problems = append(problems, checkValue(s, m, values)...)
 	}
-	return name, problems
+	return problems
 }
 
 // checkValue reports a matcher that can match none of the values the
 // gateway writes. Each alternative of a regular expression must match one:
 // an alternative that matches nothing is a typo that silently narrows the
 // query. Dashboard variables ($psp) are left to the dashboard.
-func checkValue(vs *parser.VectorSelector, m *labels.Matcher, values []string) []string {
-	if values == nil || strings.Contains(m.Value, "$") {
+func checkValue(s selector, m matcher, values []string) []string {
+	if values == nil || strings.Contains(m.value, "$") {
 		return nil
 	}
-	switch m.Type {
-	case labels.MatchEqual, labels.MatchNotEqual:
-		if !slices.Contains(values, m.Value) {
-			return []string{fmt.Sprintf("%s: the gateway never writes %s=%q", vs, m.Name, m.Value)}
+	switch m.op {
+	case "=", "!=":
+		if !slices.Contains(values, m.value) {
+			return []string{fmt.Sprintf("%s: the gateway never writes %s=%q", s.text, m.label, m.value)}
 		}
-	case labels.MatchRegexp, labels.MatchNotRegexp:
+	case "=~", "!~":
 		var problems []string
-		for _, alt := range strings.Split(m.Value, "|") {
+		for _, alt := range strings.Split(m.value, "|") {
 			re, err := regexp.Compile("^(?:" + alt + ")$")
 			if err != nil || !slices.ContainsFunc(values, re.MatchString) {
-				problems = append(problems, fmt.Sprintf("%s: %q matches no %s the gateway writes", vs, alt, m.Name))
+				problems = append(problems, fmt.Sprintf("%s: %q matches no %s the gateway writes", s.text, alt, m.label))
 			}
 		}
 		return problems
@@ -259,20 +314,35 @@ func checkValue(vs *parser.VectorSelector, m *labels.Matcher, values []string) [
 	return nil
 }
 
-// alertProblems validates alerting rules the way `promtool check rules`
-// does (structure, PromQL, annotation templates) and holds each alert to
+// alertFile is the part of Prometheus's rule file format the checks read;
+// unknown fields are errors, as they are for Prometheus.
+type alertFile struct {
+	Groups []struct {
+		Name  string `yaml:"name"`
+		Rules []struct {
+			Alert       string            `yaml:"alert"`
+			Record      string            `yaml:"record"`
+			Expr        string            `yaml:"expr"`
+			For         string            `yaml:"for"`
+			Labels      map[string]string `yaml:"labels"`
+			Annotations map[string]string `yaml:"annotations"`
+		} `yaml:"rules"`
+	} `yaml:"groups"`
+}
+
+// alertProblems holds each alerting rule to what pspguard exports and to
 // the house rules: a `for`, a severity, a summary and a description, and a
-// runbook pointing at the alert's own section of the README.
+// runbook pointing at the alert's own section of the README. `promtool
+// check rules` checks the PromQL and the templates (TestMonitoringPromtool).
 func alertProblems(data []byte, readme string, e exported) (alerts, problems []string) {
-	groups, errs := rulefmt.Parse(data, false, model.LegacyValidation, promqlParser, slog.New(slog.DiscardHandler))
-	for _, err := range errs {
-		problems = append(problems, err.Error())
-	}
-	if groups == nil {
-		return nil, problems
+	var f alertFile
+	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil {
+		return nil, []string{err.Error()}
 	}
 	anchors := readmeAnchors(readme)
-	for _, g := range groups.Groups {
+	for _, g := range f.Groups {
 		for _, r := range g.Rules {
 			name := r.Alert
 			if name == "" {
@@ -289,7 +359,7 @@ func alertProblems(data []byte, readme string, e exported) (alerts, problems []s
 				problems = append(problems, name+": defined twice")
 			}
 			alerts = append(alerts, name)
-			if r.For <= 0 {
+			if d, err := model.ParseDuration(r.For); err != nil || d <= 0 {
 				problems = append(problems, name+": no `for`: one bad scrape would page")
 			}
 			if s := r.Labels["severity"]; s != "warning" && s != "critical" {
@@ -420,8 +490,10 @@ func dashboardProblems(data []byte, e exported) []string {
 	if vars["datasource"] != "datasource" {
 		problems = append(problems, "no datasource variable of type datasource")
 	}
-	if vars["psp"] != "query" {
-		problems = append(problems, "no psp query variable")
+	for _, v := range []string{"psp", "site"} {
+		if vars[v] != "query" {
+			problems = append(problems, "no "+v+" query variable")
+		}
 	}
 
 	used := map[string]bool{}
@@ -450,9 +522,16 @@ func dashboardProblems(data []byte, e exported) []string {
 				if tg.Datasource != nil && tg.Datasource.UID != datasourceUID {
 					problems = append(problems, fmt.Sprintf("panel %q: a query does not go through %s", p.Title, datasourceUID))
 				}
-				names, ps := e.check(grafanaIntervals.Replace(tg.Expr))
+				expr := grafanaIntervals.Replace(tg.Expr)
+				names, ps := e.check(expr)
 				for _, s := range ps {
 					problems = append(problems, fmt.Sprintf("panel %q: %s", p.Title, s))
+				}
+				sels, _ := selectors(expr)
+				for _, sel := range sels {
+					if strings.HasPrefix(sel.name, familyPrefix) && !slices.Contains(sel.matchers, matcher{"site", "=~", "$site"}) {
+						problems = append(problems, fmt.Sprintf("panel %q: %s is not filtered by site=~\"$site\"", p.Title, sel.text))
+					}
 				}
 				for _, n := range names {
 					if base, _, ok := e.lookup(n); ok {
@@ -504,8 +583,13 @@ func TestMonitoringExportedFamilies(t *testing.T) {
 	if !e["caddy_psp_guard_upstream_duration_seconds"].histogram || e["caddy_psp_guard_decisions_total"].histogram {
 		t.Error("histogram families are not told apart from counters")
 	}
-	if got := e["caddy_psp_guard_ledger_reservations"].labels; len(got) != 1 || got["store"] == nil {
-		t.Errorf("ledger_reservations labels = %v, want store", got)
+	for name, f := range e {
+		if _, ok := f.labels["site"]; !ok {
+			t.Errorf("%s has no site label", name)
+		}
+	}
+	if got := e["caddy_psp_guard_ledger_reservations"].labels; len(got) != 2 || got["store"] == nil {
+		t.Errorf("ledger_reservations labels = %v, want site and store", got)
 	}
 }
 
@@ -522,7 +606,7 @@ func TestMonitoringAlerts(t *testing.T) {
 	}
 	for _, name := range []string{
 		"PspGuardRefusalSpike", "PspGuardUpstreamErrors", "PspGuardUpstreamLatencyHigh",
-		"PspGuardReservationsStuck", "PspGuardRulesReloadFailed", "PspGuardIdempotencyConflicts",
+		"PspGuardReservationsStuck", "PspGuardRulesReloadFailed", "PspGuardRulesDigestMismatch",
 		"PspGuardStoreUnavailable",
 	} {
 		if !slices.Contains(alerts, name) {
@@ -556,12 +640,17 @@ func TestMonitoringCheckCatchesMistakes(t *testing.T) {
 		{`caddy_psp_guard_idempotency_total{outcome="allowed"}`, `never writes outcome="allowed"`},
 		{`caddy_psp_guard_refusals_total{reason=~"capture_exceeds|capture_exceeded"}`, `"capture_exceeded" matches no reason`},
 		{`caddy_psp_guard_refusals_total{reason!~"emd_mising"}`, `"emd_mising" matches no reason`},
-		{`{__name__=~"caddy_psp_guard_.+"}`, "chosen by pattern"},
+		{`{__name__=~"caddy_psp_guard_.+"}`, "without a metric name"},
 		{`sum(rate(caddy_psp_guard_decisions_total[5m])`, "does not parse"},
+		{`caddy_psp_guard_decisions_total{outcome="error"`, "does not parse"},
+		{`caddy_psp_guard_decisions_total{outcome=error}`, "bad label matcher"},
+		{`caddy_psp_guard_rules_info{sight="eu"}`, `has no label "sight"`},
 
 		{`histogram_quantile(0.99, sum by (le) (rate(caddy_psp_guard_upstream_duration_seconds_bucket{operation="capture"}[5m])))`, ""},
 		{`caddy_psp_guard_refusals_total{reason=~"capture_.*|category_not_allowed", psp=~"$psp", instance="a:2019"}`, ""},
-		{`{__name__="caddy_psp_guard_rules_info", digest="0123456789ab"}`, ""},
+		{`caddy_psp_guard_refusals_total{reason="lookup_refused", site="eu"} offset 5m`, ""},
+		{`count by (job, site) (caddy_psp_guard_rules_info{digest="0123456789ab", site=~"$site"})`, ""},
+		{`label_replace(caddy_psp_guard_ledger_orders, "x", "$1", "site", "(.*)")`, ""},
 		{`rate(caddy_http_requests_total[5m])`, ""},
 	} {
 		_, problems := e.check(tc.expr)
@@ -587,21 +676,20 @@ func TestMonitoringAlertChecksCatchMistakes(t *testing.T) {
         annotations:
           summary: "{{ $labels.psp }} unavailable"
           description: "{{ $value | humanize }}/s"
-          runbook: caddymodule/monitoring/README.md#pspguardgood`
+          runbook: monitoring/README.md#pspguardgood`
 	for _, tc := range []struct {
 		name  string
 		rules string
 		want  string // a substring of the problem; "" means no problem
 	}{
 		{"good", good, ""},
-		{"bad expr", strings.Replace(good, "[5m])) > 0", "[5m]) > 0", 1), "could not parse expression"},
+		{"bad expr", strings.Replace(good, "[5m])) > 0", "[5m]) > 0", 1), "does not parse"},
 		{"unknown metric", strings.Replace(good, "refusals_total", "refusal_total", 1), "exports no metric caddy_psp_guard_refusal_total"},
 		{"unknown field", strings.Replace(good, "for: 5m", "for: 5m\n        severity: critical", 1), "field severity not found"},
-		{"bad template", strings.Replace(good, "{{ $labels.psp }}", "{{ $labels.psp ", 1), "annotation \"summary\""},
 		{"no for", strings.Replace(good, "for: 5m", "", 1), "no `for`"},
 		{"no severity", strings.Replace(good, "severity: critical", "team: payments", 1), `severity ""`},
 		{"no description", strings.Replace(good, `description: "{{ $value | humanize }}/s"`, "", 1), "no description annotation"},
-		{"runbook elsewhere", strings.Replace(good, "#pspguardgood", "#pspguardother", 1), "want \"caddymodule/monitoring/README.md#pspguardgood\""},
+		{"runbook elsewhere", strings.Replace(good, "#pspguardgood", "#pspguardother", 1), "want \"monitoring/README.md#pspguardgood\""},
 		{"no section", strings.NewReplacer("PspGuardGood", "PspGuardOther", "pspguardgood", "pspguardother").Replace(good),
 			"README.md has no section #pspguardother"},
 		{"twice", good + good, "PspGuardGood: defined twice"},
@@ -643,6 +731,8 @@ func TestMonitoringDashboardChecksCatchMistakes(t *testing.T) {
 		`panel "HTTP": gridPos`,
 		`panel "HTTP" uses caddy_http_requests_total but its title does not say it needs ` + "`metrics`",
 		"no panel shows caddy_psp_guard_captured_amount_total",
+		"no site query variable",
+		`panel "Hard-wired": caddy_psp_guard_refusals_total{reason="capture_exceeded"} is not filtered by site=~"$site"`,
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("problems do not report %q; got:\n%s", want, got)
@@ -653,298 +743,71 @@ func TestMonitoringDashboardChecksCatchMistakes(t *testing.T) {
 	}
 }
 
-// The alerts must also fire when they should, and only then. Each case
-// below is a small history of series, in the spirit of `promtool test
-// rules`: the alert's expression is evaluated by the PromQL engine once a
-// minute over its `for` window, and it fires for the label sets present at
-// every evaluation.
-
-const (
-	alertHistory = 49 * time.Hour // the refusal spike compares with the day before the last hour
-	alertStep    = 30 * time.Second
-)
-
-var alertEnd = time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC)
-
-// testSeries is one series of a case: its value at each age (time before
-// the end), from `since` before the end on (the whole history if 0).
-type testSeries struct {
-	metric string
-	value  func(age time.Duration) float64
-	since  time.Duration
-}
-
-// grows is a counter that grows by perSecond during the last `during`.
-func grows(perSecond float64, during time.Duration) func(time.Duration) float64 {
-	return func(age time.Duration) float64 { return perSecond * max(0, (during-age).Seconds()) }
-}
-
-func level(v float64) func(time.Duration) float64 {
-	return func(time.Duration) float64 { return v }
-}
-
-// stepUp is 0 until `ago` before the end and n from then on.
-func stepUp(n float64, ago time.Duration) func(time.Duration) float64 {
-	return func(age time.Duration) float64 {
-		if age <= ago {
-			return n
+// TestMonitoringPromtool runs `promtool check rules` on the alerts and
+// `promtool test rules` on their unit tests: every alert fires for the
+// trouble it is about, and stays quiet for a client's own mistakes. CI
+// (CI=true) installs promtool and fails without it; elsewhere the test
+// skips when promtool is not on the PATH.
+func TestMonitoringPromtool(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("promtool is not installed (.ci/run installs it from Debian's prometheus package)")
 		}
-		return 0
+		t.Skip("promtool is not installed (Debian: the prometheus package)")
 	}
-}
-
-func plus(fs ...func(time.Duration) float64) func(time.Duration) float64 {
-	return func(age time.Duration) float64 {
-		var v float64
-		for _, f := range fs {
-			v += f(age)
-		}
-		return v
+	dir, err := filepath.Abs(monitoringDir)
+	if err != nil {
+		t.Fatal(err)
 	}
-}
-
-// upstreamHistogram is caddy_psp_guard_upstream_duration_seconds for one
-// operation with perSecond requests that each took `took` seconds.
-func upstreamHistogram(operation string, perSecond, took float64) []testSeries {
-	sel := `{job="pspguard", psp="klarna", operation="` + operation + `"`
-	var out []testSeries
-	for _, le := range []float64{0.1, 0.25, 1, 2.5, 5, 10, math.Inf(1)} {
-		rate := 0.0
-		if took <= le {
-			rate = perSecond
-		}
-		out = append(out, testSeries{
-			metric: "caddy_psp_guard_upstream_duration_seconds_bucket" + sel + `, le="` + strconv.FormatFloat(le, 'g', -1, 64) + `"}`,
-			value:  grows(rate, alertHistory),
-		})
-	}
-	return append(out, testSeries{
-		metric: "caddy_psp_guard_upstream_duration_seconds_count" + sel + "}",
-		value:  grows(perSecond, alertHistory),
-	})
-}
-
-// floatSample, sampleList and seriesList are the least the PromQL engine
-// needs to read series from memory.
-type floatSample struct {
-	t int64
-	f float64
-}
-
-func (s floatSample) T() int64                    { return s.t }
-func (floatSample) ST() int64                     { return 0 }
-func (s floatSample) F() float64                  { return s.f }
-func (floatSample) H() *histogram.Histogram       { return nil }
-func (floatSample) FH() *histogram.FloatHistogram { return nil }
-func (floatSample) Type() chunkenc.ValueType      { return chunkenc.ValFloat }
-func (s floatSample) Copy() chunks.Sample         { return s }
-
-type sampleList []floatSample
-
-func (s sampleList) Get(i int) chunks.Sample { return s[i] }
-func (s sampleList) Len() int                { return len(s) }
-
-type seriesList struct {
-	series []storage.Series
-	i      int
-}
-
-func (s *seriesList) Next() bool                      { s.i++; return s.i <= len(s.series) }
-func (s *seriesList) At() storage.Series              { return s.series[s.i-1] }
-func (*seriesList) Err() error                        { return nil }
-func (*seriesList) Warnings() annotations.Annotations { return nil }
-
-// queryable holds the case's series in memory for the PromQL engine.
-func queryable(t *testing.T, series []testSeries) storage.Queryable {
-	t.Helper()
-	var all []storage.Series
-	for _, s := range series {
-		lset, err := promqlParser.ParseMetric(s.metric)
-		if err != nil {
-			t.Fatalf("%s: %v", s.metric, err)
-		}
-		since := s.since
-		if since == 0 {
-			since = alertHistory
-		}
-		var samples sampleList
-		for age := since; age >= 0; age -= alertStep {
-			samples = append(samples, floatSample{t: alertEnd.Add(-age).UnixMilli(), f: s.value(age)})
-		}
-		all = append(all, &storage.SeriesEntry{Lset: lset, SampleIteratorFn: func(chunkenc.Iterator) chunkenc.Iterator {
-			return storage.NewListSeriesIterator(samples)
-		}})
-	}
-	slices.SortFunc(all, func(a, b storage.Series) int { return labels.Compare(a.Labels(), b.Labels()) })
-	return &storage.MockQueryable{MockQuerier: &storage.MockQuerier{
-		SelectMockFunction: func(_ bool, _ *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
-			var out []storage.Series
-			for _, s := range all {
-				if slices.IndexFunc(ms, func(m *labels.Matcher) bool { return !m.Matches(s.Labels().Get(m.Name)) }) < 0 {
-					out = append(out, s)
-				}
-			}
-			return &seriesList{series: out}
-		},
-	}}
-}
-
-// firing evaluates an alert's expression once a minute over its `for`
-// window and returns the label sets that were active at every evaluation.
-func firing(t *testing.T, engine *promql.Engine, r rulefmt.Rule, series []testSeries) []string {
-	t.Helper()
-	q := queryable(t, series)
-	var active map[string]bool
-	for back := time.Duration(r.For); back >= 0; back -= time.Minute {
-		qry, err := engine.NewInstantQuery(context.Background(), q, nil, r.Expr, alertEnd.Add(-back))
-		if err != nil {
-			t.Fatalf("%s: %v", r.Alert, err)
-		}
-		res := qry.Exec(context.Background())
-		vec, err := res.Vector()
-		if err != nil {
-			t.Fatalf("%s: %v", r.Alert, err)
-		}
-		now := map[string]bool{}
-		for _, s := range vec {
-			if k := s.Metric.String(); active == nil || active[k] {
-				now[k] = true
-			}
-		}
-		qry.Close()
-		active = now
-	}
-	return slices.Sorted(maps.Keys(active))
-}
-
-func TestMonitoringAlertsFire(t *testing.T) {
-	groups, errs := rulefmt.Parse(readTestFile(t, alertsFile), false, model.LegacyValidation, promqlParser, slog.New(slog.DiscardHandler))
-	if len(errs) > 0 {
-		t.Fatal(errs)
-	}
-	alerts := map[string]rulefmt.Rule{}
-	for _, g := range groups.Groups {
-		for _, r := range g.Rules {
-			alerts[r.Alert] = r
-		}
-	}
-	engine := promql.NewEngine(promql.EngineOpts{MaxSamples: 10_000_000, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
-
-	const (
-		day  = 24 * time.Hour
-		all  = alertHistory
-		kl   = `job="pspguard", psp="klarna"`
-		dec  = "caddy_psp_guard_decisions_total{" + kl
-		ref  = "caddy_psp_guard_refusals_total{" + kl
-		idem = "caddy_psp_guard_idempotency_total{" + kl
-	)
-	for _, tc := range []struct {
-		alert  string
-		name   string
-		series []testSeries
-		want   []string // the firing label sets; none if empty
-	}{
-		{"PspGuardRefusalSpike", "a reason at 100 times its usual rate", []testSeries{
-			{metric: ref + `, reason="emd_missing"}`, value: plus(grows(0.01, all), grows(1, 30*time.Minute))},
-			{metric: ref + `, reason="capture_exceeds"}`, value: grows(0.5, all)},
-		}, []string{`{job="pspguard", psp="klarna", reason="emd_missing"}`}},
-		{"PspGuardRefusalSpike", "a reason never seen before", []testSeries{
-			{metric: ref + `, reason="approval_expired"}`, value: grows(0.2, 30*time.Minute), since: 30 * time.Minute},
-		}, []string{`{job="pspguard", psp="klarna", reason="approval_expired"}`}},
-		{"PspGuardRefusalSpike", "a steady rate", []testSeries{
-			{metric: ref + `, reason="capture_exceeds"}`, value: grows(0.5, all)},
-		}, nil},
-		{"PspGuardRefusalSpike", "a spike below 3 a minute", []testSeries{
-			{metric: ref + `, reason="emd_missing"}`, value: grows(0.02, 30*time.Minute)},
-		}, nil},
-		{"PspGuardRefusalSpike", "a spike that ended an hour ago", []testSeries{
-			// 1/s from two hours to one hour before the end.
-			{metric: ref + `, reason="emd_missing"}`, value: plus(grows(0.01, all), grows(1, 2*time.Hour), grows(-1, time.Hour))},
-		}, nil},
-
-		{"PspGuardUpstreamErrors", "10% of guarded requests fail upstream", []testSeries{
-			{metric: dec + `, operation="capture", outcome="allowed"}`, value: grows(9, all)},
-			{metric: dec + `, operation="capture", outcome="error"}`, value: grows(1, all)},
-			{metric: ref + `, reason="capture_exceeds"}`, value: grows(1, all)},
-		}, []string{`{job="pspguard", psp="klarna"}`}},
-		{"PspGuardUpstreamErrors", "the errors are the gateway's own answers", []testSeries{
-			{metric: dec + `, operation="capture", outcome="allowed"}`, value: grows(9, all)},
-			{metric: dec + `, operation="capture", outcome="error"}`, value: grows(1, all)},
-			{metric: ref + `, reason="bad_value"}`, value: grows(0.6, all)},
-			{metric: ref + `, reason="unavailable"}`, value: grows(0.4, all)},
-		}, nil},
-		{"PspGuardUpstreamErrors", "passthrough traffic does not dilute", []testSeries{
-			{metric: dec + `, operation="other", outcome="passthrough"}`, value: grows(100, all)},
-			{metric: dec + `, operation="capture", outcome="allowed"}`, value: grows(1, all)},
-			{metric: dec + `, operation="capture", outcome="error"}`, value: grows(0.1, all)},
-		}, []string{`{job="pspguard", psp="klarna"}`}},
-		{"PspGuardUpstreamErrors", "1% of guarded requests fail", []testSeries{
-			{metric: dec + `, operation="capture", outcome="allowed"}`, value: grows(99, all)},
-			{metric: dec + `, operation="capture", outcome="error"}`, value: grows(1, all)},
-		}, nil},
-
-		{"PspGuardUpstreamLatencyHigh", "captures take 4 s", upstreamHistogram("capture", 1, 4),
-			[]string{`{job="pspguard", operation="capture", psp="klarna"}`}},
-		{"PspGuardUpstreamLatencyHigh", "captures take 200 ms", upstreamHistogram("capture", 1, 0.2), nil},
-		{"PspGuardUpstreamLatencyHigh", "slow but too few to judge", upstreamHistogram("capture", 0.01, 4), nil},
-
-		{"PspGuardReservationsStuck", "a reservation held for hours, no captures", []testSeries{
-			{metric: `caddy_psp_guard_ledger_reservations{job="pspguard", instance="a:2019", store="memory"}`, value: level(1)},
-			{metric: `caddy_psp_guard_captured_amount_total{` + kl + `, currency="EUR"}`, value: stepUp(6000, 3*time.Hour)},
-		}, []string{`{instance="a:2019", job="pspguard", store="memory"}`}},
-		{"PspGuardReservationsStuck", "nothing was ever captured", []testSeries{
-			{metric: `caddy_psp_guard_ledger_reservations{job="pspguard", instance="a:2019", store="redis"}`, value: level(2)},
-		}, []string{`{instance="a:2019", job="pspguard", store="redis"}`}},
-		{"PspGuardReservationsStuck", "reservations held while captures move", []testSeries{
-			{metric: `caddy_psp_guard_ledger_reservations{job="pspguard", instance="a:2019", store="memory"}`, value: level(3)},
-			{metric: `caddy_psp_guard_captured_amount_total{` + kl + `, currency="EUR"}`, value: grows(100, all)},
-		}, nil},
-		{"PspGuardReservationsStuck", "reservations come and go", []testSeries{
-			{metric: `caddy_psp_guard_ledger_reservations{job="pspguard", instance="a:2019", store="memory"}`,
-				value: func(age time.Duration) float64 { return min(1, float64(int(age.Minutes())%10)) }},
-		}, nil},
-
-		{"PspGuardRulesReloadFailed", "a change refused 20 minutes ago", []testSeries{
-			{metric: `caddy_psp_guard_rules_reloads_total{job="pspguard", instance="a:2019", result="failure"}`, value: stepUp(1, 20*time.Minute)},
-		}, []string{`{instance="a:2019", job="pspguard", result="failure"}`}},
-		{"PspGuardRulesReloadFailed", "a change refused 2 hours ago", []testSeries{
-			{metric: `caddy_psp_guard_rules_reloads_total{job="pspguard", instance="a:2019", result="failure"}`, value: stepUp(1, 2*time.Hour)},
-		}, nil},
-
-		{"PspGuardRulesDigestMismatch", "two instances, two digests", []testSeries{
-			{metric: `caddy_psp_guard_rules_info{job="pspguard", instance="a:2019", version="1", digest="0123456789ab"}`, value: level(1)},
-			{metric: `caddy_psp_guard_rules_info{job="pspguard", instance="b:2019", version="1", digest="ba9876543210"}`, value: level(1)},
-		}, []string{`{job="pspguard"}`}},
-		{"PspGuardRulesDigestMismatch", "two instances, one digest", []testSeries{
-			{metric: `caddy_psp_guard_rules_info{job="pspguard", instance="a:2019", version="1", digest="0123456789ab"}`, value: level(1)},
-			{metric: `caddy_psp_guard_rules_info{job="pspguard", instance="b:2019", version="1", digest="0123456789ab"}`, value: level(1)},
-		}, nil},
-
-		{"PspGuardIdempotencyConflicts", "one keyed request in six is a 409", []testSeries{
-			{metric: idem + `, outcome="stored"}`, value: grows(1, all)},
-			{metric: idem + `, outcome="in_flight"}`, value: grows(0.2, all)},
-			{metric: idem + `, outcome="mismatch"}`, value: level(0)},
-			{metric: idem + `, outcome="no_key"}`, value: grows(50, all)},
-		}, []string{`{job="pspguard", outcome="in_flight", psp="klarna"}`}},
-		{"PspGuardIdempotencyConflicts", "rare conflicts in heavy traffic", []testSeries{
-			{metric: idem + `, outcome="stored"}`, value: grows(10, all)},
-			{metric: idem + `, outcome="mismatch"}`, value: grows(0.05, all)},
-		}, nil},
-
-		{"PspGuardStoreUnavailable", "503s for half an hour", []testSeries{
-			{metric: ref + `, reason="unavailable"}`, value: grows(0.1, 30*time.Minute)},
-		}, []string{`{job="pspguard", psp="klarna"}`}},
-		{"PspGuardStoreUnavailable", "one 503 a day ago", []testSeries{
-			{metric: ref + `, reason="unavailable"}`, value: stepUp(1, day)},
-		}, nil},
+	for _, args := range [][]string{
+		{"check", "rules", filepath.Base(alertsFile)},
+		{"test", "rules", filepath.Base(alertTestsFile)},
 	} {
-		r, ok := alerts[tc.alert]
-		if !ok {
-			t.Errorf("%s: no such alert", tc.alert)
-			continue
+		cmd := exec.Command(promtool, args...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
-		if got := firing(t, engine, r, tc.series); !slices.Equal(got, tc.want) {
-			t.Errorf("%s, %s: fires for %q, want %q", tc.alert, tc.name, got, tc.want)
+	}
+}
+
+// Every alert has unit tests in which it fires and in which it does not.
+func TestMonitoringEveryAlertTested(t *testing.T) {
+	var tests struct {
+		RuleFiles []string `yaml:"rule_files"`
+		Tests     []struct {
+			Name      string `yaml:"name"`
+			AlertRule []struct {
+				Alertname string `yaml:"alertname"`
+				ExpAlerts []any  `yaml:"exp_alerts"`
+			} `yaml:"alert_rule_test"`
+		} `yaml:"tests"`
+	}
+	if err := yaml.Unmarshal(readTestFile(t, alertTestsFile), &tests); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(tests.RuleFiles, []string{filepath.Base(alertsFile)}) {
+		t.Errorf("rule_files = %v, want [%s]", tests.RuleFiles, filepath.Base(alertsFile))
+	}
+	fires, quiet := map[string]bool{}, map[string]bool{}
+	for _, tc := range tests.Tests {
+		for _, a := range tc.AlertRule {
+			if len(a.ExpAlerts) > 0 {
+				fires[a.Alertname] = true
+			} else {
+				quiet[a.Alertname] = true
+			}
+		}
+	}
+	alerts, _ := alertProblems(readTestFile(t, alertsFile), string(readTestFile(t, readmeFile)), exportedFamilies(t))
+	for _, a := range alerts {
+		if !fires[a] {
+			t.Errorf("no unit test in which %s fires", a)
+		}
+		if !quiet[a] {
+			t.Errorf("no unit test in which %s stays quiet", a)
 		}
 	}
 }

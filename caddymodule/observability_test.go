@@ -56,7 +56,7 @@ func TestMetricsThroughCaddy(t *testing.T) {
 			t.Errorf("%s = %v, want at least 1", family, series(after, family))
 		}
 	}
-	if !strings.Contains(after, `caddy_psp_guard_ledger_reservations{store="memory"} 0`) {
+	if !strings.Contains(after, `caddy_psp_guard_ledger_reservations{site=":9080",store="memory"} 0`) {
 		t.Error("no reservations should be in flight once the captures are answered")
 	}
 	if !strings.Contains(after, `caddy_psp_guard_rules_info{digest="`) ||

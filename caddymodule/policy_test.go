@@ -583,16 +583,62 @@ func TestIdempotentConcurrent(t *testing.T) {
 	}
 }
 
-// scrapeValue finds one sample's value in Prometheus text output.
+// scrapeValue sums the samples in Prometheus text output whose name is
+// series' name and whose labels include all of series' labels, so a test
+// names only the labels it cares about.
 func scrapeValue(text, series string) float64 {
+	name, want := parseSeries(series)
+	var sum float64
 	for _, line := range strings.Split(text, "\n") {
-		if strings.HasPrefix(line, series+" ") {
-			var v float64
-			fmt.Sscanf(strings.TrimPrefix(line, series+" "), "%g", &v)
-			return v
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		n, labels := parseSeries(line[:i])
+		if n != name || !containsLabels(labels, want) {
+			continue
+		}
+		var v float64
+		fmt.Sscanf(line[i+1:], "%g", &v)
+		sum += v
+	}
+	return sum
+}
+
+// parseSeries splits `name{a="x",b="y"}` into its name and labels.
+func parseSeries(s string) (string, map[string]string) {
+	name, rest, _ := strings.Cut(s, "{")
+	labels := map[string]string{}
+	rest = strings.TrimSuffix(rest, "}")
+	for rest != "" {
+		k, v, ok := strings.Cut(rest, `="`)
+		if !ok {
+			break
+		}
+		var b strings.Builder
+		i := 0
+		for ; i < len(v) && v[i] != '"'; i++ {
+			if v[i] == '\\' && i+1 < len(v) {
+				i++
+			}
+			b.WriteByte(v[i])
+		}
+		labels[strings.TrimSpace(k)] = b.String()
+		rest = strings.TrimPrefix(strings.TrimLeft(v[min(i+1, len(v)):], " "), ",")
+	}
+	return name, labels
+}
+
+func containsLabels(have, want map[string]string) bool {
+	for k, v := range want {
+		if got, ok := have[k]; !ok || got != v {
+			return false
 		}
 	}
-	return 0
+	return true
 }
 
 // ledgerEntry reads the gateway's ledger for a Klarna order from the usage

@@ -25,6 +25,7 @@ var rulesPollInterval = time.Second
 type rulesWatcher struct {
 	path    string
 	logger  *zap.Logger
+	m       *handlerMetrics
 	apply   func(*rules.Rules)
 	done    chan struct{}
 	stopped sync.WaitGroup
@@ -37,8 +38,8 @@ type rulesWatcher struct {
 	lastMissing bool
 }
 
-func newRulesWatcher(path string, current *rules.Rules, every time.Duration, logger *zap.Logger, apply func(*rules.Rules)) *rulesWatcher {
-	w := &rulesWatcher{path: path, logger: logger, apply: apply, done: make(chan struct{})}
+func newRulesWatcher(path string, current *rules.Rules, every time.Duration, logger *zap.Logger, m *handlerMetrics, apply func(*rules.Rules)) *rulesWatcher {
+	w := &rulesWatcher{path: path, logger: logger, m: m, apply: apply, done: make(chan struct{})}
 	if sum, err := hex.DecodeString(current.Digest()); err == nil {
 		copy(w.lastSum[:], sum)
 	}
@@ -75,7 +76,7 @@ func (w *rulesWatcher) check() {
 	if err != nil {
 		if !w.lastMissing {
 			w.lastMissing = true
-			metrics.rulesReloads.WithLabelValues("failure").Inc()
+			w.m.rulesLoad(false)
 			w.logger.Error("rules file unreadable; keeping the last valid rules",
 				zap.String("file", w.path), zap.Error(err))
 		}
@@ -98,15 +99,14 @@ func (w *rulesWatcher) check() {
 
 	r, err := rules.Parse(w.path, data)
 	if err != nil {
-		metrics.rulesReloads.WithLabelValues("failure").Inc()
+		w.m.rulesLoad(false)
 		w.logger.Error("rules change refused; keeping the last valid rules",
 			zap.String("file", w.path), zap.String("rejected_digest", hex.EncodeToString(sum[:])),
 			zap.Error(err))
 		return
 	}
 	w.apply(r)
-	metrics.rulesReloads.WithLabelValues("success").Inc()
-	metrics.setRulesInfo(r)
+	w.m.rulesLoad(true)
 	w.logger.Info("rules reloaded", zap.String("file", w.path),
 		zap.String("digest", r.Digest()), zap.Int("version", r.Version()))
 }

@@ -3,7 +3,6 @@ package caddymodule
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -21,25 +20,13 @@ import (
 var pool = caddy.NewUsagePool()
 
 // pooledLedger and pooledIdem wrap stores so the pool can destruct them.
-type pooledLedger struct {
-	ledger.Store
-	kind string
-}
+type pooledLedger struct{ ledger.Store }
 
-func (p *pooledLedger) Destruct() error {
-	stats.remove(p)
-	return p.Close()
-}
+func (p *pooledLedger) Destruct() error { return p.Close() }
 
-type pooledIdem struct {
-	idempotency.Store
-	kind string
-}
+type pooledIdem struct{ idempotency.Store }
 
-func (p *pooledIdem) Destruct() error {
-	stats.remove(p)
-	return p.Close()
-}
+func (p *pooledIdem) Destruct() error { return p.Close() }
 
 // pooledCreds keeps what the PSP accepted across reloads; it holds no
 // resource of its own.
@@ -130,20 +117,12 @@ func (h *Handler) acquireState() error {
 		return fmt.Errorf("psp_guard: unknown store %q", h.Store.Type)
 	}
 
-	l, err := acquire(h, lkey, func() *pooledLedger {
-		p := &pooledLedger{Store: newLedger(), kind: h.Store.Type}
-		stats.add(p)
-		return p
-	})
+	l, err := acquire(h, lkey, func() *pooledLedger { return &pooledLedger{Store: newLedger()} })
 	if err != nil {
 		return err
 	}
 	h.ledger = l
-	i, err := acquire(h, ikey, func() *pooledIdem {
-		p := &pooledIdem{Store: newIdem(), kind: h.Store.Type}
-		stats.add(p)
-		return p
-	})
+	i, err := acquire(h, ikey, func() *pooledIdem { return &pooledIdem{Store: newIdem()} })
 	if err != nil {
 		return err
 	}
@@ -196,79 +175,4 @@ func (h *Handler) releaseState() error {
 	}
 	h.poolKeys = nil
 	return firstErr
-}
-
-// storeStats lists the live stores so the metrics collector can report
-// their sizes at scrape time, whatever config created them.
-type storeStats struct {
-	mu     sync.Mutex
-	ledger map[*pooledLedger]struct{}
-	idem   map[*pooledIdem]struct{}
-}
-
-var stats = &storeStats{
-	ledger: make(map[*pooledLedger]struct{}),
-	idem:   make(map[*pooledIdem]struct{}),
-}
-
-func (s *storeStats) add(p any) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	switch p := p.(type) {
-	case *pooledLedger:
-		s.ledger[p] = struct{}{}
-	case *pooledIdem:
-		s.idem[p] = struct{}{}
-	}
-}
-
-func (s *storeStats) remove(p any) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	switch p := p.(type) {
-	case *pooledLedger:
-		delete(s.ledger, p)
-	case *pooledIdem:
-		delete(s.idem, p)
-	}
-}
-
-// storeSizes is what the collector reports, summed per store kind.
-type storeSizes struct {
-	orders, reservations, results map[string]float64
-}
-
-func (s *storeStats) sizes(ctx context.Context) storeSizes {
-	s.mu.Lock()
-	ledgers := make([]*pooledLedger, 0, len(s.ledger))
-	for p := range s.ledger {
-		ledgers = append(ledgers, p)
-	}
-	idems := make([]*pooledIdem, 0, len(s.idem))
-	for p := range s.idem {
-		idems = append(idems, p)
-	}
-	s.mu.Unlock()
-
-	out := storeSizes{
-		orders:       map[string]float64{},
-		reservations: map[string]float64{},
-		results:      map[string]float64{},
-	}
-	for _, p := range ledgers {
-		o, r, err := p.Stats(ctx)
-		if err != nil {
-			continue
-		}
-		out.orders[p.kind] += float64(o)
-		out.reservations[p.kind] += float64(r)
-	}
-	for _, p := range idems {
-		n, err := p.Len(ctx)
-		if err != nil {
-			continue
-		}
-		out.results[p.kind] += float64(n)
-	}
-	return out
 }
