@@ -16,8 +16,8 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "rules",
-		Usage: "validate <file> | test <file> <cases>...",
-		Short: "Checks a compliance rules file and runs decision test cases against it",
+		Usage: "validate <file> | test <file> <cases>... | impact <draft> <decision-log>...",
+		Short: "Checks a compliance rules file, runs decision test cases against it, and shows what a change would decide",
 		Long: `
 Works with the compliance rules file that psp_guard enforces, without a
 running server.
@@ -34,6 +34,14 @@ running server.
     prints one line per case ("ok   name" or "FAIL name: expected ..., got
     ...") and then "N passed, M failed". Exits 1 if a case failed or a file
     is invalid. See testdata/rules/example_cases.yaml for the format.
+
+  rules impact <draft> <decision-log>...
+    Replays the auto-capture decisions recorded in decision-log files (the
+    JSON lines the gateway writes; rolled .gz files too) against a draft
+    rules file, each at the time it was made, and prints every decision
+    that would change (time, merchant, before -> after, the new reason),
+    then a summary per merchant. Exits 0 when nothing would change, 1 when
+    something would, 2 on an error.
 `,
 		CobraFunc: rulesCobra,
 	})
@@ -47,7 +55,7 @@ func rulesCobra(cmd *cobra.Command) {
 		if len(args) == 0 {
 			return cmd.Help()
 		}
-		msg := fmt.Sprintf("unknown subcommand %q: use validate or test", args[0])
+		msg := fmt.Sprintf("unknown subcommand %q: use validate, test or impact", args[0])
 		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
 			msg += " (did you mean " + strings.Join(s, " or ") + "?)"
 		}
@@ -69,6 +77,25 @@ func rulesCobra(cmd *cobra.Command) {
 			return rulesTest(stdout, stderr, args[0], args[1:], time.Now())
 		}),
 	})
+	impact := &cobra.Command{
+		Use:   "impact <draft> <decision-log>...",
+		Short: "Shows which recorded auto-capture decisions a draft rules file would change",
+		Args:  cobra.MinimumNArgs(2),
+	}
+	impact.RunE = func(cmd *cobra.Command, args []string) error {
+		switch rulesImpact(cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], args[1:]) {
+		case 0:
+			return nil
+		case 1:
+			cmd.SilenceErrors = true
+			return errRulesFailed
+		}
+		// Caddy's runner carries an exit status above 1 to the process
+		// only from a wrapped command function.
+		cmd.SilenceErrors = true
+		return caddycmd.WrapCommandFuncForCobra(func(caddycmd.Flags) (int, error) { return 2, nil })(cmd, args)
+	}
+	cmd.AddCommand(impact)
 }
 
 // errRulesFailed makes the process exit 1 once the command has printed

@@ -248,7 +248,11 @@ func TestRulesCommandCobra(t *testing.T) {
 		{"test", []string{"rules", "test", rulesExample, rulesExampleCases}, false, "13 passed, 0 failed", ""},
 		{"test failing", []string{"rules", "test", rulesExample, failing}, true, "0 passed, 1 failed", ""},
 		{"test without cases", []string{"rules", "test", rulesExample}, true, "", "requires at least 2 arg(s)"},
-		{"unknown subcommand", []string{"rules", "vaildate", rulesExample}, true, "", `unknown subcommand "vaildate": use validate or test (did you mean validate?)`},
+		{"unknown subcommand", []string{"rules", "vaildate", rulesExample}, true, "", `unknown subcommand "vaildate": use validate, test or impact (did you mean validate?)`},
+		{"impact", []string{"rules", "impact", rulesExample, rulesExampleDecisions}, false, "0 of 8 auto-capture decisions would change", ""},
+		{"impact changes", []string{"rules", "impact", rulesExampleDraft, rulesExampleDecisions}, true, "3 of 8 auto-capture decisions would change", ""},
+		{"impact error", []string{"rules", "impact", rulesExampleDraft, filepath.Join(t.TempDir(), "missing.log")}, true, "", "no such file"},
+		{"impact without log", []string{"rules", "impact", rulesExampleDraft}, true, "", "requires at least 2 arg(s)"},
 		{"help", []string{"rules"}, false, "validate <file>", ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -269,6 +273,14 @@ func TestRulesCommandCobra(t *testing.T) {
 			}
 			if err == errRulesFailed && strings.Contains(stderr.String(), errRulesFailed.Error()) {
 				t.Errorf("cobra printed the exit marker: %s", stderr.String())
+			}
+			// impact exits 1 for a change and 2 for an error, as diff does;
+			// Caddy's main exits with the status such an error carries.
+			if tt.name == "impact changes" && err != errRulesFailed {
+				t.Errorf("impact with changes: err = %v, want exit status 1", err)
+			}
+			if tt.name == "impact error" && (err == nil || err.Error() != "exiting with status 2" || strings.Contains(stderr.String(), "Error:")) {
+				t.Errorf("impact error: err = %v, stderr %q, want exit status 2 without cobra's Error line", err, stderr.String())
 			}
 		})
 	}
