@@ -123,6 +123,7 @@ func (l *decisionLine) write() { l.ce.Write(zap.Inline(l)) }
 func (l *decisionLine) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	x := l.x
 	enc.AddString("correlation_id", x.corrID)
+	enc.AddString("site", l.h.site)
 	enc.AddString("psp", l.h.dialect.Name())
 	enc.AddString("operation", x.route.Op.String())
 	enc.AddString("merchant", x.id.Merchant)

@@ -163,7 +163,7 @@ func TestDecisionLogAuditTrail(t *testing.T) {
 		return hex.EncodeToString(sum[:8])
 	}
 	want := []map[string]any{
-		{"merchant": "approvedshop", "decision": "allowed", "reason": "approved", "rule_reason": "approved", "approval": "KL-2026-118",
+		{"site": ":9080", "merchant": "approvedshop", "decision": "allowed", "reason": "approved", "rule_reason": "approved", "approval": "KL-2026-118",
 			"auto_capture": "true", "auto_capture_field": "auto_capture", "line_types": []any{"digital"},
 			"emd_keys": []any{}, "purchase_ref": "token:" + digest(approvedToken)},
 		{"merchant": "voucherstore", "decision": "allowed", "reason": "category_allowed",
