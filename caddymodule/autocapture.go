@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -73,7 +74,11 @@ func rulesAutoCapture(a psp.AutoCapture) rules.AutoCapture {
 }
 
 // afterCreate learns a new order from the PSP's answer to a create-order.
-// An auto-captured order is learned fully captured.
+// An auto-captured order is learned fully captured. The answer to a request
+// sent with an idempotency key may be the PSP's replay of the answer to
+// another request with the same key (Klarna replays it without comparing
+// bodies): that order is learned unverified, and read from the PSP before
+// its first capture.
 func (h *Handler) afterCreate(x *exchange, rec caddyhttp.ResponseRecorder, buf *bytes.Buffer, err error) {
 	if err != nil || rec.Status() < 200 || rec.Status() > 299 || !rec.Buffered() {
 		return
@@ -85,7 +90,8 @@ func (h *Handler) afterCreate(x *exchange, rec caddyhttp.ResponseRecorder, buf *
 	x.route.OrderID = orderID
 	ctx, cancel := h.storeContext(context.Background())
 	defer cancel()
-	if err := h.ledger.Learn(ctx, h.ledgerKey(x, orderID), order); err != nil {
+	verified := x.r.Header.Get(h.dialect.IdempotencyHeader()) == ""
+	if err := h.ledger.Learn(ctx, h.ledgerKey(x, orderID), order, verified); err != nil {
 		// Not fatal: the order is re-learned from the PSP before its first capture.
 		h.logger.Warn("learning a created order", zap.Error(err))
 	}
@@ -94,35 +100,95 @@ func (h *Handler) afterCreate(x *exchange, rec caddyhttp.ResponseRecorder, buf *
 	}
 }
 
-// afterOrderChange makes the ledger follow what the PSP accepted.
-func (h *Handler) afterOrderChange(x *exchange, rec caddyhttp.ResponseRecorder, _ *bytes.Buffer, err error) {
-	if err != nil || rec.Status() < 200 || rec.Status() > 299 {
-		return
+// serveChange holds an order change (a new amount, a release of the
+// remaining authorization, a cancellation) in the ledger, forwards it, and
+// settles the hold by what the PSP answered, as a capture is settled: while
+// the change is in flight, captures can take no more than its outcome
+// leaves; an unknown outcome makes the next capture read the order first.
+// A lowered amount below what is captured or held by captures in flight is
+// refused like Klarna refuses one below the captured amount.
+func (h *Handler) serveChange(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, x *exchange) error {
+	if x.id.Merchant == "" {
+		// No credentials: the PSP answers 401 itself and changes nothing.
+		return h.forward(w, r, next, x, func(*exchange, caddyhttp.ResponseRecorder, *bytes.Buffer, error) {})
 	}
-	key := h.ledgerKey(x, x.route.OrderID)
-	ctx, cancel := h.storeContext(context.Background())
-	defer cancel()
+	c := ledger.Change{Kind: ledger.ChangeCancel}
 	switch x.route.Op {
 	case psp.OpUpdateAuthorization:
-		err = h.ledger.SetAmount(ctx, key, x.req.Amount)
+		c = ledger.Change{Kind: ledger.ChangeAmount, Amount: x.req.Amount}
 	case psp.OpRelease:
-		err = h.ledger.ReleaseRemaining(ctx, key)
-	case psp.OpCancel:
-		err = h.ledger.Cancel(ctx, key)
+		c.Kind = ledger.ChangeRelease
 	}
+	key := h.ledgerKey(x, x.route.OrderID)
+	sctx, cancel := h.storeContext(r.Context())
+	d, err := h.ledger.Hold(sctx, key, c)
+	cancel()
 	if err != nil {
-		// The PSP changed the order but the ledger could not follow: drop
-		// the ledger's view so the next decision re-learns it.
-		h.logger.Error("updating the ledger after "+x.route.Op.String(), zap.Error(err))
-		_ = h.ledger.Forget(ctx, key)
+		return h.storeDown(w, x, err)
 	}
+	if d.Outcome != ledger.Reserved {
+		return h.refuseChange(w, r, next, x, d)
+	}
+	res := d.Reservation
+	return h.forward(w, r, next, x, func(x *exchange, rec caddyhttp.ResponseRecorder, _ *bytes.Buffer, err error) {
+		ctx, cancel := h.storeContext(context.Background())
+		defer cancel()
+		var serr error
+		switch {
+		case err == nil && rec.Status() >= 200 && rec.Status() <= 299:
+			serr = h.ledger.Commit(ctx, res)
+		case err == nil && rec.Status() >= 400 && rec.Status() <= 499:
+			// A definite refusal: the PSP changed nothing.
+			serr = h.ledger.Release(ctx, res)
+		default:
+			// The PSP may or may not have applied the change: the order is
+			// bounded by it until read.
+			serr = h.ledger.MarkUncertain(ctx, res)
+		}
+		if serr != nil {
+			h.logger.Error("settling an order change", zap.String("op", x.route.Op.String()), zap.Error(serr))
+		}
+	})
 }
 
-// serveRead passes an order read through and reconciles the ledger with
-// the PSP's answer.
+// refuseChange refuses a lowered amount below what is captured or held, or
+// in shadow mode lets it through unheld and reads the order after it. The
+// amounts are told only to credentials the PSP accepted lately.
+func (h *Handler) refuseChange(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, x *exchange, d ledger.Decision) error {
+	msg := "order_amount is below what the order has captured or holds for captures in flight"
+	if h.mayTell(r.Context(), x) {
+		msg = fmt.Sprintf("order_amount %d is below the captured amount %d", x.req.Amount, d.Entry.Captured)
+		if d.Entry.Reserved > 0 {
+			msg += fmt.Sprintf(" and the %d held by captures in flight", d.Entry.Reserved)
+		}
+	}
+	if !h.shadow {
+		h.refuse(w, x, http.StatusForbidden, psp.CodeNotAllowed, reasonAmountBelowCaptured, msg)
+		return nil
+	}
+	x.outcome, x.reason, x.message = outcomeShadowRefused, reasonAmountBelowCaptured, msg
+	h.m.refusal(reasonAmountBelowCaptured)
+	return h.forward(w, r, next, x, func(x *exchange, rec caddyhttp.ResponseRecorder, _ *bytes.Buffer, err error) {
+		h.followShadow(r, next, x, rec.Status(), err)
+	})
+}
+
+// serveRead passes an order read through and applies the PSP's answer to
+// the ledger: in full if nothing changed the order since the read began,
+// otherwise as far as it restricts the order.
 func (h *Handler) serveRead(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, x *exchange) error {
+	if x.id.Merchant == "" {
+		// No credentials: the PSP answers 401 itself.
+		return h.forward(w, r, next, x, func(*exchange, caddyhttp.ResponseRecorder, *bytes.Buffer, error) {})
+	}
+	key := h.ledgerKey(x, x.route.OrderID)
+	tok, terr := h.beginRead(r.Context(), key)
+	if terr != nil {
+		// The read still goes through; the ledger does not learn from it.
+		h.logger.Warn("beginning an order read", zap.Error(terr))
+	}
 	return h.forward(w, r, next, x, func(x *exchange, rec caddyhttp.ResponseRecorder, buf *bytes.Buffer, err error) {
-		if err != nil || rec.Status() != http.StatusOK || !rec.Buffered() {
+		if terr != nil || err != nil || rec.Status() != http.StatusOK || !rec.Buffered() {
 			return
 		}
 		order, perr := h.dialect.ParseOrder(buf.Bytes(), h.now())
@@ -131,7 +197,7 @@ func (h *Handler) serveRead(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 		ctx, cancel := h.storeContext(context.Background())
 		defer cancel()
-		if err := h.ledger.Reconcile(ctx, h.ledgerKey(x, x.route.OrderID), order); err != nil {
+		if _, err := h.ledger.Reconcile(ctx, key, order, tok); err != nil {
 			h.logger.Warn("reconciling the ledger with an order read", zap.Error(err))
 		}
 	})

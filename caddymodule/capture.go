@@ -51,8 +51,12 @@ func (h *Handler) serveCapture(w http.ResponseWriter, r *http.Request, next cadd
 		if !needsLearn {
 			break
 		}
-		if attempt > 0 {
-			h.unavailable(w, x, "the order's state could not be settled with the PSP")
+		if attempt == maxOrderReads {
+			// Every read came back after another change to the order:
+			// nothing the PSP said can be applied in full.
+			w.Header().Set("Retry-After", "1")
+			h.refuse(w, x, http.StatusServiceUnavailable, psp.CodeTemporarilyUnavail, reasonOrderUnsettled,
+				"the order's state could not be settled with the PSP; nothing was sent")
 			return nil
 		}
 		if done := h.learn(w, r, next, x, key); done {
@@ -97,6 +101,11 @@ func (h *Handler) serveCapture(w http.ResponseWriter, r *http.Request, next cadd
 	})
 }
 
+// maxOrderReads bounds the order reads one capture makes: a read answered
+// after another change to the order is applied only as far as it restricts
+// the order, and is made again.
+const maxOrderReads = 3
+
 // held reports whether the ledger holds the capture's amount for it.
 func held(d ledger.Decision) bool { return d.Outcome == ledger.Reserved || d.Outcome == ledger.Adopted }
 
@@ -129,8 +138,18 @@ func (h *Handler) vouch(x *exchange) {
 // shadow mode the caller is answered by the PSP, not told the refusal.
 func (h *Handler) mustVerify(ctx context.Context, x *exchange, d ledger.Decision) bool {
 	refused := !held(d) || currencyMismatch(x, d)
-	if !refused || h.shadow || x.id.NamedBySecret() {
+	if !refused || h.shadow {
 		return false
+	}
+	return !h.mayTell(ctx, x)
+}
+
+// mayTell reports whether a refusal may state what the ledger knows of an
+// order to the caller: its credentials name the merchant by a digest of
+// its secret, or the PSP accepted them lately.
+func (h *Handler) mayTell(ctx context.Context, x *exchange) bool {
+	if x.id.NamedBySecret() {
+		return true
 	}
 	sctx, cancel := h.storeContext(ctx)
 	defer cancel()
@@ -138,9 +157,9 @@ func (h *Handler) mustVerify(ctx context.Context, x *exchange, d ledger.Decision
 	if err != nil {
 		// The PSP checks them instead.
 		h.logger.Warn("reading accepted credentials", zap.Error(err))
-		return true
+		return false
 	}
-	return !ok
+	return ok
 }
 
 // reserve works out the capture amount and reserves it. needsLearn reports
@@ -150,7 +169,7 @@ func (h *Handler) reserve(ctx context.Context, key ledger.Key, tag string, x *ex
 	if !x.req.HasAmount {
 		// Hellgate: no amount is a full capture of the authorized amount.
 		e, ok, err := h.getEntry(ctx, key)
-		if err != nil || !ok {
+		if err != nil || !ok || e.Unverified {
 			return d, err == nil, err
 		}
 		amount = e.Amount
@@ -200,7 +219,7 @@ func (h *Handler) refuseCapture(w http.ResponseWriter, r *http.Request, next cad
 	x.outcome, x.reason, x.message = outcomeShadowRefused, reason, msg
 	h.m.refusal(reason)
 	return h.forward(w, r, next, x, func(x *exchange, rec caddyhttp.ResponseRecorder, _ *bytes.Buffer, err error) {
-		h.followShadowCapture(r, next, x, rec.Status(), err)
+		h.followShadow(r, next, x, rec.Status(), err)
 	})
 }
 
@@ -226,11 +245,18 @@ func (h *Handler) storeDown(w http.ResponseWriter, x *exchange, err error) error
 }
 
 // learn reads the order from the PSP with the caller's own credentials
-// and reconciles the ledger with it. It answers the caller itself and
+// and reconciles the ledger with it: in full if nothing changed the order
+// since the read began, otherwise as far as it restricts the order. It
+// answers the caller itself and
 // returns true when the capture cannot go on: the order does not exist
 // (404), the PSP refused the read (its own answer is passed on), or the PSP
 // could not be asked (503).
 func (h *Handler) learn(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, x *exchange, key ledger.Key) bool {
+	tok, err := h.beginRead(r.Context(), key)
+	if err != nil {
+		_ = h.storeDown(w, x, err)
+		return true
+	}
 	lw, err := h.readOrder(r, next, x)
 	if err != nil {
 		h.logger.Warn("order lookup failed", zap.String("order_id", x.route.OrderID), zap.Error(err))
@@ -264,11 +290,18 @@ func (h *Handler) learn(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	}
 	sctx, scancel := h.storeContext(r.Context())
 	defer scancel()
-	if err := h.ledger.Reconcile(sctx, key, order); err != nil {
+	if _, err := h.ledger.Reconcile(sctx, key, order, tok); err != nil {
 		_ = h.storeDown(w, x, err)
 		return true
 	}
 	return false
+}
+
+// beginRead marks the start of an order read in the ledger.
+func (h *Handler) beginRead(ctx context.Context, key ledger.Key) (ledger.ReadToken, error) {
+	sctx, cancel := h.storeContext(ctx)
+	defer cancel()
+	return h.ledger.BeginRead(sctx, key)
 }
 
 // readOrder reads the order of x from the PSP with the caller's own
@@ -304,17 +337,22 @@ func (h *Handler) readOrder(r *http.Request, next caddyhttp.Handler, x *exchange
 	return lw, err
 }
 
-// followShadowCapture brings the ledger up to date after a capture it
-// would have refused went to the PSP in shadow mode. Unless the PSP refused
-// it (4xx: nothing was captured), the order is read from the PSP again and
-// reconciled, which keeps the reservations of other captures in flight. If
-// that read fails, the order is dropped and re-learned at its next capture.
-func (h *Handler) followShadowCapture(r *http.Request, next caddyhttp.Handler, x *exchange, status int, err error) {
+// followShadow brings the ledger up to date after a capture or order change
+// it would have refused went to the PSP in shadow mode. Unless the PSP
+// refused it (4xx: nothing changed), the order is read from the PSP again
+// and reconciled, which keeps the reservations of other captures in
+// flight. If that read fails, the order is dropped and re-learned at its
+// next capture.
+func (h *Handler) followShadow(r *http.Request, next caddyhttp.Handler, x *exchange, status int, err error) {
 	if err == nil && status >= 400 && status <= 499 {
 		return
 	}
 	key := h.ledgerKey(x, x.route.OrderID)
-	lw, err := h.readOrder(r, next, x)
+	tok, err := h.beginRead(r.Context(), key)
+	var lw *lookupWriter
+	if err == nil {
+		lw, err = h.readOrder(r, next, x)
+	}
 	var order psp.Order
 	switch {
 	case err != nil:
@@ -326,10 +364,10 @@ func (h *Handler) followShadowCapture(r *http.Request, next caddyhttp.Handler, x
 	ctx, cancel := h.storeContext(context.Background())
 	defer cancel()
 	if err == nil {
-		err = h.ledger.Reconcile(ctx, key, order)
+		_, err = h.ledger.Reconcile(ctx, key, order, tok)
 	}
 	if err != nil {
-		h.logger.Warn("following a shadow capture", zap.String("order_id", x.route.OrderID), zap.Error(err))
+		h.logger.Warn("following a shadow-mode request", zap.String("order_id", x.route.OrderID), zap.Error(err))
 		_ = h.ledger.Forget(ctx, key)
 	}
 }

@@ -32,6 +32,8 @@ const (
 	reasonNotCapturable          = "capture_not_capturable"
 	reasonAlreadyCaptured        = "capture_already_captured"
 	reasonCurrencyMismatch       = "capture_currency_mismatch"
+	reasonAmountBelowCaptured    = "amount_below_captured"
+	reasonOrderUnsettled         = "order_unsettled"
 	reasonNoSuchOrder            = "no_such_order"
 	reasonLookupRefused          = "lookup_refused" // the PSP refused the caller's credentials for the order read
 	reasonBadValue               = "bad_value"

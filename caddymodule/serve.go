@@ -144,10 +144,8 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	case psp.OpCapture:
 		return h.serveCapture(w, r, next, x)
 	default:
-		if h.storeDownBefore(w, x) {
-			return nil
-		}
-		return h.forward(w, r, next, x, h.afterOrderChange)
+		// The change's hold asks the store.
+		return h.serveChange(w, r, next, x)
 	}
 }
 
@@ -181,8 +179,9 @@ func (h *Handler) tooLarge() error {
 
 // storeDownBefore refuses a guarded write while the shared store is down,
 // before anything is forwarded: the gateway could not record what the PSP
-// did. Captures find out when they reserve, and keyed requests when they
-// claimed their key; the other writes ask the store here.
+// did. Captures and order changes find out when they hold their amount, and
+// keyed requests when they claimed their key; create-orders ask the store
+// here.
 func (h *Handler) storeDownBefore(w http.ResponseWriter, x *exchange) bool {
 	if h.pingStore == nil || x.idemTok != "" {
 		return false

@@ -58,7 +58,7 @@ func fillLedger(b *testing.B, ctx context.Context, l ledger.Store) {
 	for i := range entries {
 		k := ledger.Key{PSP: "klarna", Merchant: "PK12345", OrderID: orderID(i)}
 		o := psp.Order{Amount: 10000, Currency: "EUR", State: psp.StateAuthorized, ExpiresAt: expires}
-		if err := l.Learn(ctx, k, o); err != nil {
+		if err := l.Learn(ctx, k, o, true); err != nil {
 			b.Fatal(err)
 		}
 	}

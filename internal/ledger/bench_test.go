@@ -49,7 +49,7 @@ func BenchmarkReserveCommit(b *testing.B) {
 
 // learnHuge learns an order large enough for any number of captures of 1.
 func learnHuge(b *testing.B, s ledger.Store, k ledger.Key) {
-	if err := s.Learn(ctx, k, capturable(1<<50)); err != nil {
+	if err := s.Learn(ctx, k, capturable(1<<50), true); err != nil {
 		b.Fatal(err)
 	}
 }
@@ -79,7 +79,7 @@ func BenchmarkMemoryFootprint(b *testing.B) {
 		for i := range orders {
 			k := ledger.Key{PSP: "klarna", Merchant: "PK12345", OrderID: fmt.Sprintf("%08x-6f1c-4c2a-9a3e-%012x", i, i)}
 			o := psp.Order{Amount: 10000, Currency: "EUR", State: psp.StateAuthorized, ExpiresAt: expires}
-			if err := s.Learn(ctx, k, o); err != nil {
+			if err := s.Learn(ctx, k, o, true); err != nil {
 				b.Fatal(err)
 			}
 		}

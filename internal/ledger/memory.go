@@ -92,33 +92,66 @@ func (m *Memory) Get(_ context.Context, key Key) (Entry, bool, error) {
 }
 
 // Learn implements Store.
-func (m *Memory) Learn(_ context.Context, key Key, order psp.Order) error {
-	return m.put(key, order, false)
-}
-
-// Reconcile implements Store.
-func (m *Memory) Reconcile(_ context.Context, key Key, order psp.Order) error {
-	return m.put(key, order, true)
-}
-
-func (m *Memory) put(key Key, order psp.Order, reconcile bool) error {
+func (m *Memory) Learn(_ context.Context, key Key, order psp.Order, verified bool) error {
 	if err := checkOrder(order); err != nil {
 		return err
 	}
-	now := m.now().UnixNano()
 	id := keyDigest(key)
 	sh := m.shard(id)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	i, e := sh.lookup(id)
 	if e == nil {
-		i, _ = sh.insert(id)
+		i, e = sh.insert(id)
+		sh.setOrder(i, order)
+		e.unverified = !verified
+	} else {
+		sh.meet(i, order)
 	}
-	sh.setOrder(i, order)
-	if reconcile {
-		sh.dropUncertain(i, now)
-	}
+	e.ver = sh.tick()
 	return nil
+}
+
+// BeginRead implements Store.
+func (m *Memory) BeginRead(_ context.Context, key Key) (ReadToken, error) {
+	now := m.now().UnixNano()
+	id := keyDigest(key)
+	sh := m.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	_, e := sh.lookup(id)
+	if e == nil {
+		e = sh.placeholder(id)
+	}
+	return ReadToken{ver: e.ver, at: now}, nil
+}
+
+// Reconcile implements Store.
+func (m *Memory) Reconcile(_ context.Context, key Key, order psp.Order, tok ReadToken) (bool, error) {
+	if err := checkOrder(order); err != nil {
+		return false, err
+	}
+	id := keyDigest(key)
+	sh := m.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	i, e := sh.lookup(id)
+	fresh := e != nil && e.ver == tok.ver && tok.inc == ""
+	switch {
+	case e == nil:
+		// Dropped since the read began: what the read missed is not known.
+		e = sh.placeholder(id)
+		i = sh.index[id]
+		sh.setOrder(i, order)
+	case fresh:
+		sh.setOrder(i, order)
+		e.unverified = false
+		sh.dropUncertain(i, tok.at)
+	default:
+		sh.meet(i, order)
+	}
+	e.ver = sh.tick()
+	return fresh, nil
 }
 
 // Reserve implements Store.
@@ -193,47 +226,50 @@ func (m *Memory) settle(res Reservation, s settlement) error {
 	if j < 0 {
 		return ErrNotHeld
 	}
-	switch s {
-	case settleCommit:
-		sh.commit(i, rs, j)
-	case settleRelease:
+	e.ver = sh.tick()
+	switch {
+	case s == settleCommit && rs[j].change != 0:
+		sh.apply(i, rs[j])
 		sh.drop(i, rs, j)
-	case settleUncertain:
+	case s == settleCommit:
+		sh.commit(i, rs, j)
+	case s == settleRelease:
+		sh.drop(i, rs, j)
+	case s == settleUncertain:
 		rs[j].uncertain = true
 	}
 	return nil
 }
 
-// SetAmount implements Store.
-func (m *Memory) SetAmount(_ context.Context, key Key, amount int64) error {
-	if err := checkAmount("amount", amount); err != nil {
-		return err
+// Hold implements Store.
+func (m *Memory) Hold(_ context.Context, key Key, c Change) (Decision, error) {
+	if c.Kind == ChangeAmount {
+		if err := checkAmount("amount", c.Amount); err != nil {
+			return Decision{}, err
+		}
 	}
-	m.update(key, func(e *entry) { e.amount = amount })
-	return nil
-}
-
-// ReleaseRemaining implements Store.
-func (m *Memory) ReleaseRemaining(_ context.Context, key Key) error {
-	m.update(key, func(e *entry) { e.released = max(0, e.amount-e.captured) })
-	return nil
-}
-
-// Cancel implements Store.
-func (m *Memory) Cancel(_ context.Context, key Key) error {
-	m.update(key, func(e *entry) { e.state = psp.StateCancelled })
-	return nil
-}
-
-// update applies f to the entry for key, if the store holds it.
-func (m *Memory) update(key Key, f func(*entry)) {
+	token := newToken()
+	now := m.now().UnixNano()
 	id := keyDigest(key)
 	sh := m.shard(id)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if _, e := sh.lookup(id); e != nil {
-		f(e)
+	i, e := sh.lookup(id)
+	if e == nil {
+		e = sh.placeholder(id)
+		i = sh.index[id]
 	}
+	d := Decision{Entry: sh.snapshot(i, now)}
+	limit, ok := holdLimit(d.Entry, c)
+	if !ok {
+		d.Outcome = Exceeds
+		return d, nil
+	}
+	sh.hold(i, reservation{token: token, change: c.Kind, limit: limit, since: now})
+	sh.slots[i].ver = sh.tick()
+	d.Outcome = Reserved
+	d.Reservation = Reservation{Key: key, Token: token, change: true}
+	return d, nil
 }
 
 // Forget implements Store. Reservations in flight on the order are dropped

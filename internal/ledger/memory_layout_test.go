@@ -33,7 +33,7 @@ func TestMemoryLongCurrency(t *testing.T) {
 	m := NewMemory(MemoryOptions{MaxOrders: 4})
 	for _, cur := range []string{"SEK", "", "ABCDEFG", "ABCDEFGH-LONGER", "EUR"} {
 		k := Key{PSP: "klarna", Merchant: "m", OrderID: "o-" + cur}
-		if err := m.Learn(context.Background(), k, order(cur)); err != nil {
+		if err := m.Learn(context.Background(), k, order(cur), true); err != nil {
 			t.Fatal(err)
 		}
 		e, ok, err := m.Get(context.Background(), k)
@@ -43,7 +43,11 @@ func TestMemoryLongCurrency(t *testing.T) {
 	}
 	// Evicted and relearned slots start clean.
 	k := Key{PSP: "klarna", Merchant: "m", OrderID: "o-ABCDEFGH-LONGER"}
-	if err := m.Learn(context.Background(), k, order("NOK")); err != nil {
+	tok, err := m.BeginRead(context.Background(), k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Reconcile(context.Background(), k, order("NOK"), tok); err != nil {
 		t.Fatal(err)
 	}
 	if e, _, _ := m.Get(context.Background(), k); e.Currency != "NOK" {

@@ -22,12 +22,17 @@ type entry struct {
 	captured int64
 	released int64
 	expires  int64 // unixNano of the order's ExpiresAt
-	captures int32
-	state    psp.OrderState
-	single   bool
-	busy     bool // has reservations in flight, so is not in the LRU list
-	curLen   uint8
-	cur      [inlineCurrency]byte
+	// ver is the order's version: the shard's clock at its last change.
+	// The clock only moves forward, so a version never comes back for a
+	// key, also after the entry was dropped and made again.
+	ver        uint64
+	captures   int32
+	state      psp.OrderState
+	single     bool
+	busy       bool // has reservations in flight, so is not in the LRU list
+	unverified bool // no account of the order from the PSP to decide on
+	curLen     uint8
+	cur        [inlineCurrency]byte
 }
 
 // inlineCurrency is the longest currency an entry holds itself (ISO 4217
@@ -37,12 +42,14 @@ const inlineCurrency = 7
 // longCurrency marks an entry whose currency is in shard.longCur.
 const longCurrency = 0xff
 
-// reservation is one capture in flight on an entry.
+// reservation is one capture or order change in flight on an entry.
 type reservation struct {
 	token     string
 	tag       string
-	amount    int64
+	amount    int64 // a capture's amount; 0 for an order change
+	limit     int64 // an order change's bound on the amount (ChangeAmount: the new amount)
 	since     int64 // unixNano when it was made or adopted
+	change    ChangeKind
 	uncertain bool
 }
 
@@ -65,6 +72,49 @@ type shard struct {
 	bound    int
 	lease    int64 // nanoseconds a reservation stays pending
 	inFlight int64
+	clock    uint64 // the last version given out
+}
+
+// tick returns a version no entry of the shard has had.
+func (sh *shard) tick() uint64 {
+	sh.clock++
+	return sh.clock
+}
+
+// placeholder adds an unverified entry for id, of which nothing is known.
+func (sh *shard) placeholder(id digest) *entry {
+	i, e := sh.insert(id)
+	sh.setOrder(i, top)
+	e.unverified = true
+	e.ver = sh.tick()
+	return e
+}
+
+// meet restricts the order facts of slot i by another account of them;
+// a currency disagreement makes the entry unverified.
+func (sh *shard) meet(i uint32, o psp.Order) {
+	m, agree := meet(sh.order(i), o)
+	sh.setOrder(i, m)
+	if !agree {
+		sh.slots[i].unverified = true
+	}
+}
+
+// apply settles order change r on slot i as applied by the PSP. A raised
+// amount is not believed: the entry becomes unverified.
+func (sh *shard) apply(i uint32, r reservation) {
+	e := &sh.slots[i]
+	switch r.change {
+	case ChangeAmount:
+		if r.limit > e.amount {
+			e.unverified = true
+		}
+		e.amount = min(e.amount, r.limit)
+	case ChangeRelease:
+		e.released = max(e.released, e.amount-e.captured)
+	case ChangeCancel:
+		e.state = psp.StateCancelled
+	}
 }
 
 // lapsed reports whether r's outcome counts as unknown at now: marked so,
@@ -191,22 +241,17 @@ func (sh *shard) currency(i uint32) string {
 // now: a reservation pending for longer than the lease counts as uncertain.
 func (sh *shard) snapshot(i uint32, now int64) Entry {
 	e := &sh.slots[i]
-	s := Entry{
-		Order: psp.Order{
-			Amount:        e.amount,
-			Currency:      sh.currency(i),
-			Captured:      e.captured,
-			Released:      e.released,
-			State:         e.state,
-			SingleCapture: e.single,
-			ExpiresAt:     fromUnixNano(e.expires),
-		},
-		Captures: int(e.captures),
-	}
+	s := Entry{Order: sh.order(i), Captures: int(e.captures), Unverified: e.unverified}
 	rs := sh.res[i]
 	for j := range rs {
 		r := &rs[j]
 		s.Reserved += r.amount
+		if r.change != 0 {
+			if s.Changes == 0 || r.limit < s.Limit {
+				s.Limit = r.limit
+			}
+			s.Changes++
+		}
 		if sh.lapsed(r, now) {
 			s.Uncertain++
 		} else {
@@ -214,6 +259,20 @@ func (sh *shard) snapshot(i uint32, now int64) Entry {
 		}
 	}
 	return s
+}
+
+// order returns the order facts of slot i.
+func (sh *shard) order(i uint32) psp.Order {
+	e := &sh.slots[i]
+	return psp.Order{
+		Amount:        e.amount,
+		Currency:      sh.currency(i),
+		Captured:      e.captured,
+		Released:      e.released,
+		State:         e.state,
+		SingleCapture: e.single,
+		ExpiresAt:     fromUnixNano(e.expires),
+	}
 }
 
 // adoptable returns the index of the uncertain (or lapsed) reservation of
@@ -224,7 +283,7 @@ func (sh *shard) adoptable(i uint32, tag string, amount int64, now int64) int {
 	}
 	rs := sh.res[i]
 	for j := range rs {
-		if r := &rs[j]; sh.lapsed(r, now) && r.tag == tag && r.amount == amount {
+		if r := &rs[j]; r.change == 0 && sh.lapsed(r, now) && r.tag == tag && r.amount == amount {
 			return j
 		}
 	}
@@ -277,7 +336,8 @@ func (sh *shard) drop(i uint32, rs []reservation, j int) {
 	sh.lru.PushFront(i)
 }
 
-// dropUncertain removes every uncertain or lapsed reservation of slot i.
+// dropUncertain removes every reservation of slot i uncertain or lapsed at
+// now.
 func (sh *shard) dropUncertain(i uint32, now int64) {
 	rs := sh.res[i]
 	for j := len(rs) - 1; j >= 0; j-- {

@@ -46,7 +46,7 @@ func held(t *testing.T, s ledger.Store, ids ...string) []string {
 func mustLearn(t *testing.T, s ledger.Store, ids ...string) {
 	t.Helper()
 	for _, id := range ids {
-		if err := s.Learn(ctx, orderKey(id), capturable(1000)); err != nil {
+		if err := s.Learn(ctx, orderKey(id), capturable(1000), true); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -69,8 +69,8 @@ func TestMemoryEvictsLeastRecentlyUsed(t *testing.T) {
 			_, _, err := s.Get(ctx, orderKey("a"))
 			return err
 		}},
-		{"Learn", func(s ledger.Store) error { return s.Learn(ctx, orderKey("a"), capturable(1000)) }},
-		{"Reconcile", func(s ledger.Store) error { return s.Reconcile(ctx, orderKey("a"), capturable(1000)) }},
+		{"Learn", func(s ledger.Store) error { return s.Learn(ctx, orderKey("a"), capturable(1000), true) }},
+		{"Reconcile", func(s ledger.Store) error { return reconcile(s, orderKey("a"), capturable(1000)) }},
 		{"refused Reserve", func(s ledger.Store) error {
 			_, err := s.Reserve(ctx, orderKey("a"), ledger.ReserveRequest{Amount: 5000})
 			return err
@@ -82,7 +82,13 @@ func TestMemoryEvictsLeastRecentlyUsed(t *testing.T) {
 			}
 			return s.Release(ctx, d.Reservation)
 		}},
-		{"SetAmount", func(s ledger.Store) error { return s.SetAmount(ctx, orderKey("a"), 900) }},
+		{"Hold", func(s ledger.Store) error {
+			d, err := s.Hold(ctx, orderKey("a"), ledger.Change{Kind: ledger.ChangeAmount, Amount: 900})
+			if err != nil {
+				return err
+			}
+			return s.Commit(ctx, d.Reservation)
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -159,4 +165,14 @@ func TestMemoryRespectsMaxOrders(t *testing.T) {
 			}
 		})
 	}
+}
+
+// reconcile applies o as a read of the order begun just before.
+func reconcile(s ledger.Store, k ledger.Key, o psp.Order) error {
+	tok, err := s.BeginRead(ctx, k)
+	if err != nil {
+		return err
+	}
+	_, err = s.Reconcile(ctx, k, o, tok)
+	return err
 }

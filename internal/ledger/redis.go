@@ -123,18 +123,51 @@ func (r *Redis) Get(ctx context.Context, key Key) (Entry, bool, error) {
 }
 
 // Learn implements Store.
-func (r *Redis) Learn(ctx context.Context, key Key, order psp.Order) error {
-	return r.put(ctx, scriptLearn, key, order)
+func (r *Redis) Learn(ctx context.Context, key Key, order psp.Order, verified bool) error {
+	v := "0"
+	if verified {
+		v = "1"
+	}
+	args, err := factArgs(order)
+	if err != nil {
+		return err
+	}
+	return r.run(ctx, scriptLearn, key, append(args, v, newToken())...)
+}
+
+// BeginRead implements Store.
+func (r *Redis) BeginRead(ctx context.Context, key Key) (ReadToken, error) {
+	at := unixNano(r.now())
+	v, err := scriptBeginRead.Run(ctx, r.client, r.keys(key), r.ttl, newToken()).Text()
+	if err != nil {
+		return ReadToken{}, unavailable(err)
+	}
+	inc, ver, _ := strings.Cut(v, ":")
+	n, err := strconv.ParseUint(ver, 10, 64)
+	if err != nil {
+		return ReadToken{}, unavailable(fmt.Errorf("unexpected begin-read reply %q", v))
+	}
+	return ReadToken{inc: inc, ver: n, at: at}, nil
 }
 
 // Reconcile implements Store.
-func (r *Redis) Reconcile(ctx context.Context, key Key, order psp.Order) error {
-	return r.put(ctx, scriptReconcile, key, order)
+func (r *Redis) Reconcile(ctx context.Context, key Key, order psp.Order, tok ReadToken) (bool, error) {
+	args, err := factArgs(order)
+	if err != nil {
+		return false, err
+	}
+	fresh, err := scriptReconcile.Run(ctx, r.client, r.keys(key), append(append([]any{r.ttl}, args...),
+		floorDiv(tok.at, 1e6), r.lease, tok.inc, strconv.FormatUint(tok.ver, 10), newToken())...).Int64()
+	if err != nil {
+		return false, unavailable(err)
+	}
+	return fresh == 1, nil
 }
 
-func (r *Redis) put(ctx context.Context, s *redis.Script, key Key, o psp.Order) error {
+// factArgs are the order facts as the scripts take them (see setFacts).
+func factArgs(o psp.Order) ([]any, error) {
 	if err := checkOrder(o); err != nil {
-		return err
+		return nil, err
 	}
 	exs, exn := "", ""
 	if n := unixNano(o.ExpiresAt); n != 0 {
@@ -145,8 +178,7 @@ func (r *Redis) put(ctx context.Context, s *redis.Script, key Key, o psp.Order) 
 	if o.SingleCapture {
 		sc = "1"
 	}
-	return r.run(ctx, s, key, o.Amount, o.Currency, o.Captured, o.Released, int(o.State), sc, exs, exn,
-		r.nowMillis(), r.lease)
+	return []any{o.Amount, o.Currency, o.Captured, o.Released, int(o.State), sc, exs, exn}, nil
 }
 
 // Reserve implements Store.
@@ -175,7 +207,7 @@ func (r *Redis) Reserve(ctx context.Context, key Key, req ReserveRequest) (Decis
 // parseDecision reads the reserve script's reply: the outcome, then the
 // order's fields, comma-separated (see luaReserve).
 func parseDecision(reply string) (Decision, error) {
-	var f [13]string
+	var f [16]string
 	n := 0
 	for s := reply; ; n++ {
 		if n == len(f) {
@@ -210,10 +242,15 @@ func parseDecision(reply string) (Decision, error) {
 			State:         psp.OrderState(p.int("st", f[5])),
 			SingleCapture: f[6] == "1",
 		},
-		Reserved:  p.int("res", f[9]),
-		Pending:   int(p.int("pen", f[10])),
-		Uncertain: int(p.int("unc", f[11])),
-		Captures:  int(p.int("n", f[12])),
+		Reserved:   p.int("res", f[9]),
+		Pending:    int(p.int("pen", f[10])),
+		Uncertain:  int(p.int("unc", f[11])),
+		Captures:   int(p.int("n", f[12])),
+		Unverified: f[13] == "1",
+		Changes:    int(p.int("chg", f[14])),
+	}
+	if d.Entry.Changes > 0 {
+		d.Entry.Limit = p.int("lim", f[15])
 	}
 	if f[7] != "" {
 		d.Entry.ExpiresAt = fromUnixNano(p.int("exs", f[7])*1e9 + p.int("exn", f[8]))
@@ -241,6 +278,16 @@ func (r *Redis) settle(ctx context.Context, s *redis.Script, res Reservation) er
 	if res.Token == "" {
 		return ErrNotHeld
 	}
+	if res.change {
+		switch s {
+		case scriptCommit:
+			s = scriptCommitChange
+		case scriptRelease:
+			s = scriptReleaseChange
+		default:
+			s = scriptMarkChangeUnsure
+		}
+	}
 	held, err := s.Run(ctx, r.client, r.keys(res.Key), r.ttl, res.Token).Int64()
 	if err != nil {
 		return unavailable(err)
@@ -251,22 +298,32 @@ func (r *Redis) settle(ctx context.Context, s *redis.Script, res Reservation) er
 	return nil
 }
 
-// SetAmount implements Store.
-func (r *Redis) SetAmount(ctx context.Context, key Key, amount int64) error {
-	if err := checkAmount("amount", amount); err != nil {
-		return err
+// Hold implements Store.
+func (r *Redis) Hold(ctx context.Context, key Key, c Change) (Decision, error) {
+	if c.Kind == ChangeAmount {
+		if err := checkAmount("amount", c.Amount); err != nil {
+			return Decision{}, err
+		}
 	}
-	return r.run(ctx, scriptSetAmount, key, amount)
-}
-
-// ReleaseRemaining implements Store.
-func (r *Redis) ReleaseRemaining(ctx context.Context, key Key) error {
-	return r.run(ctx, scriptReleaseRemaining, key)
-}
-
-// Cancel implements Store.
-func (r *Redis) Cancel(ctx context.Context, key Key) error {
-	return r.run(ctx, scriptCancel, key)
+	token := newToken()
+	v, err := scriptHold.Run(ctx, r.client, r.keys(key), r.ttl, token, int(c.Kind), c.Amount, r.nowMillis()).Result()
+	if err != nil {
+		return Decision{}, unavailable(err)
+	}
+	f, refused := v.([]any)
+	if !refused {
+		return Decision{Outcome: Reserved, Reservation: Reservation{Key: key, Token: token, change: true}}, nil
+	}
+	h := make(map[string]string, len(f)/2)
+	for i := 0; i+1 < len(f); i += 2 {
+		k, _ := f[i].(string)
+		h[k], _ = f[i+1].(string)
+	}
+	e, err := parseEntry(h, r.nowMillis(), r.lease)
+	if err != nil {
+		return Decision{}, unavailable(err)
+	}
+	return Decision{Outcome: Exceeds, Entry: e}, nil
 }
 
 // Forget implements Store. Reservations in flight on the order are dropped
@@ -325,16 +382,21 @@ func parseEntry(h map[string]string, nowMs, leaseMs int64) (Entry, error) {
 			State:         psp.OrderState(p.int("st", h["st"])),
 			SingleCapture: h["sc"] == "1",
 		},
-		Reserved:  p.int("res", h["res"]),
-		Pending:   int(p.int("pen", h["pen"])),
-		Uncertain: int(p.int("unc", h["unc"])),
-		Captures:  int(p.int("n", h["n"])),
+		Reserved:   p.int("res", h["res"]),
+		Pending:    int(p.int("pen", h["pen"])),
+		Uncertain:  int(p.int("unc", h["unc"])),
+		Captures:   int(p.int("n", h["n"])),
+		Unverified: h["uv"] == "1",
+		Changes:    int(p.int("chg", h["chg"])),
+	}
+	if e.Changes > 0 {
+		e.Limit = p.int("lim", h["lim"])
 	}
 	if s, ok := h["exs"]; ok {
 		e.ExpiresAt = fromUnixNano(p.int("exs", s)*1e9 + p.int("exn", h["exn"]))
 	}
 	for k, v := range h {
-		if !strings.HasPrefix(k, "r:") || !strings.HasPrefix(v, "p:") {
+		if !(strings.HasPrefix(k, "r:") || strings.HasPrefix(k, "c:")) || !strings.HasPrefix(v, "p:") {
 			continue
 		}
 		// p:<amount>:<since>:<tag>, or p:<amount>:<tag> from before leases,

@@ -23,6 +23,14 @@ import (
 // reservation (absent: 0), so that a capture can tell that none has lapsed
 // without reading them.
 //
+// An order change in flight (Hold) is one field c:<token> =
+// <p|u>:<limit>:<since>:<kind>, the same shape, counted in pen and unc
+// but not in res; chg counts them and lim is the lowest of their limits
+// (absent when there are none). uv is 1 while the order is unverified.
+// The version is inc, a random incarnation set when the hash is made, and
+// v, a counter every change but a reservation bumps: a hash dropped and
+// made again never repeats a version.
+//
 // Every order script takes KEYS = {order, index, inflight} and ARGV[1] = the
 // order TTL in milliseconds. The index is a sorted set of order keys scored
 // by expiry (Redis time, milliseconds); inflight is a hash from the key of
@@ -40,7 +48,8 @@ import (
 var luaPrelude = fmt.Sprintf(`
 local RESERVED, ADOPTED, NOT_FOUND, NEEDS_RECONCILE, EXCEEDS, NOT_CAPTURABLE, ALREADY_CAPTURED = %d, %d, %d, %d, %d, %d, %d
 local AUTHORIZED, CAPTURED, CANCELLED = %d, %d, %d
-local MAX_CAPTURES = 2147483647
+local CHANGE_AMOUNT, CHANGE_RELEASE = %d, %d
+local MAX_CAPTURES, MAX_AMOUNT = 2147483647, %d
 local key, index, inflight = KEYS[1], KEYS[2], KEYS[3]
 
 local function int(x)
@@ -63,6 +72,7 @@ local function load()
     a = num(h.a), cap = num(h.cap), rel = num(h.rel), st = num(h.st), sc = h.sc == '1',
     exs = h.exs and tonumber(h.exs), exn = num(h.exn),
     res = num(h.res), pen = num(h.pen), unc = num(h.unc), n = num(h.n),
+    uv = h.uv == '1', chg = num(h.chg), cur = h.cur or '',
   }
   return o, f, h
 end
@@ -96,6 +106,64 @@ local function touch()
   redis.call('ZADD', index, int(tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + ttl), key)
 end
 
+local function held(field)
+  local p = string.sub(field, 1, 2)
+  return p == 'r:' or p == 'c:'
+end
+
+-- bump gives the order a version it has not had.
+local function bump()
+  redis.call('HINCRBY', key, 'v', 1)
+end
+
+-- create makes the hash of an order, unverified if uv, in incarnation inc.
+local function create(inc, uv)
+  redis.call('HSET', key, 'res', 0, 'pen', 0, 'unc', 0, 'n', 0, 'inc', inc)
+  if uv then redis.call('HSET', key, 'uv', '1') end
+end
+
+-- placeholder makes the hash of an order nothing is known of.
+local function placeholder(inc)
+  create(inc, true)
+  redis.call('HSET', key, 'a', int(MAX_AMOUNT), 'cur', '', 'cap', 0, 'rel', 0, 'st', AUTHORIZED, 'sc', '0')
+end
+
+-- setLimit recomputes lim from the order changes in flight.
+local function setLimit()
+  local f = redis.call('HGETALL', key)
+  local lim
+  for i = 1, #f, 2 do
+    if string.sub(f[i], 1, 2) == 'c:' then
+      local _, l = parseReservation(f[i + 1])
+      if not lim or l < lim then lim = l end
+    end
+  end
+  if lim then redis.call('HSET', key, 'lim', int(lim)) else redis.call('HDEL', key, 'lim') end
+end
+
+-- meetFacts restricts the order facts of o (from load) by those in
+-- ARGV[2..9] (see setFacts); a currency disagreement makes the order
+-- unverified.
+local function meetFacts(o)
+  local a, cap, rel, st = math.min(o.a, tonumber(ARGV[2])), math.max(o.cap, tonumber(ARGV[4])),
+    math.max(o.rel, tonumber(ARGV[5])), o.st
+  if st == AUTHORIZED then st = tonumber(ARGV[6]) end
+  local sc = '0'
+  if o.sc or ARGV[7] == '1' then sc = '1' end
+  redis.call('HSET', key, 'a', int(a), 'cap', int(cap), 'rel', int(rel), 'st', int(st), 'sc', sc)
+  if ARGV[8] ~= '' then
+    local s, n = tonumber(ARGV[8]), tonumber(ARGV[9])
+    if not o.exs or s < o.exs or (s == o.exs and n < o.exn) then
+      redis.call('HSET', key, 'exs', ARGV[8], 'exn', ARGV[9])
+    end
+  end
+  if o.cur == '' then
+    redis.call('HSET', key, 'cur', ARGV[3])
+  elseif ARGV[3] ~= '' and ARGV[3] ~= o.cur then
+    redis.call('HSET', key, 'uv', '1')
+  end
+end
+
 -- setFacts writes the order facts from ARGV[2..9]: amount, currency,
 -- captured, released, state, single capture, expiry seconds and nanoseconds.
 local function setFacts()
@@ -108,12 +176,15 @@ local function setFacts()
 end
 `,
 	Reserved, Adopted, NotFound, NeedsReconcile, Exceeds, NotCapturable, AlreadyCaptured,
-	psp.StateAuthorized, psp.StateCaptured, psp.StateCancelled)
+	psp.StateAuthorized, psp.StateCaptured, psp.StateCancelled,
+	ChangeAmount, ChangeRelease, int64(maxAmount))
 
 // luaDecide is decide (rule.go) in Lua.
 const luaDecide = `
 local function available(o)
-  local remaining = o.a - o.cap - o.rel
+  local a = o.a
+  if o.chg > 0 and o.lim < a then a = o.lim end
+  local remaining = a - o.cap - o.rel
   if remaining < 0 then remaining = 0 end
   local a = remaining - o.res
   if a < 0 then return 0 end
@@ -125,6 +196,7 @@ local function decide(o, adoptable, amount, tag, nows, nowns)
     if adoptable and tag ~= '' then return ADOPTED end
     return NEEDS_RECONCILE
   end
+  if o.uv then return NEEDS_RECONCILE end
   if o.st ~= AUTHORIZED then
     if o.sc and o.st == CAPTURED then return ALREADY_CAPTURED end
     return NOT_CAPTURABLE
@@ -151,14 +223,16 @@ end
 //
 // Returns the outcome and the order as it was before the change (its
 // lapsed reservations counted as uncertain), in one string: outcome, a, cur,
-// cap, rel, st, sc, exs, exn, res, pen, unc, n, separated by commas; only
-// the outcome when the order is not held.
+// cap, rel, st, sc, exs, exn, res, pen, unc, n, uv, chg, lim, separated by
+// commas; only the outcome when the order is not held.
 const luaReserve = luaDecide + `
-local v = redis.call('HMGET', key, 'a', 'cur', 'cap', 'rel', 'st', 'sc', 'exs', 'exn', 'res', 'pen', 'unc', 'n', 'ps')
+local v = redis.call('HMGET', key, 'a', 'cur', 'cap', 'rel', 'st', 'sc', 'exs', 'exn', 'res', 'pen', 'unc', 'n', 'ps',
+  'uv', 'chg', 'lim')
 if not v[1] then return int(NOT_FOUND) end
 local o = {
   a = tonumber(v[1]), cap = num(v[3]), rel = num(v[4]), st = num(v[5]), sc = v[6] == '1',
   exs = v[7] and tonumber(v[7]), exn = num(v[8]), res = num(v[9]), pen = num(v[10]), unc = num(v[11]), n = num(v[12]),
+  uv = v[14] == '1', chg = num(v[15]), lim = num(v[16]),
 }
 local amount, tag, token = tonumber(ARGV[4]), ARGV[5], ARGV[6]
 local now, lease = tonumber(ARGV[7]), tonumber(ARGV[8])
@@ -168,7 +242,7 @@ if unc > 0 or (pen > 0 and now - ps >= lease) then
   ps = now
   local f = redis.call('HGETALL', key)
   for i = 1, #f, 2 do
-    if string.sub(f[i], 1, 2) == 'r:' then
+    if held(f[i]) then
       local s, a, since, t = parseReservation(f[i + 1])
       local lapsed = s == 'p' and now - since >= lease
       if s == 'p' and since < ps then ps = since end
@@ -177,7 +251,7 @@ if unc > 0 or (pen > 0 and now - ps >= lease) then
         -- outcome unknown.
         o.pen, o.unc = o.pen - 1, o.unc + 1
       end
-      if (s == 'u' or lapsed) and not adopt and tag ~= '' and a == amount and t == tag then
+      if (s == 'u' or lapsed) and string.sub(f[i], 1, 2) == 'r:' and not adopt and tag ~= '' and a == amount and t == tag then
         adopt, adoptStatus = f[i], s
       end
     end
@@ -189,7 +263,8 @@ local out = decide(o, adopt ~= nil, amount, tag, tonumber(ARGV[2]), tonumber(ARG
 -- The fields as stored, but for the counts of a slow path.
 local reply = out .. ',' .. v[1] .. ',' .. (v[2] or '') .. ',' .. (v[3] or '') .. ',' .. (v[4] or '') .. ',' ..
   (v[5] or '') .. ',' .. (v[6] or '') .. ',' .. (v[7] or '') .. ',' .. (v[8] or '') .. ',' .. (v[9] or '') .. ',' ..
-  int(o.pen) .. ',' .. int(o.unc) .. ',' .. (v[12] or '')
+  int(o.pen) .. ',' .. int(o.unc) .. ',' .. (v[12] or '') .. ',' .. (v[14] or '') .. ',' .. (v[15] or '') .. ',' ..
+  (v[16] or '')
 if out == ADOPTED then
   -- A new token fences off the holder of the old one.
   if adoptStatus == 'u' then pen, unc = pen + 1, unc - 1 end
@@ -229,6 +304,7 @@ redis.call('HDEL', key, field)
 redis.call('HSET', key, 'cap', int(cap), 'n', int(math.min(o.n + 1, MAX_CAPTURES)), 'st', int(st),
   'res', int(o.res - amount), 'pen', int(pen), 'unc', int(unc))
 addInFlight(-1)
+bump()
 touch()
 return 1
 `
@@ -238,6 +314,7 @@ const luaRelease = luaSettle + `
 redis.call('HDEL', key, field)
 redis.call('HSET', key, 'res', int(o.res - amount), 'pen', int(pen), 'unc', int(unc))
 addInFlight(-1)
+bump()
 touch()
 return 1
 `
@@ -248,75 +325,164 @@ const luaMarkUncertain = luaSettle + `
 if s == 'p' then
   redis.call('HSET', key, field, reservation('u', amount, since, tag), 'pen', int(pen), 'unc', int(o.unc + 1))
 end
+bump()
 touch()
 return 1
 `
 
-// ARGV: ttl, then the order facts (see setFacts). Keeps every reservation.
+// ARGV: ttl, then the order facts (see setFacts), 1 if the answer they
+// come from is the request's own (verified), a fresh incarnation. An order
+// already held is only restricted.
 const luaLearn = `
-if redis.call('EXISTS', key) == 0 then
-  redis.call('HSET', key, 'res', 0, 'pen', 0, 'unc', 0, 'n', 0)
+local o = load()
+if o then
+  meetFacts(o)
+else
+  create(ARGV[11], ARGV[10] ~= '1')
+  setFacts()
 end
-setFacts()
+bump()
 touch()
 return 1
 `
 
-// ARGV: ttl, then the order facts (see setFacts), now and the lease in
-// milliseconds. Drops every uncertain reservation, and every one pending
-// past its lease: the PSP's captured amount includes whatever of them it
-// applied.
-const luaReconcile = `
-local o, f = load()
-if not o then
-  redis.call('HSET', key, 'res', 0, 'pen', 0, 'unc', 0, 'n', 0)
-  setFacts()
+// ARGV: ttl, a fresh incarnation. Makes an unverified order if none is
+// held and returns its version: inc:v.
+const luaBeginRead = `
+if redis.call('EXISTS', key) == 0 then
+  placeholder(ARGV[2])
+  bump()
   touch()
-  return 1
 end
-local now, lease = tonumber(ARGV[10]), tonumber(ARGV[11])
-local pen, unc, amount = o.pen, o.unc, 0
+local v = redis.call('HMGET', key, 'inc', 'v')
+return (v[1] or '') .. ':' .. (v[2] or '0')
+`
+
+// ARGV: ttl, then the order facts (see setFacts), the time the read began
+// and the lease in milliseconds, the version it began at (inc, v), a fresh
+// incarnation. Returns 1 if the order did not change since (fresh): the
+// facts replace the order's, which is verified, and every reservation
+// uncertain or pending past its lease when the read began is dropped (the
+// PSP's account includes whatever of them it applied). Otherwise only the
+// meet is applied and 0 is returned.
+const luaReconcile = `
+local o, f, h = load()
+if not o then
+  -- Dropped since the read began: what the read missed is not known.
+  placeholder(ARGV[14])
+  setFacts()
+  bump()
+  touch()
+  return 0
+end
+if (h.inc or '') ~= ARGV[12] or (h.v or '0') ~= ARGV[13] then
+  meetFacts(o)
+  bump()
+  touch()
+  return 0
+end
+local at, lease = tonumber(ARGV[10]), tonumber(ARGV[11])
+local pen, unc, chg, amount = o.pen, o.unc, o.chg, 0
 for i = 1, #f, 2 do
-  if string.sub(f[i], 1, 2) == 'r:' then
+  if held(f[i]) then
     local s, a, since = parseReservation(f[i + 1])
-    if s == 'u' or now - since >= lease then
+    if s == 'u' or at - since >= lease then
       redis.call('HDEL', key, f[i])
       if s == 'u' then unc = unc - 1 else pen = pen - 1 end
-      amount = amount + a
+      if string.sub(f[i], 1, 2) == 'r:' then amount = amount + a else chg = chg - 1 end
     end
   end
 end
-redis.call('HSET', key, 'res', int(o.res - amount), 'pen', int(pen), 'unc', int(unc))
+redis.call('HSET', key, 'res', int(o.res - amount), 'pen', int(pen), 'unc', int(unc), 'chg', int(chg))
+redis.call('HDEL', key, 'uv')
+if chg ~= o.chg then setLimit() end
 setFacts()
 addInFlight(pen + unc - o.pen - o.unc)
+bump()
 touch()
 return 1
 `
 
-// luaUpdate is the start of set_amount, release_remaining and cancel: an
-// order the store does not hold is left alone.
-const luaUpdate = `
-local c = redis.call('HMGET', key, 'a', 'cap')
-if not c[1] then return 0 end
-`
-
-// ARGV: ttl, amount.
-const luaSetAmount = luaUpdate + `
-redis.call('HSET', key, 'a', ARGV[2])
+// ARGV: ttl, token (also the incarnation if the order is made), kind, new
+// amount, now in milliseconds. Returns 1 if held; if refused, the order's hash (as HGETALL).
+const luaHold = `
+local o, f = load()
+if not o then
+  placeholder(ARGV[2])
+  o = load()
+end
+local kind, amount, limit = tonumber(ARGV[3]), tonumber(ARGV[4])
+if kind == CHANGE_AMOUNT then
+  if not o.uv and amount < o.cap + o.res then return f end
+  limit = amount
+elseif o.uv then
+  limit = 0
+else
+  limit = o.cap + o.rel + o.res
+end
+local now = tonumber(ARGV[5])
+redis.call('HSET', key, 'c:' .. ARGV[2], reservation('p', limit, now, int(kind)),
+  'pen', int(o.pen + 1), 'chg', int(o.chg + 1))
+-- ps stays no later than the since of every pending reservation.
+local ps = redis.call('HGET', key, 'ps')
+if o.pen == 0 or not ps or tonumber(ps) > now then redis.call('HSET', key, 'ps', int(now)) end
+if o.chg == 0 or limit < num(redis.call('HGET', key, 'lim')) then redis.call('HSET', key, 'lim', int(limit)) end
+addInFlight(1)
+bump()
 touch()
 return 1
 `
 
-// ARGV: ttl.
-const luaReleaseRemaining = luaUpdate + `
-redis.call('HSET', key, 'rel', int(math.max(0, num(c[1]) - num(c[2]))))
+// luaSettleChange is the start of the settlements of an order change: it
+// reads the change of ARGV[2] (a token) and drops it, or returns 0 if the
+// token is not held.
+const luaSettleChange = `
+local field = 'c:' .. ARGV[2]
+local v = redis.call('HGET', key, field)
+if not v then return 0 end
+local s, limit, since, kind = parseReservation(v)
+kind = tonumber(kind)
+local o = load()
+local function drop()
+  redis.call('HDEL', key, field)
+  if s == 'p' then o.pen = o.pen - 1 else o.unc = o.unc - 1 end
+  redis.call('HSET', key, 'pen', int(o.pen), 'unc', int(o.unc), 'chg', int(o.chg - 1))
+  setLimit()
+  addInFlight(-1)
+end
+`
+
+// ARGV: ttl, token. The PSP applied the change; a raised amount makes the
+// order unverified.
+const luaCommitChange = luaSettleChange + `
+drop()
+if kind == CHANGE_AMOUNT then
+  if limit > o.a then redis.call('HSET', key, 'uv', '1') end
+  redis.call('HSET', key, 'a', int(math.min(o.a, limit)))
+elseif kind == CHANGE_RELEASE then
+  redis.call('HSET', key, 'rel', int(math.max(o.rel, o.a - o.cap)))
+else
+  redis.call('HSET', key, 'st', CANCELLED)
+end
+bump()
 touch()
 return 1
 `
 
-// ARGV: ttl.
-const luaCancel = luaUpdate + `
-redis.call('HSET', key, 'st', CANCELLED)
+// ARGV: ttl, token. The PSP refused the change.
+const luaReleaseChange = luaSettleChange + `
+drop()
+bump()
+touch()
+return 1
+`
+
+// ARGV: ttl, token. The change's outcome is unknown.
+const luaMarkChangeUncertain = luaSettleChange + `
+if s == 'p' then
+  redis.call('HSET', key, field, reservation('u', limit, since, int(kind)), 'pen', int(o.pen - 1), 'unc', int(o.unc + 1))
+end
+bump()
 touch()
 return 1
 `
@@ -326,7 +492,7 @@ const luaForget = `
 local f = redis.call('HGETALL', key)
 local dropped = 0
 for i = 1, #f, 2 do
-  if string.sub(f[i], 1, 2) == 'r:' then dropped = dropped + 1 end
+  if held(f[i]) then dropped = dropped + 1 end
 end
 redis.call('DEL', key)
 redis.call('ZREM', index, key)
@@ -365,10 +531,12 @@ var (
 	scriptRelease          = redis.NewScript(luaPrelude + luaRelease)
 	scriptMarkUncertain    = redis.NewScript(luaPrelude + luaMarkUncertain)
 	scriptLearn            = redis.NewScript(luaPrelude + luaLearn)
+	scriptBeginRead        = redis.NewScript(luaPrelude + luaBeginRead)
 	scriptReconcile        = redis.NewScript(luaPrelude + luaReconcile)
-	scriptSetAmount        = redis.NewScript(luaPrelude + luaSetAmount)
-	scriptReleaseRemaining = redis.NewScript(luaPrelude + luaReleaseRemaining)
-	scriptCancel           = redis.NewScript(luaPrelude + luaCancel)
+	scriptHold             = redis.NewScript(luaPrelude + luaHold)
+	scriptCommitChange     = redis.NewScript(luaPrelude + luaCommitChange)
+	scriptReleaseChange    = redis.NewScript(luaPrelude + luaReleaseChange)
+	scriptMarkChangeUnsure = redis.NewScript(luaPrelude + luaMarkChangeUncertain)
 	scriptForget           = redis.NewScript(luaPrelude + luaForget)
 	scriptStats            = redis.NewScript(luaStats)
 )

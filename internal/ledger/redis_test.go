@@ -80,7 +80,7 @@ func TestRedisSharedByInstances(t *testing.T) {
 	a := ledger.NewRedis(ca, ledger.RedisOptions{Prefix: prefix})
 	b := ledger.NewRedis(cb, ledger.RedisOptions{Prefix: prefix})
 	k := orderKey("shared")
-	if err := a.Learn(ctx, k, capturable(1000)); err != nil {
+	if err := a.Learn(ctx, k, capturable(1000), true); err != nil {
 		t.Fatal(err)
 	}
 
@@ -161,19 +161,24 @@ func TestRedisUnavailable(t *testing.T) {
 			_, _, err := s.Get(ctx, k)
 			return err
 		},
-		"Learn":     func() error { return s.Learn(ctx, k, capturable(1000)) },
-		"Reconcile": func() error { return s.Reconcile(ctx, k, capturable(1000)) },
+		"Learn":     func() error { return s.Learn(ctx, k, capturable(1000), true) },
+		"Reconcile": func() error { return reconcile(s, k, capturable(1000)) },
 		"Reserve": func() error {
 			_, err := s.Reserve(ctx, k, ledger.ReserveRequest{Amount: 1})
 			return err
 		},
-		"Commit":           func() error { return s.Commit(ctx, res) },
-		"Release":          func() error { return s.Release(ctx, res) },
-		"MarkUncertain":    func() error { return s.MarkUncertain(ctx, res) },
-		"SetAmount":        func() error { return s.SetAmount(ctx, k, 1) },
-		"ReleaseRemaining": func() error { return s.ReleaseRemaining(ctx, k) },
-		"Cancel":           func() error { return s.Cancel(ctx, k) },
-		"Forget":           func() error { return s.Forget(ctx, k) },
+		"Commit":        func() error { return s.Commit(ctx, res) },
+		"Release":       func() error { return s.Release(ctx, res) },
+		"MarkUncertain": func() error { return s.MarkUncertain(ctx, res) },
+		"BeginRead": func() error {
+			_, err := s.BeginRead(ctx, k)
+			return err
+		},
+		"Hold": func() error {
+			_, err := s.Hold(ctx, k, ledger.Change{Kind: ledger.ChangeCancel})
+			return err
+		},
+		"Forget": func() error { return s.Forget(ctx, k) },
 		"Stats": func() error {
 			_, _, err := s.Stats(ctx)
 			return err
@@ -229,7 +234,7 @@ func TestRedisOrderTTL(t *testing.T) {
 			t.Fatalf("index score %v, %v; want about an hour from now (%d)", score, err, now)
 		}
 	}
-	if err := s.Learn(ctx, k, capturable(1000)); err != nil {
+	if err := s.Learn(ctx, k, capturable(1000), true); err != nil {
 		t.Fatal(err)
 	}
 	expiresInAnHour()
@@ -244,7 +249,7 @@ func TestRedisOrderTTL(t *testing.T) {
 		t.Fatal(err)
 	}
 	expiresInAnHour()
-	if err := s.Reconcile(ctx, k, capturable(1000)); err != nil {
+	if err := reconcile(s, k, capturable(1000)); err != nil {
 		t.Fatal(err)
 	}
 	expiresInAnHour()
@@ -274,7 +279,7 @@ func TestRedisExpiredOrderLeavesStats(t *testing.T) {
 	prefix := testPrefix(t, c)
 	s := ledger.NewRedis(c, ledger.RedisOptions{Prefix: prefix})
 	for _, id := range []string{"gone", "kept"} {
-		if err := s.Learn(ctx, orderKey(id), capturable(1000)); err != nil {
+		if err := s.Learn(ctx, orderKey(id), capturable(1000), true); err != nil {
 			t.Fatal(err)
 		}
 		if d, err := s.Reserve(ctx, orderKey(id), ledger.ReserveRequest{Amount: 100}); err != nil || d.Outcome != ledger.Reserved {
@@ -323,7 +328,7 @@ func TestRedisReservationWithoutTime(t *testing.T) {
 	s := ledger.NewRedis(c, ledger.RedisOptions{Prefix: prefix})
 	k := ledger.Key{PSP: "klarna", Merchant: "PK12345", OrderID: "o-old"}
 	hash := prefix + ":ledger:klarna:PK12345:o-old"
-	if err := s.Learn(ctx, k, capturable(1000)); err != nil {
+	if err := s.Learn(ctx, k, capturable(1000), true); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.HSet(ctx, hash, "r:oldtoken", "p:300:0123abcd", "res", 300, "pen", 1).Err(); err != nil {
@@ -335,7 +340,7 @@ func TestRedisReservationWithoutTime(t *testing.T) {
 	if d, err := s.Reserve(ctx, k, ledger.ReserveRequest{Amount: 100}); err != nil || d.Outcome != ledger.NeedsReconcile {
 		t.Fatalf("Reserve = %v, %v; want needs_reconcile", d.Outcome, err)
 	}
-	if err := s.Reconcile(ctx, k, capturable(1000)); err != nil {
+	if err := reconcile(s, k, capturable(1000)); err != nil {
 		t.Fatal(err)
 	}
 	if d, err := s.Reserve(ctx, k, ledger.ReserveRequest{Amount: 1000}); err != nil || d.Outcome != ledger.Reserved {

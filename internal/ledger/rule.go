@@ -23,6 +23,10 @@ func decide(e Entry, adoptable bool, req ReserveRequest, now time.Time) Outcome 
 		}
 		return NeedsReconcile
 	}
+	// No account of the order from the PSP: read it first.
+	if e.Unverified {
+		return NeedsReconcile
+	}
 	if e.State != psp.StateAuthorized {
 		if e.SingleCapture && e.State == psp.StateCaptured {
 			return AlreadyCaptured
@@ -39,6 +43,51 @@ func decide(e Entry, adoptable bool, req ReserveRequest, now time.Time) Outcome 
 		return Exceeds
 	}
 	return Reserved
+}
+
+// holdLimit is the Hold rule, shared by every store: what an order change
+// bounds the order's amount to while it is in flight, or false when it is
+// refused. A lowered amount below what is captured or held by captures in
+// flight is refused (Klarna refuses an amount below the captured amount);
+// a raised one does not bind. A release or a cancellation leaves the
+// captures made and in flight, nothing more. Of an unverified order nothing
+// is known: a release or cancellation in flight leaves nothing to capture.
+func holdLimit(e Entry, c Change) (limit int64, ok bool) {
+	switch {
+	case c.Kind == ChangeAmount && !e.Unverified && c.Amount < e.Captured+e.Reserved:
+		return 0, false
+	case c.Kind == ChangeAmount:
+		return c.Amount, true
+	case e.Unverified:
+		return 0, true
+	}
+	return e.Captured + e.Released + e.Reserved, true
+}
+
+// top is what the ledger holds of an order it knows nothing of, unverified:
+// the meet with any account of the order is that account.
+var top = psp.Order{Amount: maxAmount, State: psp.StateAuthorized}
+
+// meet is the most restrictive of two accounts of one order: the lower
+// amount, the higher captured and released amounts, the more final state,
+// the earlier expiry. agree is false when both name a currency and they
+// differ; the ledger then cannot tell which is the order's.
+func meet(a, b psp.Order) (m psp.Order, agree bool) {
+	m = a
+	m.Amount = min(a.Amount, b.Amount)
+	m.Captured = max(a.Captured, b.Captured)
+	m.Released = max(a.Released, b.Released)
+	if a.State == psp.StateAuthorized {
+		m.State = b.State
+	}
+	m.SingleCapture = a.SingleCapture || b.SingleCapture
+	if a.ExpiresAt.IsZero() || (!b.ExpiresAt.IsZero() && b.ExpiresAt.Before(a.ExpiresAt)) {
+		m.ExpiresAt = b.ExpiresAt
+	}
+	if a.Currency == "" {
+		m.Currency = b.Currency
+	}
+	return m, a.Currency == "" || b.Currency == "" || a.Currency == b.Currency
 }
 
 // maxAmount bounds every amount a store accepts. The Redis store computes in

@@ -44,7 +44,7 @@ func TestServerClockLeases(t *testing.T) {
 
 	ctx := context.Background()
 	k := Key{PSP: "klarna", Merchant: "shoeshop", OrderID: "clock-order"}
-	if err := behind.Learn(ctx, k, psp.Order{Amount: 1000, Currency: "EUR", State: psp.StateAuthorized, ExpiresAt: time.Now().Add(24 * time.Hour)}); err != nil {
+	if err := behind.Learn(ctx, k, psp.Order{Amount: 1000, Currency: "EUR", State: psp.StateAuthorized, ExpiresAt: time.Now().Add(24 * time.Hour)}, true); err != nil {
 		t.Fatal(err)
 	}
 	d, err := behind.Reserve(ctx, k, ReserveRequest{Amount: 300})

@@ -240,6 +240,7 @@ const (
 	CodeBadValue              = "BAD_VALUE"
 	CodeAutoCaptureNotAllowed = "AUTO_CAPTURE_NOT_ALLOWED"
 	CodeCaptureNotAllowed     = "CAPTURE_NOT_ALLOWED"
+	CodeNotAllowed            = "NOT_ALLOWED"
 	CodeNoSuchOrder           = "NO_SUCH_ORDER"
 	CodeIdempotencyKeyInUse   = "IDEMPOTENCY_KEY_IN_USE"
 	CodeIdempotencyKeyReused  = "IDEMPOTENCY_KEY_REUSED"

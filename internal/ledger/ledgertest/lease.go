@@ -34,9 +34,7 @@ func testLease(t *testing.T, open opener) {
 	wantOutcome(t, s, k, 100, "", ledger.NeedsReconcile)
 
 	// The PSP never saw the lapsed capture.
-	if err := s.Reconcile(ctx, k, authorized(1000)); err != nil {
-		t.Fatal(err)
-	}
+	reconcile(t, s, k, authorized(1000))
 	if e := get(t, s, k); e.Pending != 1 || e.Uncertain != 0 || e.Reserved != 100 {
 		t.Fatalf("after reconciling: %+v; want the young reservation only", e)
 	}

@@ -28,12 +28,19 @@ func Run(t *testing.T, open func(t *testing.T, now func() time.Time) ledger.Stor
 	t.Run("Adopt", func(t *testing.T) { testAdopt(t, open) })
 	t.Run("Fencing", func(t *testing.T) { testFencing(t, open) })
 	t.Run("ReconcileDropsUncertainKeepsPending", func(t *testing.T) { testReconcile(t, open) })
-	t.Run("LearnKeepsReservations", func(t *testing.T) { testLearn(t, open) })
+	t.Run("LearnKeepsReservationsAndOnlyRestricts", func(t *testing.T) { testLearn(t, open) })
 	t.Run("OrderFactsReadBack", func(t *testing.T) { testOrderFactsReadBack(t, open) })
-	t.Run("SetAmount", func(t *testing.T) { testSetAmount(t, open) })
-	t.Run("ReleaseRemaining", func(t *testing.T) { testReleaseRemaining(t, open) })
-	t.Run("Cancel", func(t *testing.T) { testCancel(t, open) })
-	t.Run("UnknownOrdersAreLeftAlone", func(t *testing.T) { testUnknownOrders(t, open) })
+	t.Run("StaleReadIsNotApplied", func(t *testing.T) { testStaleRead(t, open) })
+	t.Run("StaleReadAppliesTheMeet", func(t *testing.T) { testMeet(t, open) })
+	t.Run("FreshReadDropsWhatWasUncertainWhenItBegan", func(t *testing.T) { testFreshReadDrops(t, open) })
+	t.Run("Unverified", func(t *testing.T) { testUnverified(t, open) })
+	t.Run("VersionsNeverRepeat", func(t *testing.T) { testVersionsNeverRepeat(t, open) })
+	t.Run("HoldLoweredAmount", func(t *testing.T) { testHoldLower(t, open) })
+	t.Run("HoldRaisedAmount", func(t *testing.T) { testHoldRaise(t, open) })
+	t.Run("HoldRelease", func(t *testing.T) { testHoldRelease(t, open) })
+	t.Run("HoldCancel", func(t *testing.T) { testHoldCancel(t, open) })
+	t.Run("HoldUnknownOrder", func(t *testing.T) { testHoldUnknown(t, open) })
+	t.Run("HoldBoundsAFreshRead", func(t *testing.T) { testHoldBoundsRead(t, open) })
 	t.Run("Forget", func(t *testing.T) { testForget(t, open) })
 	t.Run("OutOfRangeAmounts", func(t *testing.T) { testOutOfRange(t, open) })
 	t.Run("KeysDoNotCollide", func(t *testing.T) { testKeysDoNotCollide(t, open) })
@@ -79,9 +86,48 @@ func hellgate(amount int64) psp.Order {
 
 func learn(t *testing.T, s ledger.Store, k ledger.Key, o psp.Order) {
 	t.Helper()
-	if err := s.Learn(ctx, k, o); err != nil {
+	if err := s.Learn(ctx, k, o, true); err != nil {
 		t.Fatalf("Learn(%v): %v", k, err)
 	}
+}
+
+// beginRead begins an order read.
+func beginRead(t *testing.T, s ledger.Store, k ledger.Key) ledger.ReadToken {
+	t.Helper()
+	tok, err := s.BeginRead(ctx, k)
+	if err != nil {
+		t.Fatalf("BeginRead(%v): %v", k, err)
+	}
+	return tok
+}
+
+// applyRead applies a read begun with tok and says whether it was fresh.
+func applyRead(t *testing.T, s ledger.Store, k ledger.Key, o psp.Order, tok ledger.ReadToken) bool {
+	t.Helper()
+	fresh, err := s.Reconcile(ctx, k, o, tok)
+	if err != nil {
+		t.Fatalf("Reconcile(%v): %v", k, err)
+	}
+	return fresh
+}
+
+// reconcile reads o as the PSP's account of the order, with nothing in
+// between: the read is fresh.
+func reconcile(t *testing.T, s ledger.Store, k ledger.Key, o psp.Order) {
+	t.Helper()
+	if !applyRead(t, s, k, o, beginRead(t, s, k)) {
+		t.Fatalf("Reconcile(%v) right after BeginRead was stale", k)
+	}
+}
+
+// hold holds an order change and fails unless it was held.
+func hold(t *testing.T, s ledger.Store, k ledger.Key, c ledger.Change) ledger.Reservation {
+	t.Helper()
+	d, err := s.Hold(ctx, k, c)
+	if err != nil || d.Outcome != ledger.Reserved {
+		t.Fatalf("Hold(%v, %+v) = %v, %v; want reserved", k, c, d.Outcome, err)
+	}
+	return d.Reservation
 }
 
 func get(t *testing.T, s ledger.Store, k ledger.Key) ledger.Entry {

@@ -9,89 +9,6 @@ import (
 	"github.com/pspguard/pspguard/internal/psp"
 )
 
-func testSetAmount(t *testing.T, open opener) {
-	s, _ := start(t, open)
-	k := key("order-1")
-	o := authorized(1000)
-	learn(t, s, k, o)
-	settle(t, "Commit", s.Commit, mustReserve(t, s, k, 300, ""), nil)
-	pending := mustReserve(t, s, k, 100, "")
-
-	if err := s.SetAmount(ctx, k, 1500); err != nil {
-		t.Fatal(err)
-	}
-	o.Amount, o.Captured = 1500, 300
-	wantEntry(t, get(t, s, k), entry(o, 100, 1, 0, 1))
-	wantOutcome(t, s, k, 1101, "", ledger.Exceeds)
-	mustReserve(t, s, k, 1100, "")
-
-	if err := s.SetAmount(ctx, k, 800); err != nil {
-		t.Fatal(err)
-	}
-	wantOutcome(t, s, k, 1, "", ledger.Exceeds)
-	settle(t, "Commit", s.Commit, pending, nil)
-}
-
-func testReleaseRemaining(t *testing.T, open opener) {
-	s, _ := start(t, open)
-	k := key("order-1")
-	o := authorized(1000)
-	learn(t, s, k, o)
-	settle(t, "Commit", s.Commit, mustReserve(t, s, k, 300, ""), nil)
-
-	if err := s.ReleaseRemaining(ctx, k); err != nil {
-		t.Fatal(err)
-	}
-	o.Captured, o.Released = 300, 700
-	wantEntry(t, get(t, s, k), entry(o, 0, 0, 0, 1))
-	wantOutcome(t, s, k, 1, "", ledger.Exceeds)
-
-	// The PSP may report more captured than authorized (after a lowered
-	// amount): nothing remains, and nothing negative is released.
-	k2 := key("order-2")
-	o2 := authorized(1000)
-	o2.Captured = 1200
-	learn(t, s, k2, o2)
-	if err := s.ReleaseRemaining(ctx, k2); err != nil {
-		t.Fatal(err)
-	}
-	wantEntry(t, get(t, s, k2), entry(o2, 0, 0, 0, 0))
-}
-
-func testCancel(t *testing.T, open opener) {
-	s, _ := start(t, open)
-	k := key("order-1")
-	o := authorized(1000)
-	learn(t, s, k, o)
-	pending := mustReserve(t, s, k, 100, "")
-
-	if err := s.Cancel(ctx, k); err != nil {
-		t.Fatal(err)
-	}
-	o.State = psp.StateCancelled
-	wantEntry(t, get(t, s, k), entry(o, 100, 1, 0, 0))
-	wantOutcome(t, s, k, 1, "", ledger.NotCapturable)
-	settle(t, "Release", s.Release, pending, nil)
-	wantEntry(t, get(t, s, k), entry(o, 0, 0, 0, 0))
-}
-
-func testUnknownOrders(t *testing.T, open opener) {
-	s, _ := start(t, open)
-	k := key("order-1")
-	for name, f := range map[string]func() error{
-		"SetAmount":        func() error { return s.SetAmount(ctx, k, 100) },
-		"ReleaseRemaining": func() error { return s.ReleaseRemaining(ctx, k) },
-		"Cancel":           func() error { return s.Cancel(ctx, k) },
-		"Forget":           func() error { return s.Forget(ctx, k) },
-	} {
-		if err := f(); err != nil {
-			t.Errorf("%s on an unknown order: %v", name, err)
-		}
-		absent(t, s, k)
-	}
-	wantStats(t, s, 0, 0)
-}
-
 func testForget(t *testing.T, open opener) {
 	s, _ := start(t, open)
 	k := key("order-1")
@@ -128,8 +45,8 @@ func testOutOfRange(t *testing.T, open opener) {
 	}
 	for _, o := range bad {
 		for name, f := range map[string]func() error{
-			"Learn":     func() error { return s.Learn(ctx, k, o) },
-			"Reconcile": func() error { return s.Reconcile(ctx, k, o) },
+			"Learn":     func() error { return s.Learn(ctx, k, o, true) },
+			"Reconcile": func() error { _, err := s.Reconcile(ctx, k, o, ledger.ReadToken{}); return err },
 		} {
 			err := f()
 			if err == nil || errors.Is(err, ledger.ErrUnavailable) {
@@ -142,8 +59,9 @@ func testOutOfRange(t *testing.T, open opener) {
 	o := authorized(1000)
 	learn(t, s, k, o)
 	for _, amount := range []int64{-1, 1 << 60} {
-		if err := s.SetAmount(ctx, k, amount); err == nil || errors.Is(err, ledger.ErrUnavailable) {
-			t.Errorf("SetAmount(%d) = %v; want an error about the amount", amount, err)
+		c := ledger.Change{Kind: ledger.ChangeAmount, Amount: amount}
+		if _, err := s.Hold(ctx, k, c); err == nil || errors.Is(err, ledger.ErrUnavailable) {
+			t.Errorf("Hold(%+v) = %v; want an error about the amount", c, err)
 		}
 	}
 	wantEntry(t, get(t, s, k), entry(o, 0, 0, 0, 0))
@@ -192,9 +110,7 @@ func testStats(t *testing.T, open opener) {
 	wantStats(t, s, 3, 3)
 	settle(t, "Commit", s.Commit, ra, nil)
 	wantStats(t, s, 3, 2)
-	if err := s.Reconcile(ctx, b, authorized(1000)); err != nil {
-		t.Fatal(err)
-	}
+	reconcile(t, s, b, authorized(1000))
 	wantStats(t, s, 3, 1)
 	if err := s.Forget(ctx, a); err != nil {
 		t.Fatal(err)

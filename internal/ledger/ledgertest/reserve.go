@@ -196,8 +196,6 @@ func testSingleCapture(t *testing.T, open opener) {
 
 	// The PSP may report the payment as still authorized and uncaptured
 	// while its capture is processed: the gateway's own capture counts.
-	if err := s.Reconcile(ctx, k, o); err != nil {
-		t.Fatal(err)
-	}
+	reconcile(t, s, k, o)
 	wantOutcome(t, s, k, 400, "k4", ledger.AlreadyCaptured)
 }
