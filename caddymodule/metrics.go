@@ -57,9 +57,9 @@ func refusalReasons() []string {
 	}
 	return append(out,
 		reasonCaptureExceeds, reasonNotCapturable, reasonAlreadyCaptured, reasonCurrencyMismatch,
-		reasonNoSuchOrder, reasonLookupRefused, reasonBadValue, reasonRequestTooLarge,
+		reasonAmountBelowCaptured, reasonNoSuchOrder, reasonLookupRefused, reasonBadValue, reasonRequestTooLarge,
 		reasonUnsupportedMediaType, reasonIdempotencyInUse, reasonIdempotencyReused,
-		reasonIdempotencyKeyRequired, reasonUnavailable)
+		reasonIdempotencyKeyRequired, reasonUnavailable, reasonOrderUnsettled)
 }
 
 // Idempotency outcomes, the values of the idempotency_total "outcome" label.
