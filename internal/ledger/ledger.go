@@ -15,8 +15,9 @@
 //     reservations that were uncertain when the read began. Otherwise the
 //     read may be older than a change it does not show: only its
 //     restrictive meet with the ledger is applied (the lower amount, the
-//     higher captured and released amounts, the more final state, the
-//     earlier expiry), and the caller reads again.
+//     higher released amount, a captured amount beyond the captures in
+//     flight, the more final state, the earlier expiry), and the caller
+//     reads again if the order still needs a read.
 //   - An order learned from a create-order answer that is not known to
 //     belong to the request (an answer to a keyed request may be a replay
 //     of another's) is unverified: Reserve asks for a read before the first

@@ -93,7 +93,11 @@ func (sh *shard) placeholder(id digest) *entry {
 // meet restricts the order facts of slot i by another account of them;
 // a currency disagreement makes the entry unverified.
 func (sh *shard) meet(i uint32, o psp.Order) {
-	m, agree := meet(sh.order(i), o)
+	var reserved int64
+	for _, r := range sh.res[i] {
+		reserved += r.amount
+	}
+	m, agree := meet(sh.order(i), o, reserved)
 	sh.setOrder(i, m)
 	if !agree {
 		sh.slots[i].unverified = true

@@ -141,11 +141,11 @@ local function setLimit()
   if lim then redis.call('HSET', key, 'lim', int(lim)) else redis.call('HDEL', key, 'lim') end
 end
 
--- meetFacts restricts the order facts of o (from load) by those in
--- ARGV[2..9] (see setFacts); a currency disagreement makes the order
--- unverified.
+-- meetFacts is meet (rule.go): it restricts the order facts of o (from
+-- load) by those in ARGV[2..9] (see setFacts); a currency disagreement
+-- makes the order unverified.
 local function meetFacts(o)
-  local a, cap, rel, st = math.min(o.a, tonumber(ARGV[2])), math.max(o.cap, tonumber(ARGV[4])),
+  local a, cap, rel, st = math.min(o.a, tonumber(ARGV[2])), math.max(o.cap, tonumber(ARGV[4]) - o.res),
     math.max(o.rel, tonumber(ARGV[5])), o.st
   if st == AUTHORIZED then st = tonumber(ARGV[6]) end
   local sc = '0'

@@ -68,14 +68,18 @@ func holdLimit(e Entry, c Change) (limit int64, ok bool) {
 // the meet with any account of the order is that account.
 var top = psp.Order{Amount: maxAmount, State: psp.StateAuthorized}
 
-// meet is the most restrictive of two accounts of one order: the lower
-// amount, the higher captured and released amounts, the more final state,
-// the earlier expiry. agree is false when both name a currency and they
-// differ; the ledger then cannot tell which is the order's.
-func meet(a, b psp.Order) (m psp.Order, agree bool) {
+// meet restricts the ledger's account of an order, a, by another one, b:
+// the lower amount, the higher released amount, the more final state, the
+// earlier expiry. b's captured amount counts beyond reserved, what the
+// ledger holds for captures in flight: the PSP may have applied those
+// already, and they are counted when they settle; counting them twice would
+// refuse captures the order allows. agree is false when both name a
+// currency and they differ; the ledger then cannot tell which is the
+// order's.
+func meet(a, b psp.Order, reserved int64) (m psp.Order, agree bool) {
 	m = a
 	m.Amount = min(a.Amount, b.Amount)
-	m.Captured = max(a.Captured, b.Captured)
+	m.Captured = max(a.Captured, b.Captured-reserved)
 	m.Released = max(a.Released, b.Released)
 	if a.State == psp.StateAuthorized {
 		m.State = b.State

@@ -41,6 +41,33 @@ func testStaleRead(t *testing.T, open opener) {
 	}
 	wantEntry(t, get(t, s, k), entry(want, 0, 0, 0, 1))
 
+	// A stale read that shows a capture still in flight in the ledger does
+	// not count it twice: it is counted when it settles.
+	k2 := key("order-2")
+	learn(t, s, k2, o)
+	pending := mustReserve(t, s, k2, 300, "")
+	tok = beginRead(t, s, k2)
+	settle(t, "Commit", s.Commit, mustReserve(t, s, k2, 100, ""), nil)
+	shown := o
+	shown.Captured = 400
+	if applyRead(t, s, k2, shown, tok) {
+		t.Fatal("a read begun before a capture was committed was applied as fresh")
+	}
+	settle(t, "Commit", s.Commit, pending, nil)
+	wantOutcome(t, s, k2, 601, "", ledger.Exceeds)
+	mustReserve(t, s, k2, 600, "")
+	// What it shows beyond the captures in flight counts.
+	k3 := key("order-3")
+	learn(t, s, k3, o)
+	mustReserve(t, s, k3, 300, "")
+	tok = beginRead(t, s, k3)
+	learn(t, s, k3, o)
+	shown.Captured = 500
+	applyRead(t, s, k3, shown, tok)
+	if e := get(t, s, k3); e.Captured != 200 {
+		t.Fatalf("after a stale read of 500 captured with 300 in flight: %+v; want 200 captured", e)
+	}
+
 	// A fresh read is the PSP's account: it may raise the amount.
 	raised := want
 	raised.Amount = 1500
