@@ -106,10 +106,11 @@ func (f *faultyPSP) dropNextChange() {
 }
 
 // newFaultyGateway is newGateway with the faultyPSP in front of the
-// simulator.
+// simulator, which enforces no capture limits of its own: whatever the
+// gateway lets through is money moved.
 func newFaultyGateway(t *testing.T) (*gateway, *faultyPSP) {
 	t.Helper()
-	sim := pspsim.New(pspsim.Options{Seed: 1})
+	sim := pspsim.New(pspsim.Options{Seed: 1, NoLimits: true})
 	f := &faultyPSP{sim: sim, created: make(map[string]*httptest.ResponseRecorder)}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
@@ -217,6 +218,9 @@ func TestLostOrderChangeAnswer(t *testing.T) {
 				t.Fatalf("capture after a lost %s: %d %s", c.name, resp.StatusCode, body)
 			}
 			g.wantCaptures("after a lost "+c.name, 0)
+			if got := g.captured(id); got != 0 {
+				t.Fatalf("PSP captured %d, want nothing", got)
+			}
 			if n := g.pspRequests("klarna.get_order"); n != 1 {
 				t.Fatalf("the PSP received %d order reads, want 1", n)
 			}
@@ -227,7 +231,7 @@ func TestLostOrderChangeAnswer(t *testing.T) {
 // A lowered amount bounds captures once accepted, and one below what is
 // captured is refused the way Klarna refuses it, without reaching the PSP.
 func TestLoweredAmount(t *testing.T) {
-	g := newGateway(t, exampleRules, "")
+	g := newGatewaySim(t, pspsim.Options{Seed: 1, NoLimits: true}, exampleRules, "", "")
 	id := g.createOrder("shoeshop", 1000, false)
 	patch := func(amount int64) (*http.Response, string) {
 		return g.do("PATCH", "/ordermanagement/v1/orders/"+id+"/authorization", "shoeshop",
@@ -257,6 +261,9 @@ func TestLoweredAmount(t *testing.T) {
 		t.Fatalf("amount_below_captured refusals: %v, want 1", v)
 	}
 	g.wantCaptures("", 1)
+	if o := g.sim.Stats().Orders[id]; o.CapturedAmount != 600 || o.OrderAmount != 800 {
+		t.Fatalf("PSP order %+v, want 600 of 800 captured", o)
+	}
 	if n := g.pspRequests("klarna.get_order"); n != 0 {
 		t.Fatalf("the PSP received %d order reads, want none", n)
 	}
@@ -323,7 +330,7 @@ func TestReplayedCreateOrder(t *testing.T) {
 // An answer the PSP replays for a key first used on a capture does not
 // raise an order's amount when the repeat is a PATCH raising it.
 func TestReplayedRaise(t *testing.T) {
-	g := newGateway(t, exampleRules, "")
+	g := newGatewaySim(t, pspsim.Options{Seed: 1, NoLimits: true}, exampleRules, "", "")
 	id := g.createOrder("shoeshop", 1000, false)
 	if resp, body := g.capture("shoeshop", id, 500, "Klarna-Idempotency-Key", "k1"); resp.StatusCode != 201 {
 		t.Fatalf("capture: %d %s", resp.StatusCode, body)
