@@ -259,7 +259,7 @@ func (h *Handler) learn(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	}
 	lw, err := h.readOrder(r, next, x)
 	if err != nil {
-		h.logger.Warn("order lookup failed", zap.String("order_id", x.route.OrderID), zap.Error(err))
+		h.logger.Warn("order lookup failed", zap.String("order_id", loggableOrderID(x.route.OrderID)), zap.Error(err))
 		h.unavailable(w, x, "the gateway could not read the order from the PSP; nothing was sent")
 		return true
 	}
@@ -284,7 +284,7 @@ func (h *Handler) learn(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	}
 	order, err := h.dialect.ParseOrder(lw.body.Bytes(), h.now())
 	if err != nil {
-		h.logger.Warn("unreadable order from the PSP", zap.String("order_id", x.route.OrderID), zap.Error(err))
+		h.logger.Warn("unreadable order from the PSP", zap.String("order_id", loggableOrderID(x.route.OrderID)), zap.Error(err))
 		h.unavailable(w, x, "the gateway could not read the order from the PSP; nothing was sent")
 		return true
 	}
@@ -367,7 +367,7 @@ func (h *Handler) followShadow(r *http.Request, next caddyhttp.Handler, x *excha
 		_, err = h.ledger.Reconcile(ctx, key, order, tok)
 	}
 	if err != nil {
-		h.logger.Warn("following a shadow-mode request", zap.String("order_id", x.route.OrderID), zap.Error(err))
+		h.logger.Warn("following a shadow-mode request", zap.String("order_id", loggableOrderID(x.route.OrderID)), zap.Error(err))
 		_ = h.ledger.Forget(ctx, key)
 	}
 }
