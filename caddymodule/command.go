@@ -16,7 +16,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "rules",
-		Usage: "validate <file> | test <file> <cases>... | impact <draft> <decision-log>...",
+		Usage: "validate <file> | test <file> <cases>... | impact [--site NAME] <draft> <decision-log>...",
 		Short: "Checks a compliance rules file, runs decision test cases against it, and shows what a change would decide",
 		Long: `
 Works with the compliance rules file that psp_guard enforces, without a
@@ -35,13 +35,15 @@ running server.
     ...") and then "N passed, M failed". Exits 1 if a case failed or a file
     is invalid. See testdata/rules/example_cases.yaml for the format.
 
-  rules impact <draft> <decision-log>...
+  rules impact [--site NAME] <draft> <decision-log>...
     Replays the auto-capture decisions recorded in decision-log files (the
     JSON lines the gateway writes; rolled .gz files too) against a draft
     rules file, each at the time it was made, and prints every decision
     that would change (time, merchant, before -> after, the new reason),
     then a summary per merchant. Exits 0 when nothing would change, 1 when
-    something would, 2 on an error.
+    something would, 2 on an error. --site replays only the lines of that
+    site (the psp_guard name), for a process whose sites enforce different
+    rules files.
 `,
 		CobraFunc: rulesCobra,
 	})
@@ -78,12 +80,13 @@ func rulesCobra(cmd *cobra.Command) {
 		}),
 	})
 	impact := &cobra.Command{
-		Use:   "impact <draft> <decision-log>...",
+		Use:   "impact [--site NAME] <draft> <decision-log>...",
 		Short: "Shows which recorded auto-capture decisions a draft rules file would change",
 		Args:  cobra.MinimumNArgs(2),
 	}
+	site := impact.Flags().String("site", "", "replay only the decisions of this site (the guard's name)")
 	impact.RunE = func(cmd *cobra.Command, args []string) error {
-		switch rulesImpact(cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], args[1:]) {
+		switch rulesImpact(cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], args[1:], *site) {
 		case 0:
 			return nil
 		case 1:

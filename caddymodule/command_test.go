@@ -253,6 +253,7 @@ func TestRulesCommandCobra(t *testing.T) {
 		{"impact changes", []string{"rules", "impact", rulesExampleDraft, rulesExampleDecisions}, true, "3 of 8 auto-capture decisions would change", ""},
 		{"impact error", []string{"rules", "impact", rulesExampleDraft, filepath.Join(t.TempDir(), "missing.log")}, true, "", "no such file"},
 		{"impact without log", []string{"rules", "impact", rulesExampleDraft}, true, "", "requires at least 2 arg(s)"},
+		{"impact other site", []string{"rules", "impact", "--site", "na", rulesExampleDraft, rulesExampleDecisions}, false, "0 of 0 auto-capture decisions would change", ""},
 		{"help", []string{"rules"}, false, "validate <file>", ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -48,10 +48,12 @@ type impactTally struct {
 	replayed, toRefused, toAllowed int
 }
 
-// rulesImpact implements `rules impact DRAFT LOG...` and returns the exit
-// code: 0 when no decision would change, 1 when one would, 2 when a file
-// cannot be read (as diff does).
-func rulesImpact(stdout, stderr io.Writer, draftFile string, logFiles []string) int {
+// rulesImpact implements `rules impact [--site NAME] DRAFT LOG...` and
+// returns the exit code: 0 when no decision would change, 1 when one would,
+// 2 when a file cannot be read (as diff does). With a site, only that
+// site's lines are replayed: the sites of one process may enforce
+// different rules files.
+func rulesImpact(stdout, stderr io.Writer, draftFile string, logFiles []string, site string) int {
 	draft, ok := rulesLoad(stderr, draftFile)
 	if !ok {
 		return 2
@@ -61,6 +63,9 @@ func rulesImpact(stdout, stderr io.Writer, draftFile string, logFiles []string) 
 	skipped := 0
 	for _, lf := range logFiles {
 		err := readDecisionLines(lf, func(n int, l impactLine) error {
+			if site != "" && l.Site != site {
+				return nil
+			}
 			if l.RuleReason == "" {
 				// A line the rules decided, written before the gateway
 				// recorded their inputs, cannot be replayed.

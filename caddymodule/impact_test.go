@@ -19,7 +19,7 @@ var (
 // made, and prints the ones that would change and a summary per merchant.
 func TestRulesImpact(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	code := rulesImpact(&stdout, &stderr, rulesExampleDraft, []string{rulesExampleDecisions})
+	code := rulesImpact(&stdout, &stderr, rulesExampleDraft, []string{rulesExampleDecisions}, "")
 	want := `2026-12-04T19:18:22Z digitalshop: allow (category_allowed) -> refuse (emd_missing): category "digital_products" requires extra merchant data "voucher" in attachment.body [token:d964825e168a1d4b]
 2026-12-04T19:18:26Z shoeshop: refuse (category_not_allowed) -> allow (category_allowed): merchant category "fulfilment_24h" may auto-capture [token:fdeb7af4b983885a]
 2026-12-04T19:18:29Z approvedshop: allow (approved) -> refuse (approval_expired): auto_capture approval KL-2026-118 expired on 2026-11-30 [token:ea1b488812555998]
@@ -52,7 +52,7 @@ voucherstore  2         0                0
 		t.Fatal(err)
 	}
 	stdout.Reset()
-	if code := rulesImpact(&stdout, &stderr, rulesExample, []string{gz}); code != 0 ||
+	if code := rulesImpact(&stdout, &stderr, rulesExample, []string{gz}, ""); code != 0 ||
 		!strings.HasSuffix(stdout.String(), "0 of 8 auto-capture decisions would change under "+rulesExample+
 			" (each replayed at the time it was made: approvals count by their expiry date against the line's ts)\n") {
 		t.Errorf("same rules: exit %d, stdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
@@ -68,12 +68,24 @@ voucherstore  2         0                0
 {"level":"info","ts":1796083199.5,"logger":"http.log.access","msg":"handled request"}
 `)
 	stdout.Reset()
-	code = rulesImpact(&stdout, &stderr, rulesExampleDraft, []string{lines})
+	code = rulesImpact(&stdout, &stderr, rulesExampleDraft, []string{lines}, "")
 	got := rulesLines(stdout.String())
 	if code != 1 || len(got) < 2 || got[0] != `2026-12-01T00:00:00Z approvedshop: allow (approved) -> refuse (approval_expired): auto_capture approval KL-2026-118 expired on 2026-11-30 [token:0000000000000002]` ||
 		got[len(got)-1] != "1 create-order lines without the rules' inputs were skipped (written by a gateway that did not record them)" ||
 		!strings.Contains(stdout.String(), "1 of 2 auto-capture decisions would change") {
 		t.Errorf("by the line's time: exit %d, stdout:\n%s", code, stdout.String())
+	}
+
+	// --site replays only that site's lines.
+	sites := rulesWriteFile(t, "sites.log",
+		`{"ts":"2026-12-01T00:00:00Z","logger":"http.handlers.psp_guard.decision","site":"eu","operation":"create_order","merchant":"approvedshop","reason":"approved","rule_reason":"approved","auto_capture":"true","line_types":["physical"],"emd_keys":[]}
+{"ts":"2026-12-01T00:00:00Z","logger":"http.handlers.psp_guard.decision","site":"na","operation":"create_order","merchant":"approvedshop","reason":"approved","rule_reason":"approved","auto_capture":"true","line_types":["physical"],"emd_keys":[]}
+`)
+	stdout.Reset()
+	if code := rulesImpact(&stdout, &stderr, rulesExampleDraft, []string{sites}, "na"); code != 1 ||
+		!strings.HasPrefix(stdout.String(), "2026-12-01T00:00:00Z approvedshop site na: allow (approved) -> refuse (approval_expired)") ||
+		!strings.Contains(stdout.String(), "1 of 1 auto-capture decisions would change") {
+		t.Errorf("--site na: exit %d, stdout:\n%s", code, stdout.String())
 	}
 
 	// Errors exit 2: a draft with a problem, a missing log, a broken line.
@@ -88,7 +100,7 @@ voucherstore  2         0                0
 	} {
 		stdout.Reset()
 		stderr.Reset()
-		if code := rulesImpact(&stdout, &stderr, c.draft, []string{c.log}); code != 2 || !strings.Contains(stderr.String(), c.msg) {
+		if code := rulesImpact(&stdout, &stderr, c.draft, []string{c.log}, ""); code != 2 || !strings.Contains(stderr.String(), c.msg) {
 			t.Errorf("%s %s: exit %d, stderr %q, want 2 and %q", c.draft, c.log, code, stderr.String(), c.msg)
 		}
 	}
