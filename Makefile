@@ -2,8 +2,9 @@
 GO      ?= go
 BIN     := bin
 FUZZTIME ?= 2m
+HISTORY_SECONDS ?= 600
 
-.PHONY: all build run test bench lint fuzz clean
+.PHONY: all build run test history bench lint fuzz clean
 
 all: build
 
@@ -34,6 +35,11 @@ test:
 	.ci/fuzz 5s
 	$(GO) run ./cmd/pspguard rules validate testdata/rules/example.yaml
 	$(GO) run ./cmd/pspguard rules test testdata/rules/example.yaml testdata/rules/example_cases.yaml
+
+## history: the randomized history test of the ledger (cmd/pspguard TestHistory) for HISTORY_SECONDS (default 600) per store; HISTORY_SEED=N repeats a run's draws
+history:
+	HISTORY_SECONDS=$(HISTORY_SECONDS) HISTORY_SEED=$(HISTORY_SEED) $(GO) test -count=1 -v -run '^TestHistory$$' \
+		-timeout $$(( $(HISTORY_SECONDS) * 2 + 600 ))s ./cmd/pspguard/
 
 ## bench: micro-benchmarks and the side-by-side load comparison
 bench: build

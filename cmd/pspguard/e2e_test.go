@@ -99,10 +99,19 @@ func start(t *testing.T, name string, env []string, path string, args ...string)
 	t.Cleanup(func() {
 		p.kill()
 		if t.Failed() {
-			t.Logf("output of %s:\n%s", name, p.out)
+			t.Logf("output of %s (the last %d lines):\n%s", name, outputLines, lastLines(p.out.String(), outputLines))
 		}
 	})
 	return p
+}
+
+// outputLines is how much of a process's output a failed test shows: a
+// gateway logs every decision.
+const outputLines = 40
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // kill ends the process the way kill -9 does and waits for it.
