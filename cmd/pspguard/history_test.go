@@ -32,7 +32,9 @@ import (
 // capture limits of its own and loses answers: captures and order changes
 // applied and then dropped or answered 500, requests refused with 503, and
 // order reads answered late. In the middle the gateway is killed and
-// started again (with Redis, the store loses its data as well).
+// started again (with Redis, the store loses its data as well). The clients
+// send no order change while a capture of the same order is unanswered, nor
+// the reverse (see horder): Klarna itself settles that race.
 //
 // At the end the simulator's own books must show, for every order, no
 // capture beyond what the order authorized at that moment, and every
@@ -98,10 +100,13 @@ type history struct {
 // horder is an order the clients work on.
 type horder struct {
 	id string
-	// mu orders a PATCH after the captures in flight on this order: a PATCH
-	// never sets the amount below what the clients have sent in captures
-	// (sent), which Klarna would refuse and the simulator would count
-	// against the order. Captures share it.
+	// mu keeps order changes (PATCH, release, cancel) apart from captures
+	// of the same order: captures share it, a change holds it alone. Klarna
+	// itself settles a capture and a change that race to it, refusing
+	// whichever comes second; the no-limits simulator would apply both and
+	// count a capture that lost the race as a violation, which no gateway
+	// could prevent. For the same reason a PATCH never sets the amount below
+	// what the clients have sent in captures (sent).
 	mu   sync.RWMutex
 	sent int64
 }
@@ -255,20 +260,22 @@ func (h *history) clientLoop(ctx context.Context, client int, rng *rand.Rand) {
 	for n := 0; ctx.Err() == nil; n++ {
 		o := h.pick(rng)
 		switch p := rng.IntN(100); {
-		case p < 45:
+		case p < 40:
 			h.capture(client, rng, o)
-		case p < 60:
+		case p < 58:
 			h.do(client, o, "GET", "/ordermanagement/v1/orders/"+o.id, "", "", "read")
-		case p < 75:
+		case p < 73:
 			h.patch(client, rng, o)
-		case p < 79:
-			h.do(client, o, "POST", "/ordermanagement/v1/orders/"+o.id+"/release-remaining-authorization", h.maybeKey(rng), "", "release")
-		case p < 81:
-			h.do(client, o, "POST", "/ordermanagement/v1/orders/"+o.id+"/cancel", h.maybeKey(rng), "", "cancel")
-		case p < 95:
+		case p < 78:
+			h.change(client, rng, o, "/release-remaining-authorization", "release")
+		case p < 80:
+			h.change(client, rng, o, "/cancel", "cancel")
+		case p < 85:
 			h.create(client, rng, rng.IntN(2) == 0)
-		default:
+		case p < 88:
 			h.recreate(client, rng)
+		default:
+			h.capture(client, rng, o)
 		}
 	}
 }
@@ -353,6 +360,13 @@ func (h *history) patch(client int, rng *rand.Rand, o *horder) {
 	h.mu.Unlock()
 	h.do(client, o, "PATCH", "/ordermanagement/v1/orders/"+o.id+"/authorization", h.maybeKey(rng),
 		fmt.Sprintf(`{"order_amount":%d}`, amount), fmt.Sprintf("patch order_amount %d", amount))
+}
+
+// change sends a release or a cancel.
+func (h *history) change(client int, rng *rand.Rand, o *horder, path, what string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	h.do(client, o, "POST", "/ordermanagement/v1/orders/"+o.id+path, h.maybeKey(rng), "", what)
 }
 
 // create sends a new create-order through the gateway, keyed or not.
