@@ -258,6 +258,10 @@ func (h *history) setFaults(body string) {
 
 func (h *history) clientLoop(ctx context.Context, client int, rng *rand.Rand) {
 	for n := 0; ctx.Err() == nil; n++ {
+		// A pause between operations leaves the CPU to the tests that run
+		// beside this one in make test; the order reads' delay keeps
+		// operations overlapping.
+		time.Sleep(time.Duration(10+rng.IntN(20)) * time.Millisecond)
 		o := h.pick(rng)
 		switch p := rng.IntN(100); {
 		case p < 40:
