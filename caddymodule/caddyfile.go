@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"reflect"
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -63,10 +64,22 @@ func siteAddress(h httpcaddyfile.Helper) string {
 //			require_key
 //		}
 //		store           memory
-//		store           redis <url> {
+//		store           redis <url> | sentinel <master name> <addr>... | cluster <addr>... {
 //			timeout     <duration>
 //			prefix      <key prefix>
+//			username    <ACL user name>
+//			password    <password>
+//			db          <number>   (not for cluster)
+//			tls
+//			ca_file     <PEM file>
+//			cert_file   <PEM file>
+//			key_file    <PEM file>
+//			sentinel_password <password>   (sentinel only)
 //		}
+//
+// Every store value may be a {env.NAME} placeholder, resolved when the
+// config is loaded.
+//
 //		ledger {
 //			max_orders  <n>
 //			order_ttl   <duration>
@@ -218,11 +231,30 @@ func (h *Handler) unmarshalStore(d *caddyfile.Dispenser) error {
 		return nil
 	case "redis":
 		if !d.NextArg() {
-			return d.Errf("store redis needs a URL, e.g. redis://127.0.0.1:6379/0")
+			return d.Errf("store redis needs a URL, e.g. redis://127.0.0.1:6379/0, or sentinel or cluster")
 		}
-		h.Store.URL = d.Val()
-		if d.NextArg() {
-			return d.ArgErr()
+		switch v := d.Val(); v {
+		case topologySentinel:
+			h.Store.Topology = v
+			if !d.NextArg() {
+				return d.Errf("store redis sentinel needs the master name, then the Sentinels' addresses")
+			}
+			h.Store.MasterName = d.Val()
+			h.Store.Addrs = d.RemainingArgs()
+			if len(h.Store.Addrs) == 0 {
+				return d.Errf("store redis sentinel needs at least one Sentinel address after the master name")
+			}
+		case topologyCluster:
+			h.Store.Topology = v
+			h.Store.Addrs = d.RemainingArgs()
+			if len(h.Store.Addrs) == 0 {
+				return d.Errf("store redis cluster needs at least one node address")
+			}
+		default:
+			h.Store.URL = v
+			if d.NextArg() {
+				return d.ArgErr()
+			}
 		}
 	default:
 		return d.Errf("store must be memory or redis, not %q", h.Store.Type)
@@ -234,24 +266,56 @@ func (h *Handler) unmarshalStore(d *caddyfile.Dispenser) error {
 			return d.Errf("store: %s given more than once", name)
 		}
 		seen[name] = true
+		var err error
 		switch name {
 		case "timeout":
-			v, err := durationArg(d)
-			if err != nil {
-				return err
-			}
-			h.Store.Timeout = v
+			h.Store.Timeout, err = durationArg(d)
 		case "prefix":
-			v, err := oneArg(d)
-			if err != nil {
-				return err
+			h.Store.Prefix, err = oneArg(d)
+		case "username":
+			h.Store.Username, err = oneArg(d)
+		case "password":
+			h.Store.Password, err = oneArg(d)
+		case "db":
+			if h.Store.Topology == topologyCluster {
+				return d.Errf("db is not for store redis cluster: a Redis Cluster has database 0 only")
 			}
-			h.Store.Prefix = v
+			h.Store.DB, err = oneArg(d)
+			if err == nil && !isPlaceholder(h.Store.DB) {
+				if n, convErr := strconv.Atoi(h.Store.DB); convErr != nil || n < 0 {
+					return d.Errf("db must be a whole number from 0, not %q", h.Store.DB)
+				}
+			}
+		case "tls":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.Store.TLS = true
+		case "ca_file":
+			h.Store.CAFile, err = oneArg(d)
+		case "cert_file":
+			h.Store.CertFile, err = oneArg(d)
+		case "key_file":
+			h.Store.KeyFile, err = oneArg(d)
+		case "sentinel_password":
+			if h.Store.Topology != topologySentinel {
+				return d.Errf("sentinel_password is only for store redis sentinel")
+			}
+			h.Store.SentinelPassword, err = oneArg(d)
 		default:
 			return d.Errf("unrecognized store subdirective %q", name)
 		}
+		if err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// isPlaceholder tells whether a value is resolved later, when the config
+// is loaded.
+func isPlaceholder(v string) bool {
+	return strings.HasPrefix(v, "{") && strings.HasSuffix(v, "}")
 }
 
 func (h *Handler) unmarshalLedger(d *caddyfile.Dispenser) error {

@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -46,10 +47,59 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		UpstreamTimeout: caddy.Duration(30e9),
 	}
 	if h.PSP != want.PSP || h.Rules != want.Rules || h.Mode != want.Mode || h.MaxBody != want.MaxBody ||
-		*h.Idempotency != *want.Idempotency || *h.Store != *want.Store || *h.Ledger != *want.Ledger ||
+		*h.Idempotency != *want.Idempotency || !reflect.DeepEqual(h.Store, want.Store) || *h.Ledger != *want.Ledger ||
 		h.LookupTimeout != want.LookupTimeout || h.UpstreamTimeout != want.UpstreamTimeout {
 		t.Errorf("got %+v %+v %+v %+v\nwant %+v %+v %+v %+v", h.Idempotency, h.Store, h.Ledger, h.MaxBody,
 			want.Idempotency, want.Store, want.Ledger, want.MaxBody)
+	}
+}
+
+// The three Redis topologies, with every option of the block, and
+// placeholders kept as written for the config to resolve when loaded.
+func TestUnmarshalCaddyfileStoreRedis(t *testing.T) {
+	for _, tc := range []struct {
+		name, input string
+		want        StoreConfig
+	}{
+		{"server", `store redis {env.REDIS_URL} {
+			username {env.REDIS_USER}
+			password {env.REDIS_PASSWORD}
+			db 3
+			tls
+			ca_file /etc/redis/ca.pem
+			cert_file /etc/redis/client.pem
+			key_file /etc/redis/client-key.pem
+		}`, StoreConfig{Type: "redis", URL: "{env.REDIS_URL}", Username: "{env.REDIS_USER}",
+			Password: "{env.REDIS_PASSWORD}", DB: "3", TLS: true, CAFile: "/etc/redis/ca.pem",
+			CertFile: "/etc/redis/client.pem", KeyFile: "/etc/redis/client-key.pem"}},
+		{"sentinel", `store redis sentinel payments 10.0.0.1:26379 10.0.0.2:26379 10.0.0.3:26379 {
+			timeout 300ms
+			prefix shop
+			password {env.REDIS_PASSWORD}
+			sentinel_password {env.SENTINEL_PASSWORD}
+			db {env.REDIS_DB}
+		}`, StoreConfig{Type: "redis", Topology: "sentinel", MasterName: "payments",
+			Addrs:   []string{"10.0.0.1:26379", "10.0.0.2:26379", "10.0.0.3:26379"},
+			Timeout: caddy.Duration(300e6), Prefix: "shop", Password: "{env.REDIS_PASSWORD}",
+			SentinelPassword: "{env.SENTINEL_PASSWORD}", DB: "{env.REDIS_DB}"}},
+		{"cluster", `store redis cluster 10.0.0.1:6379 10.0.0.2:6379 {
+			username gateway
+			password {env.REDIS_PASSWORD}
+			tls
+		}`, StoreConfig{Type: "redis", Topology: "cluster", Addrs: []string{"10.0.0.1:6379", "10.0.0.2:6379"},
+			Username: "gateway", Password: "{env.REDIS_PASSWORD}", TLS: true}},
+		{"cluster without block", `store redis cluster {env.REDIS_NODE}`,
+			StoreConfig{Type: "redis", Topology: "cluster", Addrs: []string{"{env.REDIS_NODE}"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var h Handler
+			if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("psp_guard {\n" + tc.input + "\n}")); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(*h.Store, tc.want) {
+				t.Errorf("got  %+v\nwant %+v", *h.Store, tc.want)
+			}
+		})
 	}
 }
 
@@ -74,6 +124,17 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"store memory with url", "psp_guard {\nstore memory redis://x\n}", "wrong argument count"},
 		{"unknown store", "psp_guard {\nstore etcd\n}", `store must be memory or redis, not "etcd"`},
 		{"unknown store option", "psp_guard {\nstore redis redis://x {\npool 5\n}\n}", `unrecognized store subdirective "pool"`},
+		{"sentinel without master name", "psp_guard {\nstore redis sentinel\n}", "store redis sentinel needs the master name"},
+		{"sentinel without addresses", "psp_guard {\nstore redis sentinel payments\n}", "needs at least one Sentinel address"},
+		{"cluster without addresses", "psp_guard {\nstore redis cluster {\ntls\n}\n}", "store redis cluster needs at least one node address"},
+		{"url with two arguments", "psp_guard {\nstore redis redis://a redis://b\n}", "wrong argument count"},
+		{"db with cluster", "psp_guard {\nstore redis cluster 127.0.0.1:7000 {\ndb 1\n}\n}", "db is not for store redis cluster"},
+		{"bad db", "psp_guard {\nstore redis redis://x {\ndb one\n}\n}", `db must be a whole number from 0, not "one"`},
+		{"negative db", "psp_guard {\nstore redis redis://x {\ndb -1\n}\n}", `db must be a whole number from 0, not "-1"`},
+		{"sentinel password without sentinel", "psp_guard {\nstore redis cluster 127.0.0.1:7000 {\nsentinel_password x\n}\n}", "sentinel_password is only for store redis sentinel"},
+		{"tls with a value", "psp_guard {\nstore redis redis://x {\ntls yes\n}\n}", "wrong argument count"},
+		{"password without value", "psp_guard {\nstore redis redis://x {\npassword\n}\n}", "password needs a value"},
+		{"repeated store option", "psp_guard {\nstore redis redis://x {\nusername a\nusername b\n}\n}", "store: username given more than once"},
 		{"unknown ledger option", "psp_guard {\nledger {\nsize 5\n}\n}", `unrecognized ledger subdirective "size"`},
 		{"bad lookup timeout", "psp_guard {\nlookup_timeout -1s\n}", `lookup_timeout: invalid duration "-1s"`},
 		{"block on value", "psp_guard {\nrules a.yaml {\nx\n}\n}", "rules takes no block"},

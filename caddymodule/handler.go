@@ -42,6 +42,7 @@ const (
 	defaultStoreTimeout   = 500 * time.Millisecond
 	defaultRedisPrefix    = "pspguard"
 	defaultSite           = "default"
+	defaultClusterPrefix  = "{pspguard}" // a hash tag: one slot for every key
 )
 
 // Handler is the psp_guard HTTP handler. It sits in front of reverse_proxy
@@ -123,17 +124,44 @@ type IdempotencyConfig struct {
 	RequireKey bool `json:"require_key,omitempty"`
 }
 
-// StoreConfig selects the state store.
+// StoreConfig selects the state store. Every string may be a {env.NAME}
+// placeholder, resolved when the config is loaded: the config Caddy serves
+// at /config/ and autosaves keeps the placeholder, not the value.
 type StoreConfig struct {
 	// Type is "memory" (default) or "redis".
 	Type string `json:"type,omitempty"`
+	// Topology of Redis: empty for one server (URL), "sentinel" (a primary
+	// and replicas watched by Sentinel: MasterName and the Sentinels'
+	// Addrs) or "cluster" (Redis Cluster: Addrs of any reachable nodes).
+	Topology string `json:"topology,omitempty"`
 	// URL of the Redis server (redis:// or rediss://, with password and db).
 	URL string `json:"url,omitempty"`
+	// MasterName is the name Sentinel knows the primary by.
+	MasterName string `json:"master_name,omitempty"`
+	// Addrs are host:port addresses of the Sentinels or Cluster nodes.
+	Addrs []string `json:"addrs,omitempty"`
 	// Timeout bounds every store operation; a slower store is treated as
 	// down (503, fail closed). Default 500ms.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
-	// Prefix of every Redis key. Default "pspguard".
+	// Prefix of every Redis key. Default "pspguard", on a Cluster
+	// "{pspguard}": there it must be a hash tag, so that each script's keys
+	// share a slot.
 	Prefix string `json:"prefix,omitempty"`
+	// Username and Password authenticate to Redis (ACL user names from
+	// Redis 6; a password alone for requirepass).
+	Username string `json:"username,omitempty"`
+	Password string `json:"password,omitempty"`
+	// DB is the database number; not for a Cluster, which has only 0.
+	DB string `json:"db,omitempty"`
+	// TLS connects over TLS; CAFile (PEM) replaces the system's trusted
+	// roots, CertFile and KeyFile are a client certificate. Any of the
+	// files turns TLS on.
+	TLS      bool   `json:"tls,omitempty"`
+	CAFile   string `json:"ca_file,omitempty"`
+	CertFile string `json:"cert_file,omitempty"`
+	KeyFile  string `json:"key_file,omitempty"`
+	// SentinelPassword authenticates to the Sentinels themselves.
+	SentinelPassword string `json:"sentinel_password,omitempty"`
 }
 
 // LedgerConfig bounds the capture ledger.
@@ -236,6 +264,9 @@ func (h *Handler) setDefaults() {
 	}
 	if h.Store.Prefix == "" {
 		h.Store.Prefix = defaultRedisPrefix
+		if h.Store.Topology == topologyCluster {
+			h.Store.Prefix = defaultClusterPrefix
+		}
 	}
 	if h.Ledger == nil {
 		h.Ledger = new(LedgerConfig)
@@ -282,8 +313,17 @@ func (h *Handler) Validate() error {
 			return fmt.Errorf("psp_guard: store memory takes no URL")
 		}
 	case "redis":
-		if h.Store.URL == "" {
-			return fmt.Errorf("psp_guard: store redis needs a URL")
+		switch h.Store.Topology {
+		case topologyServer:
+			if h.Store.URL == "" {
+				return fmt.Errorf("psp_guard: store redis needs a URL")
+			}
+		case topologySentinel, topologyCluster:
+			if h.Store.URL != "" {
+				return fmt.Errorf("psp_guard: store redis %s takes addresses, not a URL", h.Store.Topology)
+			}
+		default:
+			return fmt.Errorf("psp_guard: store redis topology must be sentinel or cluster, not %q", h.Store.Topology)
 		}
 	default:
 		return fmt.Errorf("psp_guard: store must be memory or redis, not %q", h.Store.Type)

@@ -1,9 +1,16 @@
 package caddymodule
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/caddyserver/caddy/v2"
 
 	"github.com/pspguard/pspguard/internal/redistest"
 )
@@ -87,5 +94,82 @@ func TestRedisDownFailsClosed(t *testing.T) {
 	}
 	if resp, body := g.do("POST", "/payments/v1/sessions", "shoeshop", `{}`); resp.StatusCode != http.StatusOK {
 		t.Errorf("a payment session (not guarded) with the store down: %d %s", resp.StatusCode, body)
+	}
+}
+
+// A Redis password given as {env.NAME} is used to log in, and Caddy's
+// config API and autosaved config show the placeholder, never the password.
+func TestRedisSecretFromEnvironment(t *testing.T) {
+	url := redistest.URL(t)
+	admin := redistest.Client(t)
+	ctx := context.Background()
+	const user, secret = "pspguard-env-test", "env-secret-7c1e0b"
+	if err := admin.Do(ctx, "ACL", "SETUSER", user, "reset", "on", ">"+secret, "~*", "&*", "+@all").Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Do(context.Background(), "ACL", "DELUSER", user) })
+	t.Setenv("PSPGUARD_TEST_REDIS_USER", user)
+	t.Setenv("PSPGUARD_TEST_REDIS_PASSWORD", secret)
+	// Autosave to a file of this test's own: the default one is shared by
+	// every Caddy on the machine.
+	autosave := caddy.ConfigAutosavePath
+	caddy.ConfigAutosavePath = filepath.Join(t.TempDir(), "autosave.json")
+	t.Cleanup(func() { caddy.ConfigAutosavePath = autosave })
+
+	g := newGateway(t, exampleRules, fmt.Sprintf(`store redis %s {
+		username {env.PSPGUARD_TEST_REDIS_USER}
+		password {env.PSPGUARD_TEST_REDIS_PASSWORD}
+		prefix caddymodule-%s
+	}`, url, t.Name()))
+	id := g.createOrder("shoeshop", 5000, false)
+	if resp, body := g.capture("shoeshop", id, 3000, "Klarna-Idempotency-Key", "env-1"); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("capture: %d %s", resp.StatusCode, body)
+	}
+	clients, err := admin.ClientList(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(clients, "user="+user+" ") {
+		t.Errorf("no connection logged in as %s:\n%s", user, clients)
+	}
+
+	resp, err := http.Get("http://localhost:2999/config/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.Contains(string(cfg), secret) || !strings.Contains(string(cfg), "{env.PSPGUARD_TEST_REDIS_PASSWORD}") {
+		t.Errorf("GET /config/ shows %s", cfg)
+	}
+	saved, err := os.ReadFile(caddy.ConfigAutosavePath)
+	if err != nil {
+		t.Fatalf("reading the autosaved config: %v", err)
+	}
+	if strings.Contains(string(saved), secret) || !strings.Contains(string(saved), "{env.PSPGUARD_TEST_REDIS_PASSWORD}") {
+		t.Errorf("the autosaved config %s holds %s", caddy.ConfigAutosavePath, saved)
+	}
+}
+
+// A wrong password from the environment is a refused login: guarded
+// writes get 503, as with Redis down, and nothing reaches the PSP.
+func TestRedisWrongPasswordFromEnvironment(t *testing.T) {
+	url := redistest.URL(t)
+	admin := redistest.Client(t)
+	ctx := context.Background()
+	const user = "pspguard-env-wrong"
+	if err := admin.Do(ctx, "ACL", "SETUSER", user, "reset", "on", ">right-password", "~*", "&*", "+@all").Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Do(context.Background(), "ACL", "DELUSER", user) })
+	t.Setenv("PSPGUARD_TEST_REDIS_PASSWORD", "wrong-password")
+	g := newGateway(t, exampleRules, fmt.Sprintf("store redis %s {\nusername %s\npassword {env.PSPGUARD_TEST_REDIS_PASSWORD}\n}", url, user))
+	id := g.createOrderDirect("shoeshop", 5000)
+	resp, body := g.capture("shoeshop", id, 100)
+	if code, _ := klarnaError(t, body); resp.StatusCode != http.StatusServiceUnavailable || code != "TEMPORARILY_UNAVAILABLE" {
+		t.Fatalf("capture with a wrong password: %d %s", resp.StatusCode, body)
+	}
+	if n := g.pspRequests("klarna.capture"); n != 0 {
+		t.Errorf("the PSP received %d captures", n)
 	}
 }

@@ -34,14 +34,16 @@ type pooledCreds struct{ credentials.Store }
 
 func (*pooledCreds) Destruct() error { return nil }
 
+// pooledRedis is one Redis client (one server, Sentinel or Cluster) shared
+// by every store and config that names the same connection.
 type pooledRedis struct {
-	client   *redis.Client
+	client   redis.UniversalClient
 	pipeline *redis.AutoPipeliner
 	err      error
 }
 
-func newPooledRedis(opts *redis.Options) *pooledRedis {
-	p := &pooledRedis{client: redis.NewClient(opts)}
+func newPooledRedis(client redis.UniversalClient) *pooledRedis {
+	p := &pooledRedis{client: client}
 	// It fails only for invalid pipeline options, and the defaults are valid.
 	p.pipeline, p.err = p.client.AutoPipeline()
 	return p
@@ -76,17 +78,19 @@ func (h *Handler) acquireState() error {
 		newCreds = func() credentials.Store { return credentials.NewMemory(credentials.Options{Now: h.now}) }
 
 	case "redis":
-		opts, err := redis.ParseURL(h.Store.URL)
-		if err != nil {
-			// The URL may hold a password: do not echo it back.
-			return fmt.Errorf("psp_guard: store redis: invalid URL")
+		store := h.Store.resolved()
+		if store.Prefix == "" { // a placeholder of an unset variable
+			store.Prefix = defaultRedisPrefix
+			if store.Topology == topologyCluster {
+				store.Prefix = defaultClusterPrefix
+			}
 		}
-		timeout := time.Duration(h.Store.Timeout)
-		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = timeout, timeout, timeout
-		opts.MaxRetries = -1   // a retried script could run twice; the caller decides
-		opts.DialerRetries = 1 // a dead Redis must give a fast 503, not a slow one
-		key := fmt.Sprintf("redis/%s/timeout=%s", h.Store.URL, timeout)
-		conn, err := acquire(h, key, func() *pooledRedis { return newPooledRedis(opts) })
+		rc, err := newRedisClient(store)
+		if err != nil {
+			return fmt.Errorf("psp_guard: store redis: %w", err)
+		}
+		key := rc.key
+		conn, err := acquire(h, key, func() *pooledRedis { return newPooledRedis(rc.new()) })
 		if err != nil {
 			return err
 		}
@@ -99,18 +103,19 @@ func (h *Handler) acquireState() error {
 		// two per call under load, and costs nothing when calls are few.
 		client, ping := conn.pipeline, conn.client
 		h.pingStore = func(ctx context.Context) error { return ping.Ping(ctx).Err() }
-		lkey = fmt.Sprintf("%s/ledger/prefix=%s/ttl=%s/lease=%s", key, h.Store.Prefix, time.Duration(h.Ledger.OrderTTL), h.lease())
-		ikey = fmt.Sprintf("%s/idempotency/prefix=%s/ttl=%s", key, h.Store.Prefix, idemCfg.TTL)
+		prefix := store.Prefix
+		lkey = fmt.Sprintf("%s/ledger/prefix=%s/ttl=%s/lease=%s", key, prefix, time.Duration(h.Ledger.OrderTTL), h.lease())
+		ikey = fmt.Sprintf("%s/idempotency/prefix=%s/ttl=%s", key, prefix, idemCfg.TTL)
 		newLedger = func() ledger.Store {
-			return ledger.NewRedis(client, ledger.RedisOptions{Prefix: h.Store.Prefix,
+			return ledger.NewRedis(client, ledger.RedisOptions{Prefix: prefix,
 				OrderTTL: time.Duration(h.Ledger.OrderTTL), Lease: h.lease()})
 		}
 		newIdem = func() idempotency.Store {
-			return idempotency.NewRedis(client, idempotency.RedisOptions{Prefix: h.Store.Prefix, Config: idemCfg})
+			return idempotency.NewRedis(client, idempotency.RedisOptions{Prefix: prefix, Config: idemCfg})
 		}
-		ckey = fmt.Sprintf("%s/credentials/prefix=%s/psp=%s", key, h.Store.Prefix, h.dialect.Name())
+		ckey = fmt.Sprintf("%s/credentials/prefix=%s/psp=%s", key, prefix, h.dialect.Name())
 		newCreds = func() credentials.Store {
-			return credentials.NewRedis(client, h.Store.Prefix, h.dialect.Name(), credentials.Options{Now: h.now})
+			return credentials.NewRedis(client, prefix, h.dialect.Name(), credentials.Options{Now: h.now})
 		}
 
 	default:
