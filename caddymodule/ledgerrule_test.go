@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/pspguard/pspguard/internal/ledger"
 	"github.com/pspguard/pspguard/internal/pspsim"
+	"github.com/pspguard/pspguard/internal/redistest"
 )
 
 // The tests of the ledger's rule through a real Caddy: any evidence may make
@@ -107,8 +109,9 @@ func (f *faultyPSP) dropNextChange() {
 
 // newFaultyGateway is newGateway with the faultyPSP in front of the
 // simulator, which enforces no capture limits of its own: whatever the
-// gateway lets through is money moved.
-func newFaultyGateway(t *testing.T) (*gateway, *faultyPSP) {
+// gateway lets through is money moved. extra is added to the psp_guard
+// block (a store).
+func newFaultyGateway(t *testing.T, extra ...string) (*gateway, *faultyPSP) {
 	t.Helper()
 	sim := pspsim.New(pspsim.Options{Seed: 1, NoLimits: true})
 	f := &faultyPSP{sim: sim, created: make(map[string]*httptest.ResponseRecorder)}
@@ -120,8 +123,17 @@ func newFaultyGateway(t *testing.T) (*gateway, *faultyPSP) {
 		t.Fatal(err)
 	}
 	g.tester = caddytest.NewTester(t)
-	g.load("")
+	g.load(strings.Join(extra, "\n"))
 	return g, f
+}
+
+// bothStores runs test with the memory store and with a Redis store (the
+// Lua scripts are the rule's other implementation).
+func bothStores(t *testing.T, test func(t *testing.T, store string)) {
+	t.Run("memory", func(t *testing.T) { test(t, "") })
+	t.Run("redis", func(t *testing.T) {
+		test(t, fmt.Sprintf("store redis %s {\nprefix caddymodule-%s\n}", redistest.URL(t), rand.Text()))
+	})
 }
 
 // captured is the order's captured amount at the PSP.
@@ -140,7 +152,11 @@ func (g *gateway) wantCaptures(what string, want int) {
 // A merchant's own order read, answered before a capture went through and
 // passed on after it, does not wipe the capture from the ledger.
 func TestStaleMerchantReadKeepsCapture(t *testing.T) {
-	g, f := newFaultyGateway(t)
+	bothStores(t, testStaleMerchantReadKeepsCapture)
+}
+
+func testStaleMerchantReadKeepsCapture(t *testing.T, store string) {
+	g, f := newFaultyGateway(t, store)
 	id := g.createOrder("shoeshop", 1000, false)
 
 	taken, release := f.holdNextRead()
@@ -172,7 +188,11 @@ func TestStaleMerchantReadKeepsCapture(t *testing.T) {
 // answered before the other's capture went through does not let it capture
 // again.
 func TestStaleLookupConcurrentCaptures(t *testing.T) {
-	g, f := newFaultyGateway(t)
+	bothStores(t, testStaleLookupConcurrentCaptures)
+}
+
+func testStaleLookupConcurrentCaptures(t *testing.T, store string) {
+	g, f := newFaultyGateway(t, store)
 	id := g.createOrderDirect("shoeshop", 1000)
 
 	taken, release := f.holdNextRead()
@@ -198,6 +218,10 @@ func TestStaleLookupConcurrentCaptures(t *testing.T) {
 // An order change applied by the PSP whose answer was lost bounds the order
 // as if applied: the next capture reads the order first.
 func TestLostOrderChangeAnswer(t *testing.T) {
+	bothStores(t, testLostOrderChangeAnswer)
+}
+
+func testLostOrderChangeAnswer(t *testing.T, store string) {
 	for _, c := range []struct {
 		name, method, path, body string
 		capture                  int64 // more than the change leaves
@@ -207,7 +231,7 @@ func TestLostOrderChangeAnswer(t *testing.T) {
 		{"cancel", "POST", "/cancel", "", 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			g, f := newFaultyGateway(t)
+			g, f := newFaultyGateway(t, store)
 			id := g.createOrder("shoeshop", 1000, false)
 			f.dropNextChange()
 			if resp, body := g.do(c.method, "/ordermanagement/v1/orders/"+id+c.path, "shoeshop", c.body); resp.StatusCode < 500 {
