@@ -27,6 +27,7 @@ func (h *Handler) checkAutoCapture(w http.ResponseWriter, x *exchange) bool {
 	}
 	req := x.req
 	d := h.rules.Load().Decide(rules.Order{
+		User:          x.id.User,
 		Merchant:      x.id.Merchant,
 		AutoCapture:   rulesAutoCapture(req.AutoCapture),
 		PhysicalLines: req.PhysicalLines,

@@ -272,6 +272,49 @@ func TestCaptureLedger(t *testing.T) {
 	}
 }
 
+// One merchant, two credentials: a web shop creates an order as PK1_web and
+// its ERP captures it as PK1_erp. The order has one ledger entry, so
+// neither credential can capture more than the other left; and a refusal
+// stating amounts still goes only to credentials the PSP accepted, one
+// credential at a time. The PSP enforces no limits of its own, so any
+// capture the gateway let through too many would be money moved.
+func TestCaptureLedgerOneMerchantTwoCredentials(t *testing.T) {
+	g := newGatewaySim(t, pspsim.Options{Seed: 1, NoLimits: true, Passwords: map[string]string{"PK1_erp": "secret"}}, exampleRules, "", "")
+	id := g.createOrder("PK1_web", 1000, false)
+	captures := func() int { return g.pspRequests("klarna.capture") }
+	captured := func() int64 { return g.sim.Stats().Orders[id].CapturedAmount }
+
+	// A caller who knows the ERP's user name but not its password learns
+	// nothing of the order from the web shop's entry.
+	resp, body := g.capture("PK1_erp:guess", id, 7000)
+	if code, _ := klarnaError(t, body); resp.StatusCode != 401 || code != "UNAUTHORIZED" || strings.Contains(body, "1000") {
+		t.Fatalf("wrong password of a second credential: %d %s", resp.StatusCode, body)
+	}
+
+	if resp, body := g.capture("PK1_erp", id, 600); resp.StatusCode != 201 {
+		t.Fatalf("capture with the second credential: %d %s", resp.StatusCode, body)
+	}
+	before := captures()
+	resp, body = g.capture("PK1_web", id, 1000)
+	if code, msg := klarnaError(t, body); resp.StatusCode != 403 || code != "CAPTURE_NOT_ALLOWED" ||
+		msg != "captured_amount 1000 exceeds the remaining authorized amount 400" {
+		t.Fatalf("first credential capturing the whole order again: %d %s", resp.StatusCode, body)
+	}
+	if captures() != before {
+		t.Fatal("the refused capture reached the PSP")
+	}
+	if resp, body := g.capture("PK1_web", id, 400); resp.StatusCode != 201 {
+		t.Fatalf("capturing the rest with the first credential: %d %s", resp.StatusCode, body)
+	}
+	before = captures()
+	if resp, body := g.capture("PK1_erp", id, 1); resp.StatusCode != 403 || !strings.Contains(body, "the order cannot be captured: it is captured") {
+		t.Fatalf("second credential after the order is captured: %d %s", resp.StatusCode, body)
+	}
+	if captures() != before || captured() != 1000 {
+		t.Fatalf("the PSP received %d more captures and captured %d; want none and 1000", captures()-before, captured())
+	}
+}
+
 // A capture the ledger refuses is answered with what the ledger knows of
 // the order, so only to credentials the PSP accepts. A caller who knows a
 // merchant's user name but not its password gets the PSP's own 401, as

@@ -18,7 +18,8 @@ const (
 
 // Order is what a decision needs to know about a create-order request.
 type Order struct {
-	Merchant      string // the merchant identity the rules are keyed by
+	User          string // the credential's user name (Klarna: PK12345_1a2b3c4d); "" for none
+	Merchant      string // the merchant it belongs to (Klarna: the merchant id, PK12345)
 	AutoCapture   AutoCapture
 	PhysicalLines bool     // at least one order line of type "physical"
 	EMDKeys       []string // top-level keys present and non-empty in the extra merchant data (attachment.body)
@@ -73,12 +74,24 @@ type Decision struct {
 	merchant *merchant // nil when the merchant is not listed
 }
 
+// merchant finds the merchant's entry: by the user name first, so that an
+// entry written for one credential of a merchant keeps applying to it, and
+// then by the merchant id, which covers all its credentials.
+func (r *Rules) merchant(o *Order) *merchant {
+	if o.User != "" {
+		if m := r.merchants[o.User]; m != nil {
+			return m
+		}
+	}
+	return r.merchants[o.Merchant]
+}
+
 // Decide applies the rules to an order at the instant now. The checks run
 // in this order: a malformed flag; no auto-capture (allowed); the
 // merchant's category or approval; the category's extra merchant data;
 // physical order lines. Decide does not allocate.
 func (r *Rules) Decide(o Order, now time.Time) Decision {
-	m := r.merchants[o.Merchant]
+	m := r.merchant(&o)
 	ci := r.defaultCategory
 	if m != nil {
 		ci = m.category

@@ -88,6 +88,13 @@ func TestDecide(t *testing.T) {
 		{"empty merchant", Order{AutoCapture: yes}, day, false, ReasonMerchantUnknown, Unknown, ""},
 		{"merchant names are exact", Order{Merchant: "Digital", AutoCapture: yes}, day, false, ReasonMerchantUnknown, Unknown, ""},
 
+		// Entries are found by the user name first, then by the merchant id.
+		{"merchant id of a user name", Order{User: "digital_web", Merchant: "digital", AutoCapture: yes}, day, true, ReasonCategoryAllowed, DigitalProducts, ""},
+		{"user name listed", Order{User: "shoes", Merchant: "digital", AutoCapture: yes}, day, false, ReasonCategoryNotAllowed, PhysicalGoods, ""},
+		{"user name listed before its merchant id", Order{User: "approved", Merchant: "shoes", AutoCapture: yes}, day, true, ReasonApproved, PhysicalGoods, "KL-2026-118"},
+		{"neither listed", Order{User: "stranger_1", Merchant: "stranger", AutoCapture: yes}, day, false, ReasonMerchantUnknown, Unknown, ""},
+		{"a user name is not a merchant id", Order{User: "digital", Merchant: "", AutoCapture: yes}, day, true, ReasonCategoryAllowed, DigitalProducts, ""},
+
 		// Approvals.
 		{"approved", Order{Merchant: "approved", AutoCapture: yes}, day, true, ReasonApproved, PhysicalGoods, "KL-2026-118"},
 		{"approved is exempt from physical lines", Order{Merchant: "approved", AutoCapture: yes, PhysicalLines: true}, day, true, ReasonApproved, PhysicalGoods, "KL-2026-118"},

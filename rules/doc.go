@@ -24,13 +24,19 @@
 //	    vouchers: voucher
 //	  physical_lines_allowed: [in_store, fulfilment_24h]
 //	categories: [travel]            # more category names, besides the built-in ones
-//	merchants:                      # keyed by merchant identity (Klarna: the Basic-auth username)
+//	merchants:                      # keyed by merchant id (Klarna: the Basic-auth username up to its first '_'), or by username
 //	  approvedshop:
 //	    category: physical_goods
 //	    auto_capture_approval:
 //	      reference: KL-2026-118
 //	      expires: 2027-06-30       # counts through this whole day, UTC
 //	default_category: unknown
+//
+// A merchant is looked up by the credential's user name first
+// (Order.User, such as PK12345_1a2b3c4d) and then by its merchant id
+// (Order.Merchant, PK12345): an entry for the merchant id covers every
+// credential of the merchant, and one for a user name overrides it for
+// that credential.
 //
 // Built-in categories are the five above plus physical_goods and unknown.
 // Defaults for keys left out:

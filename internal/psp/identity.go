@@ -10,10 +10,16 @@ import (
 	"unicode/utf8"
 )
 
-// basicIdentity reads Klarna's HTTP Basic credentials. Merchant is the user
-// name; a raw API key (a credential without a colon, or a user name that
-// starts with "klarna_") is a secret, so Merchant is "key:" and the first 16
-// hex digits of its SHA-256 instead.
+// basicIdentity reads Klarna's HTTP Basic credentials. User is the user
+// name and Merchant the merchant id it starts with: the part before its
+// first '_' (Klarna's user names are the merchant id, '_' and a random
+// suffix: PK12345_1a2b3c4d), or the whole name when it has no '_'. One
+// merchant holds several credentials at once (a web shop creates orders,
+// an ERP captures them), and its orders belong to the merchant whichever
+// credential touches them. A raw API key (a credential without a colon, or
+// a user name that starts with "klarna_") is a secret that names no
+// merchant id, so Merchant is "key:" and the first 16 hex digits of its
+// SHA-256 instead, and User is empty.
 //
 // Anything but exactly one well-formed Basic header is refused: a lenient
 // PSP might accept a spelling (a second header, another scheme, sloppy
@@ -49,18 +55,28 @@ func basicIdentity(h http.Header) (Identity, error) {
 		return Identity{}, BadValue("Authorization", "the Authorization header's Basic credentials must be UTF-8 text without control characters")
 	}
 	user, _, hasColon := bytes.Cut(raw, []byte{':'})
-	var merchant string
+	id := Identity{CredentialDigest: sha256.Sum256(raw)}
 	switch {
 	case !hasColon:
-		merchant = keyMerchant(raw)
+		id.Merchant = keyMerchant(raw)
 	case bytes.HasPrefix(user, []byte("klarna_")):
-		merchant = keyMerchant(user)
+		id.Merchant = keyMerchant(user)
 	case len(user) == 0:
 		return Identity{}, BadValue("Authorization", "the Authorization header's Basic credentials have an empty user name")
 	default:
-		merchant = string(user)
+		id.User = string(user)
+		id.Merchant = merchantID(id.User)
 	}
-	return Identity{Merchant: merchant, CredentialDigest: sha256.Sum256(raw)}, nil
+	return id, nil
+}
+
+// merchantID is the merchant id a Klarna user name starts with: the part
+// before its first '_', or the whole name if that part is empty.
+func merchantID(user string) string {
+	if i := strings.IndexByte(user, '_'); i > 0 {
+		return user[:i]
+	}
+	return user
 }
 
 // apiKeyIdentity reads an API key header (Hellgate's X-API-Key).

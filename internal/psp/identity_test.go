@@ -20,18 +20,25 @@ func TestKlarnaIdentity(t *testing.T) {
 		name     string
 		auth     []string
 		merchant string
+		user     string
 		cred     string // the credential digested
 	}{
-		{"user and password", []string{basic("PK12345_1a2b3c4d:s3cr3t")}, "PK12345_1a2b3c4d", "PK12345_1a2b3c4d:s3cr3t"},
-		{"scheme in lower case", []string{"basic " + base64.StdEncoding.EncodeToString([]byte("shoeshop:pw"))}, "shoeshop", "shoeshop:pw"},
-		{"scheme in upper case", []string{"BASIC " + base64.StdEncoding.EncodeToString([]byte("shoeshop:pw"))}, "shoeshop", "shoeshop:pw"},
-		{"two spaces", []string{"Basic  " + base64.StdEncoding.EncodeToString([]byte("shoeshop:pw"))}, "shoeshop", "shoeshop:pw"},
-		{"password with a colon", []string{basic("shoeshop:p:w")}, "shoeshop", "shoeshop:p:w"},
-		{"empty password", []string{basic("shoeshop:")}, "shoeshop", "shoeshop:"},
-		{"raw API key", []string{basic("klarna_test_api_Zk9kSDdw")}, keyName("klarna_test_api_Zk9kSDdw"), "klarna_test_api_Zk9kSDdw"},
-		{"API key as user name", []string{basic("klarna_live_api_Zk9kSDdw:")}, keyName("klarna_live_api_Zk9kSDdw"), "klarna_live_api_Zk9kSDdw:"},
-		{"credential without a colon", []string{basic("opaque-secret")}, keyName("opaque-secret"), "opaque-secret"},
-		{"no header", nil, "", ""},
+		{"user and password", []string{basic("PK12345_1a2b3c4d:s3cr3t")}, "PK12345", "PK12345_1a2b3c4d", "PK12345_1a2b3c4d:s3cr3t"},
+		{"another credential of the merchant", []string{basic("PK12345_erp:s3cr3t")}, "PK12345", "PK12345_erp", "PK12345_erp:s3cr3t"},
+		{"merchant id before the first underscore", []string{basic("PK1_web_2:pw")}, "PK1", "PK1_web_2", "PK1_web_2:pw"},
+		{"user name without an underscore", []string{basic("shoeshop:pw")}, "shoeshop", "shoeshop", "shoeshop:pw"},
+		{"user name starting with an underscore", []string{basic("_shop:pw")}, "_shop", "_shop", "_shop:pw"},
+		{"user name ending with an underscore", []string{basic("PK1_:pw")}, "PK1", "PK1_", "PK1_:pw"},
+		{"scheme in lower case", []string{"basic " + base64.StdEncoding.EncodeToString([]byte("shoeshop:pw"))}, "shoeshop", "shoeshop", "shoeshop:pw"},
+		{"scheme in upper case", []string{"BASIC " + base64.StdEncoding.EncodeToString([]byte("shoeshop:pw"))}, "shoeshop", "shoeshop", "shoeshop:pw"},
+		{"two spaces", []string{"Basic  " + base64.StdEncoding.EncodeToString([]byte("shoeshop:pw"))}, "shoeshop", "shoeshop", "shoeshop:pw"},
+		{"password with a colon", []string{basic("shoeshop:p:w")}, "shoeshop", "shoeshop", "shoeshop:p:w"},
+		{"empty password", []string{basic("shoeshop:")}, "shoeshop", "shoeshop", "shoeshop:"},
+		{"raw API key", []string{basic("klarna_test_api_Zk9kSDdw")}, keyName("klarna_test_api_Zk9kSDdw"), "", "klarna_test_api_Zk9kSDdw"},
+		{"API key as user name", []string{basic("klarna_live_api_Zk9kSDdw:")}, keyName("klarna_live_api_Zk9kSDdw"), "", "klarna_live_api_Zk9kSDdw:"},
+		{"credential without a colon", []string{basic("opaque-secret")}, keyName("opaque-secret"), "", "opaque-secret"},
+		{"credential without a colon, with an underscore", []string{basic("PK1_secret")}, keyName("PK1_secret"), "", "PK1_secret"},
+		{"no header", nil, "", "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -47,8 +54,8 @@ func TestKlarnaIdentity(t *testing.T) {
 			if tt.cred != "" {
 				want = sha256.Sum256([]byte(tt.cred))
 			}
-			if id.Merchant != tt.merchant || id.CredentialDigest != want {
-				t.Errorf("Identity = %q %x, want %q %x", id.Merchant, id.CredentialDigest, tt.merchant, want)
+			if id.Merchant != tt.merchant || id.User != tt.user || id.CredentialDigest != want {
+				t.Errorf("Identity = %q %q %x, want %q %q %x", id.Merchant, id.User, id.CredentialDigest, tt.merchant, tt.user, want)
 			}
 		})
 	}

@@ -77,11 +77,17 @@ type Route struct {
 }
 
 // Identity is who the caller is, derived from its credentials. Merchant is
-// safe to log and to key rules and the ledger by; CredentialDigest is a
-// SHA-256 over the caller's complete credentials and is what idempotency
-// results are scoped to. The credentials themselves are never kept.
+// the merchant the credentials belong to: safe to log, and what the ledger
+// keys orders by, since every credential of a merchant reaches its orders.
+// User is the Klarna user name (PK12345_1a2b3c4d, of merchant PK12345), ""
+// for credentials that are API keys; rules keyed by a user name are found
+// by it. CredentialDigest is a SHA-256 over the caller's complete
+// credentials: idempotency results are scoped to it, and the PSP's
+// acceptance of credentials is recorded by it. The credentials themselves
+// are never kept.
 type Identity struct {
 	Merchant         string
+	User             string
 	CredentialDigest [32]byte
 }
 

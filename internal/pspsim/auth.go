@@ -16,10 +16,12 @@ type identity struct {
 }
 
 // identify derives the merchant from the PSP's credential header. Klarna:
-// HTTP Basic, where username:password names the merchant by its username
-// (any non-empty password is accepted, unless passwords lists the user
-// name: then only that one) and a raw API key without a colon is the
-// merchant itself. Hellgate: the X-API-Key value is the merchant.
+// HTTP Basic, where username:password names the merchant by the merchant
+// id its username starts with, the part before the first '_' (PK12345 for
+// PK12345_1a2b3c4d, so all of a merchant's credentials own its orders; any
+// non-empty password is accepted, unless passwords lists the user name:
+// then only that one), and a raw API key without a colon is the merchant
+// itself. Hellgate: the X-API-Key value is the merchant.
 // Credentials that are keys are shown only as KeyID.
 func identify(psp string, h http.Header, passwords map[string]string) identity {
 	switch psp {
@@ -42,7 +44,11 @@ func identify(psp string, h http.Header, passwords map[string]string) identity {
 		if want, ok := passwords[user]; ok && subtle.ConstantTimeCompare([]byte(pass), []byte(want)) != 1 {
 			return identity{}
 		}
-		return identity{owner: "user:" + user, name: user}
+		merchant := user
+		if i := strings.IndexByte(user, '_'); i > 0 {
+			merchant = user[:i]
+		}
+		return identity{owner: "merchant:" + merchant, name: user}
 	case pspHellgate:
 		if key := h.Get("X-API-Key"); key != "" {
 			return identity{owner: "key:" + key, name: KeyID(key)}

@@ -14,8 +14,10 @@ func TestIdentify(t *testing.T) {
 		header http.Header
 		want   identity
 	}{
-		{"Klarna user", pspKlarna, http.Header{"Authorization": {basic("PK1_a:pw")}}, identity{"user:PK1_a", "PK1_a"}},
-		{"Klarna password with colon", pspKlarna, http.Header{"Authorization": {basic("PK1_a:p:w")}}, identity{"user:PK1_a", "PK1_a"}},
+		{"Klarna user", pspKlarna, http.Header{"Authorization": {basic("PK1_a:pw")}}, identity{"merchant:PK1", "PK1_a"}},
+		{"Klarna user of the same merchant", pspKlarna, http.Header{"Authorization": {basic("PK1_b:pw")}}, identity{"merchant:PK1", "PK1_b"}},
+		{"Klarna user without underscore", pspKlarna, http.Header{"Authorization": {basic("shop:pw")}}, identity{"merchant:shop", "shop"}},
+		{"Klarna password with colon", pspKlarna, http.Header{"Authorization": {basic("PK1_a:p:w")}}, identity{"merchant:PK1", "PK1_a"}},
 		{"Klarna API key", pspKlarna, http.Header{"Authorization": {basic("klarna_test_api_x")}}, identity{"key:klarna_test_api_x", KeyID("klarna_test_api_x")}},
 		{"Klarna none", pspKlarna, http.Header{}, identity{}},
 		{"Klarna, X-API-Key only", pspKlarna, http.Header{"X-Api-Key": {"k"}}, identity{}},
@@ -42,10 +44,11 @@ func TestIdentifyPasswords(t *testing.T) {
 		cred string
 		want identity
 	}{
-		{"PK1_a:right", identity{"user:PK1_a", "PK1_a"}},
+		{"PK1_a:right", identity{"merchant:PK1", "PK1_a"}},
 		{"PK1_a:wrong", identity{}},
 		{"PK1_a:righ", identity{}},
-		{"PK2_b:anything", identity{"user:PK2_b", "PK2_b"}},
+		{"PK2_b:anything", identity{"merchant:PK2", "PK2_b"}},
+		{"PK1_b:anything", identity{"merchant:PK1", "PK1_b"}},
 	} {
 		if got := identify(pspKlarna, http.Header{"Authorization": {basic(tt.cred)}}, passwords); got != tt.want {
 			t.Errorf("%s: %+v, want %+v", tt.cred, got, tt.want)
