@@ -172,7 +172,8 @@ func TestDecisionLogAuditTrail(t *testing.T) {
 			"auto_capture": "true", "auto_capture_field": "options.auto_capture", "line_types": []any{"physical"},
 			"purchase_ref": "body:" + digest(checkout)},
 		{"decision": "error", "reason": "bad_value", "message": "invalid value in $[*]: unexpected 't' (at byte offset 44)"},
-		{"operation": "capture", "order_id": ""},
+		// An order id that is not a UUID is refused with the path.
+		{"operation": "other", "decision": "error", "reason": "bad_value", "order_id": ""},
 	}
 	for i, w := range want {
 		for k, v := range w {

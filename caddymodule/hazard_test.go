@@ -276,6 +276,14 @@ func TestHazardCapture(t *testing.T) {
 func TestHazardPaths(t *testing.T) {
 	g := newGateway(t, exampleRules, "")
 	id := g.createOrder("shoeshop", 1000, false)
+	for i := 0; shortUUID(id) == id; i++ {
+		// The PSP reads the shortened spelling of an id as that order:
+		// find an order whose id has one (one in four has).
+		if i == 100 {
+			t.Fatal("no order id with a leading zero in a group")
+		}
+		id = g.createOrder("shoeshop", 1000, false)
+	}
 	over := `{"captured_amount":5000}`
 	auto := createBody(`,"auto_capture":true`)
 	om := "/ordermanagement/v1/orders/"
@@ -311,6 +319,16 @@ func TestHazardPaths(t *testing.T) {
 		{name: "create order: matrix parameter", path: "/payments/v1/authorizations/" + randToken() + "/order;a=b", body: auto},
 		{name: "checkout: trailing slash", path: "/checkout/v3/orders/", body: createBody(`,"options":{"auto_capture":true}`)},
 		{name: "checkout: json suffix", path: "/checkout/v3/orders.json", body: createBody(`,"options":{"auto_capture":true}`)},
+		// Order ids a Java PSP reads as a UUID, or that are no UUID at all.
+		{name: "order id with shortened groups", path: om + shortUUID(id) + "/captures", body: over},
+		{name: "order id with a group one digit short", path: om + id[:9] + id[10:] + "/captures", body: over},
+		{name: "order id with a leading zero added", path: om + "0" + id + "/captures", body: over},
+		{name: "order id without dashes", path: om + strings.ReplaceAll(id, "-", "") + "/captures", body: over},
+		{name: "order id with a suffix", path: om + id + "-1/captures", body: over},
+		{name: "order id not a UUID", path: om + "order_42/captures", body: over},
+		{name: "order read with shortened groups", method: "GET", path: om + shortUUID(id)},
+		{name: "update with shortened groups", method: "PATCH", path: om + shortUUID(id) + "/authorization", body: `{"order_amount":100000}`},
+		{name: "release with shortened groups", path: om + shortUUID(id) + "/release-remaining-authorization"},
 	}
 	for i := range rows {
 		rows[i].status, rows[i].code, rows[i].field = 400, "BAD_VALUE", "path"
@@ -325,6 +343,19 @@ func TestHazardPaths(t *testing.T) {
 		hazard{name: "query string", path: om + id + "/captures?captured_amount=1", body: over, status: 403, code: "CAPTURE_NOT_ALLOWED", field: "captured_amount 5000"},
 	)
 	runHazards(t, g, asMerchant("shoeshop"), rows, klarnaError)
+}
+
+// shortUUID spells a UUID with the leading zeros of each group dropped, as
+// Java's UUID.fromString still reads it (a-0-0-0-b).
+func shortUUID(id string) string {
+	groups := strings.Split(id, "-")
+	for i, g := range groups {
+		if g = strings.TrimLeft(g, "0"); g == "" {
+			g = "0"
+		}
+		groups[i] = g
+	}
+	return strings.Join(groups, "-")
 }
 
 // Headers that decide identity, idempotency, the operation or how the body

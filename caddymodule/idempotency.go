@@ -35,7 +35,7 @@ func (h *Handler) claimKey(w http.ResponseWriter, r *http.Request, x *exchange) 
 		}
 		return false
 	}
-	x.idemKey = idempotency.Key{Scope: scopeOf(x.id, r), ID: key}
+	x.idemKey = idempotency.Key{Scope: scopeOf(x.id, r, x.route), ID: key}
 	ctx, cancel := h.storeContext(r.Context())
 	defer cancel()
 	claim, err := h.idem.Begin(ctx, x.idemKey, x.req.Fingerprint)

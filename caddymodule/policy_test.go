@@ -599,6 +599,29 @@ func TestIdempotentReplay(t *testing.T) {
 	}
 }
 
+// Spellings of an order id the PSP reads as one order share one
+// idempotency scope: the key names one request whichever way the path
+// spells the id.
+func TestIdempotencyScopeCanonicalOrderID(t *testing.T) {
+	g := newGateway(t, exampleRules, "")
+	id := g.createOrder("shoeshop", 1000, false)
+	key := []string{"Klarna-Idempotency-Key", "8c0d4c36-0f6b-4f62-a0c7-54d1e4b1f7a3"}
+	if resp, body := g.capture("shoeshop", id, 600, key...); resp.StatusCode != 201 {
+		t.Fatalf("capture: %d %s", resp.StatusCode, body)
+	}
+	resp, body := g.capture("shoeshop", strings.ToUpper(id), 600, key...)
+	if resp.StatusCode != 201 || resp.Header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("the same capture with the id in upper case: %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+	resp, body = g.capture("shoeshop", strings.ToUpper(id[:8])+id[8:], 300, key...)
+	if code, _ := klarnaError(t, body); resp.StatusCode != 422 || code != "IDEMPOTENCY_KEY_REUSED" {
+		t.Fatalf("the key with another capture and the id in mixed case: %d %s", resp.StatusCode, body)
+	}
+	if n, captured := g.pspRequests("klarna.capture"), g.sim.Stats().Orders[id].CapturedAmount; n != 1 || captured != 600 {
+		t.Fatalf("the PSP received %d captures and captured %d; want 1 and 600", n, captured)
+	}
+}
+
 // N concurrent identical requests reach the PSP once.
 func TestIdempotentConcurrent(t *testing.T) {
 	g := newGateway(t, exampleRules, "")

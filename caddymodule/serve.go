@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -312,12 +313,33 @@ func (h *Handler) unavailable(w http.ResponseWriter, x *exchange, msg string) {
 }
 
 // scopeOf is the idempotency scope: the caller's full credentials, the
-// method and the path.
-func scopeOf(id psp.Identity, r *http.Request) [32]byte {
+// method and the canonical path.
+func scopeOf(id psp.Identity, r *http.Request, route psp.Route) [32]byte {
 	var buf [256]byte // keeps a typical scope off the heap
 	b := append(buf[:0], id.CredentialDigest[:]...)
 	b = append(append(append(b, 0), r.Method...), 0)
-	return sha256.Sum256(append(b, r.URL.EscapedPath()...))
+	return sha256.Sum256(append(b, canonicalPath(r.URL.EscapedPath(), route.OrderID)...))
+}
+
+// canonicalPath is path with its order id spelled as classification keyed
+// it (a UUID in lower case): the PSP reads every spelling as the same
+// order, so they must share one idempotency scope. A guarded path is
+// otherwise canonical already, so only the id's letter case can differ.
+func canonicalPath(path, orderID string) string {
+	if orderID == "" {
+		return path
+	}
+	start := 0
+	for i := 0; i <= len(path); i++ {
+		if i < len(path) && path[i] != '/' {
+			continue
+		}
+		if seg := path[start:i]; seg != orderID && strings.EqualFold(seg, orderID) {
+			return path[:start] + orderID + path[i:] // a guarded path has one id segment
+		}
+		start = i + 1
+	}
+	return path
 }
 
 // tagOf identifies a keyed request across retries, for the ledger.

@@ -18,12 +18,12 @@ var klarnaRouter = &router{
 	patterns: []pattern{
 		{method: http.MethodPost, segs: []string{"payments", "v1", "authorizations", "", "order"}, op: OpCreateOrder},
 		{method: http.MethodPost, segs: []string{"checkout", "v3", "orders"}, op: OpCreateCheckoutOrder},
-		{method: http.MethodGet, segs: []string{"ordermanagement", "v1", "orders", ""}, op: OpGetOrder, hasID: true},
-		{method: http.MethodPost, segs: []string{"ordermanagement", "v1", "orders", "", "captures"}, op: OpCapture, hasID: true},
-		{method: http.MethodPatch, segs: []string{"ordermanagement", "v1", "orders", "", "authorization"}, op: OpUpdateAuthorization, hasID: true},
-		{method: http.MethodPost, segs: []string{"ordermanagement", "v1", "orders", "", "release-remaining-authorization"}, op: OpRelease, hasID: true},
-		{method: http.MethodPost, segs: []string{"ordermanagement", "v1", "orders", "", "cancel"}, op: OpCancel, hasID: true},
-		{method: http.MethodPost, segs: []string{"ordermanagement", "v1", "orders", "", "refunds"}, op: OpRefund, hasID: true},
+		{method: http.MethodGet, segs: []string{"ordermanagement", "v1", "orders", ""}, op: OpGetOrder, hasID: true, uuid: true},
+		{method: http.MethodPost, segs: []string{"ordermanagement", "v1", "orders", "", "captures"}, op: OpCapture, hasID: true, uuid: true},
+		{method: http.MethodPatch, segs: []string{"ordermanagement", "v1", "orders", "", "authorization"}, op: OpUpdateAuthorization, hasID: true, uuid: true},
+		{method: http.MethodPost, segs: []string{"ordermanagement", "v1", "orders", "", "release-remaining-authorization"}, op: OpRelease, hasID: true, uuid: true},
+		{method: http.MethodPost, segs: []string{"ordermanagement", "v1", "orders", "", "cancel"}, op: OpCancel, hasID: true, uuid: true},
+		{method: http.MethodPost, segs: []string{"ordermanagement", "v1", "orders", "", "refunds"}, op: OpRefund, hasID: true, uuid: true},
 	},
 }
 

@@ -15,6 +15,7 @@ type pattern struct {
 	segs   []string
 	op     Operation
 	hasID  bool // the id segment is the order id (false for a create-order token)
+	uuid   bool // the order id must be a UUID (Klarna)
 }
 
 // router classifies requests for one PSP. Paths whose first segment is a
@@ -65,7 +66,11 @@ func (rt *router) classify(method, rawPath string) (Route, error) {
 			continue
 		}
 		if p.hasID {
-			return Route{Op: p.op, OrderID: normalizeID(seg)}, nil
+			id := normalizeID(seg)
+			if p.uuid && !isUUID(id) {
+				return Route{}, BadValue("path", "the order id in the path must be a UUID written 8-4-4-4-12 in hexadecimal digits, such as f3392f8b-6116-4073-ab96-e330819e2c07")
+			}
+			return Route{Op: p.op, OrderID: id}, nil
 		}
 		return Route{Op: p.op, Token: seg}, nil
 	}
@@ -285,6 +290,31 @@ func normalizeID(id string) string {
 		return id
 	}
 	return strings.ToLower(id)
+}
+
+// isUUID reports whether id is a UUID in canonical lower-case form
+// (8-4-4-4-12 hexadecimal digits). Klarna's order ids are such UUIDs and
+// Klarna refuses any other id. A PSP binding the id with Java's
+// UUID.fromString would also read shortened groups (a-0-0-0-b) or, in some
+// versions, overlong ones as some UUID; which one is not ours to guess, so
+// such spellings are refused rather than given a ledger entry of their own.
+func isUUID(id string) bool {
+	if len(id) != 36 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if c != '-' {
+				return false
+			}
+		case '0' <= c && c <= '9', 'a' <= c && c <= 'f':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // validID reports whether id is a well-formed id segment: 1 to 128 of

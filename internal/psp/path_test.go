@@ -42,10 +42,9 @@ func TestClassifyKlarnaOperations(t *testing.T) {
 		{"POST", om + "/release-remaining-authorization", Route{Op: OpRelease, OrderID: orderID}},
 		{"POST", om + "/cancel", Route{Op: OpCancel, OrderID: orderID}},
 		{"POST", om + "/refunds", Route{Op: OpRefund, OrderID: orderID}},
-		{"POST", "/ordermanagement/v1/orders/Order_42-x/captures", Route{Op: OpCapture, OrderID: "Order_42-x"}},
 		// An upper-case UUID keys the same order as its lower-case spelling.
 		{"POST", "/ordermanagement/v1/orders/" + strings.ToUpper(orderID) + "/captures", Route{Op: OpCapture, OrderID: orderID}},
-		{"POST", "/ordermanagement/v1/orders/" + strings.Repeat("a", 128) + "/captures", Route{Op: OpCapture, OrderID: strings.Repeat("a", 128)}},
+		{"GET", "/ordermanagement/v1/orders/F3392F8B-6116-4073-Ab96-e330819E2C07", Route{Op: OpGetOrder, OrderID: orderID}},
 
 		// Canonical paths under a guarded prefix that are not guarded.
 		{"GET", om + "/captures/4ba29b50-be7b-44f5-a492-113e6a865e22", Route{}},
@@ -137,6 +136,40 @@ func TestClassifyKlarnaRefusesNonCanonicalPaths(t *testing.T) {
 			}
 			assertBadValue(t, err, "path", tt.msg)
 		})
+	}
+}
+
+// Klarna's order ids are UUIDs. A Java PSP reads shortened and some
+// overlong spellings as a UUID too; they, and every other id, are refused
+// rather than keyed as a second order.
+func TestClassifyKlarnaRefusesOrderIDsOtherThanUUIDs(t *testing.T) {
+	for _, id := range []string{
+		"a-0-0-0-b",                             // UUID.fromString: 0000000a-0000-0000-0000-00000000000b
+		"0000000a-0-0-0-00000000000b",           // one group shortened
+		"f3392f8b-6116-4073-ab96-e330819e2c0",   // last group one digit short
+		"f3392f8b-6116-4073-ab96-0e330819e2c07", // last group one digit long (masked by some Java versions)
+		"0f3392f8b-6116-4073-ab96-e330819e2c0",  // a group moved
+		"f3392f8b61164073ab96e330819e2c07",      // no dashes
+		"f3392f8b-6116-4073-ab96-e330819e2c07-1",
+		"f3392f8b_6116_4073_ab96_e330819e2c07",
+		"g3392f8b-6116-4073-ab96-e330819e2c07",
+		"Order_42-x",
+		strings.Repeat("a", 36),
+	} {
+		for _, p := range []struct{ method, suffix string }{
+			{"GET", ""}, {"POST", "/captures"}, {"PATCH", "/authorization"},
+			{"POST", "/release-remaining-authorization"}, {"POST", "/cancel"}, {"POST", "/refunds"},
+		} {
+			got, err := Klarna().Classify(p.method, "/ordermanagement/v1/orders/"+id+p.suffix)
+			if got != (Route{}) {
+				t.Errorf("%s %s: route %+v", p.method, id, got)
+			}
+			assertBadValue(t, err, "path", "must be a UUID")
+		}
+	}
+	// Ids of routes that are not guarded are the PSP's to judge.
+	if got, err := Klarna().Classify("POST", "/ordermanagement/v1/orders/a-0-0-0-b/extend-authorization-time"); err != nil || got != (Route{}) {
+		t.Errorf("extend authorization: %+v, %v", got, err)
 	}
 }
 

@@ -131,8 +131,9 @@ func (s *Server) hellgateCreatePayment(c *call) response {
 
 // ownPayment finds a payment of the calling merchant.
 func (s *Server) ownPayment(c *call) (*payment, *response) {
-	id, ok := normalizeUUID(c.params[0])
-	p := s.payments[id]
+	// Hellgate's ids are matched as written, but for letter case.
+	id := strings.ToLower(c.params[0])
+	p, ok := s.payments[id]
 	if !ok || p == nil || p.owner != c.who.owner {
 		resp := hellgateError(http.StatusNotFound, "NOT_FOUND", "No such payment")
 		return nil, &resp

@@ -25,24 +25,36 @@ func newUUID() string {
 	return string(s[:])
 }
 
-// normalizeUUID returns id in lower case if it is a UUID in the 8-4-4-4-12
-// hex form, either case, the way a UUID-typed path parameter is read.
+// normalizeUUID returns id as a canonical lower-case UUID if it is one the
+// way Java's UUID.fromString reads a UUID-typed path parameter: five groups
+// of hexadecimal digits, either case, separated by '-', each group at most
+// as long as in the 8-4-4-4-12 form and shorter ones read with leading
+// zeros (a-0-0-0-b is 0000000a-0000-0000-0000-00000000000b).
 func normalizeUUID(id string) (string, bool) {
-	if len(id) != 36 {
+	if len(id) > 36 {
 		return "", false
 	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return "", false
-			}
-		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+	groups := strings.Split(id, "-")
+	if len(groups) != 5 {
+		return "", false
+	}
+	var b strings.Builder
+	b.Grow(36)
+	for i, g := range groups {
+		width := [5]int{8, 4, 4, 4, 12}[i]
+		if g == "" || len(g) > width {
+			return "", false
+		}
+		for j := 0; j < len(g); j++ {
+			if c := g[j]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
 				return "", false
 			}
 		}
+		if i > 0 {
+			b.WriteByte('-')
+		}
+		b.WriteString(strings.Repeat("0", width-len(g)))
+		b.WriteString(strings.ToLower(g))
 	}
-	return strings.ToLower(id), true
+	return b.String(), true
 }

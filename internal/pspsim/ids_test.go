@@ -24,6 +24,11 @@ func TestNormalizeUUID(t *testing.T) {
 	}{
 		{"0b2e5a8e-6a41-4c38-9d2a-2b1c7b0e8d11", "0b2e5a8e-6a41-4c38-9d2a-2b1c7b0e8d11", true},
 		{"0B2E5A8E-6A41-4C38-9D2A-2B1C7B0E8D11", "0b2e5a8e-6a41-4c38-9d2a-2b1c7b0e8d11", true},
+		{"a-0-0-0-b", "0000000a-0000-0000-0000-00000000000b", true},
+		{"B2E5A8E-6A41-C38-9d2a-2B1C7B0E8D11", "0b2e5a8e-6a41-0c38-9d2a-2b1c7b0e8d11", true},
+		{"0b2e5a8e-6a41-4c38-9d2a-02b1c7b0e8d11", "", false},
+		{"0b2e5a8e-6a41-4c38-9d2a", "", false},
+		{"0b2e5a8e-6a41--4c38-9d2a-2b1c7b0e8d11", "", false},
 		{"0b2e5a8e6a414c389d2a2b1c7b0e8d11", "", false},
 		{"{0b2e5a8e-6a41-4c38-9d2a-2b1c7b0e8d1}", "", false},
 		{"0b2e5a8e-6a41-4c38-9d2a-2b1c7b0e8d1g", "", false},
