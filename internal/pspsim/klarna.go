@@ -117,8 +117,8 @@ func (s *Server) capture(o *klarnaOrder, c *call, capt klarnaCapture) {
 	s.note(o, c, EventCapture, capt.Amount, capt.ID, violation, before)
 }
 
-// klarnaRoute routes the Klarna API: Payments, Checkout v3 and Order
-// Management. segs is the decoded path split at "/".
+// klarnaRoute routes the Klarna API: Payments, Customer Token, Checkout v3,
+// Hosted Payment Page, the network API's authorize and Order Management. segs is the decoded path split at "/".
 func klarnaRoute(method string, segs []string) route {
 	k := func(op string, h func(*Server, *call) response, params ...string) route {
 		return route{psp: pspKlarna, op: pspKlarna + "." + op, handle: h, params: params}
@@ -133,8 +133,18 @@ func klarnaRoute(method string, segs []string) route {
 		return endpoint(method, http.MethodPost, rt)
 	case len(segs) == 3 && segs[0] == "checkout" && segs[1] == "v3" && segs[2] == "orders":
 		return endpoint(method, http.MethodPost, k("create_checkout_order", (*Server).klarnaCreateCheckoutOrder))
+	case len(segs) == 4 && segs[0] == "checkout" && segs[1] == "v3" && segs[2] == "orders" && method == http.MethodPost:
+		return k("update_checkout_order", (*Server).klarnaUpdateCheckoutOrder, segs[3])
 	case len(segs) == 4 && segs[0] == "checkout" && segs[1] == "v3" && segs[2] == "orders":
 		return endpoint(method, http.MethodGet, k("get_checkout_order", (*Server).klarnaGetCheckoutOrder, segs[3]))
+	case len(segs) == 5 && segs[0] == "customer-token" && segs[1] == "v1" && segs[2] == "tokens" && segs[3] != "" && segs[4] == "order":
+		rt := k("create_token_order", (*Server).klarnaCreateTokenOrder, segs[3])
+		rt.idempotent = true
+		return endpoint(method, http.MethodPost, rt)
+	case len(segs) == 3 && segs[0] == "hpp" && segs[1] == "v1" && segs[2] == "sessions":
+		return endpoint(method, http.MethodPost, k("create_hpp_session", (*Server).klarnaCreateHPPSession))
+	case len(segs) == 3 && segs[0] == "v2" && segs[1] == "payment" && segs[2] == "authorize":
+		return endpoint(method, http.MethodPost, k("authorize_payment", (*Server).klarnaAuthorizePayment))
 	case len(segs) >= 4 && segs[0] == "ordermanagement" && segs[1] == "v1" && segs[2] == "orders":
 		return orderManagementRoute(method, segs[3], segs[4:])
 	}

@@ -386,7 +386,8 @@ func resolve(method, path string) route {
 	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
 	switch {
 	case segs[0] == "payments" && len(segs) > 1 && segs[1] == "v1",
-		segs[0] == "checkout", segs[0] == "ordermanagement":
+		segs[0] == "checkout", segs[0] == "ordermanagement",
+		segs[0] == "customer-token", segs[0] == "hpp", segs[0] == "v2":
 		return klarnaRoute(method, segs)
 	case segs[0] == "payments":
 		return hellgateRoute(method, segs)

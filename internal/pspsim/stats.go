@@ -12,6 +12,10 @@ import "maps"
 //	klarna.create_order           POST /payments/v1/authorizations/{token}/order
 //	klarna.create_checkout_order  POST /checkout/v3/orders
 //	klarna.get_checkout_order     GET  /checkout/v3/orders/{id}
+//	klarna.update_checkout_order  POST /checkout/v3/orders/{id}
+//	klarna.create_token_order     POST /customer-token/v1/tokens/{token}/order
+//	klarna.create_hpp_session     POST /hpp/v1/sessions
+//	klarna.authorize_payment      POST /v2/payment/authorize
 //	klarna.get_order              GET  /ordermanagement/v1/orders/{id}
 //	klarna.capture                POST .../captures
 //	klarna.get_capture            GET  .../captures/{capture_id}
