@@ -123,7 +123,7 @@ func TestRulesCommandTest(t *testing.T) {
 			t.Errorf("case line %q, want ok", l)
 		}
 	}
-	if want := "13 passed, 0 failed"; lines[len(lines)-1] != want {
+	if want := "18 passed, 0 failed"; lines[len(lines)-1] != want {
 		t.Errorf("summary %q, want %q", lines[len(lines)-1], want)
 	}
 	if lines[2] != "ok   digital shop auto-captures" {
@@ -245,7 +245,7 @@ func TestRulesCommandCobra(t *testing.T) {
 		{"validate broken", []string{"rules", "validate", filepath.Join(rulesTestdata, "broken", "wrong_type.yaml")}, true, "", ":5: merchants.digitalshop.category: "},
 		{"validate without file", []string{"rules", "validate"}, true, "", "accepts 1 arg(s), received 0"},
 		{"validate two files", []string{"rules", "validate", rulesExample, rulesExample}, true, "", "accepts 1 arg(s), received 2"},
-		{"test", []string{"rules", "test", rulesExample, rulesExampleCases}, false, "13 passed, 0 failed", ""},
+		{"test", []string{"rules", "test", rulesExample, rulesExampleCases}, false, "18 passed, 0 failed", ""},
 		{"test failing", []string{"rules", "test", rulesExample, failing}, true, "0 passed, 1 failed", ""},
 		{"test without cases", []string{"rules", "test", rulesExample}, true, "", "requires at least 2 arg(s)"},
 		{"unknown subcommand", []string{"rules", "vaildate", rulesExample}, true, "", `unknown subcommand "vaildate": use validate, test or impact (did you mean validate?)`},

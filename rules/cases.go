@@ -22,11 +22,26 @@ import (
 //	      emd: {voucher: [{voucher_name: "x"}]}   # EMD top-level keys; empty values do not count
 //	    expect: allow             # allow | refuse
 //	    reason: category_allowed  # optional: the reason code too
+//
+// Instead of auto_capture, an order may spell its flag as the routes
+// without order lines in their body do: place_order_mode (a Hosted Payment
+// Page session: CAPTURE_ORDER captures at purchase, PLACE_ORDER and NONE do
+// not) or capture (a network API authorization: NOW captures, LATER does
+// not); any other value stands for one the gateway refuses. Such a request
+// carries no order lines or EMD, so neither may be given with them, and its
+// order lines count as possibly physical.
 var (
 	caseFileKeys = []string{"cases"}
 	caseKeys     = []string{"name", "merchant", "date", "order", "expect", "reason"}
-	orderKeys    = []string{"auto_capture", "order_lines", "emd"}
+	orderKeys    = []string{"auto_capture", "place_order_mode", "capture", "order_lines", "emd"}
 )
+
+// flagSpellings are the values of the flags other than auto_capture: the
+// value that captures at purchase, then those that do not.
+var flagSpellings = map[string][]string{
+	"place_order_mode": {"CAPTURE_ORDER", "PLACE_ORDER", "NONE"},
+	"capture":          {"NOW", "LATER"},
+}
 
 // lineTypes are Klarna's order line types. Checking them catches a typo
 // such as "phyiscal", which would otherwise quietly test a non-physical
@@ -199,9 +214,33 @@ func (p *parser) instant(n *yaml.Node, at string) time.Time {
 // order reads the order of a case.
 func (p *parser) order(n *yaml.Node, at string, o *Order) {
 	entries, _ := p.mapping(n, at, true, orderKeys...)
+	flag, lines := "", ""
 	for _, e := range entries {
 		f := at + "." + e.key
 		switch e.key {
+		case "auto_capture", "place_order_mode", "capture":
+			if flag != "" {
+				p.addAt(e.v, f, "an order spells its flag once: %s and %s", flag, e.key)
+			}
+			flag = e.key
+		case "order_lines", "emd":
+			lines = e.key
+		}
+		switch e.key {
+		case "place_order_mode", "capture":
+			// The request carries no order lines: they may be physical.
+			o.LinesUnknown = true
+			// Any other value stands for one the gateway refuses, as a
+			// non-boolean auto_capture does.
+			o.AutoCapture = AutoCaptureInvalid
+			if values := flagSpellings[e.key]; e.v.Kind == yaml.ScalarNode && e.v.ShortTag() == "!!str" {
+				switch {
+				case e.v.Value == values[0]:
+					o.AutoCapture = AutoCaptureTrue
+				case contains(values[1:], e.v.Value):
+					o.AutoCapture = AutoCaptureFalse
+				}
+			}
 		case "auto_capture":
 			// Anything but a YAML boolean stands for a request whose
 			// auto_capture has the wrong JSON type.
@@ -235,6 +274,9 @@ func (p *parser) order(n *yaml.Node, at string, o *Order) {
 				}
 			}
 		}
+	}
+	if o.LinesUnknown && lines != "" {
+		p.addAt(n, at+"."+lines, "a request with %s carries no order lines or EMD", flag)
 	}
 }
 

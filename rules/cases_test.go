@@ -84,6 +84,31 @@ func TestParseCasesAutoCapture(t *testing.T) {
 	}
 }
 
+// The flags of the routes without order lines: a Hosted Payment Page
+// session's place_order_mode and a network authorization's capture.
+func TestParseCasesFlagSpellings(t *testing.T) {
+	for _, tt := range []struct {
+		yaml string
+		want AutoCapture
+	}{
+		{"place_order_mode: CAPTURE_ORDER", AutoCaptureTrue},
+		{"place_order_mode: PLACE_ORDER", AutoCaptureFalse},
+		{"place_order_mode: NONE", AutoCaptureFalse},
+		{"place_order_mode: capture_order", AutoCaptureInvalid},
+		{"place_order_mode: true", AutoCaptureInvalid},
+		{"place_order_mode: null", AutoCaptureInvalid},
+		{"capture: NOW", AutoCaptureTrue},
+		{"capture: LATER", AutoCaptureFalse},
+		{"capture: now", AutoCaptureInvalid},
+		{"capture: [NOW]", AutoCaptureInvalid},
+	} {
+		cs := mustParseCases(t, "cases:\n  - name: n\n    merchant: m\n    order:\n      "+tt.yaml+"\n    expect: allow\n")
+		if o := cs[0].Order; o.AutoCapture != tt.want || !o.LinesUnknown {
+			t.Errorf("%q: AutoCapture = %d, LinesUnknown = %v; want %d, true", tt.yaml, o.AutoCapture, o.LinesUnknown, tt.want)
+		}
+	}
+}
+
 func TestParseCasesEMD(t *testing.T) {
 	cs := mustParseCases(t, `cases:
   - name: n
@@ -116,7 +141,7 @@ func TestParseCasesProblems(t *testing.T) {
 		{"unknown case key", head + "    expect: allow\n    expected: allow\n",
 			[]wantProblem{{5, "cases[n].expected", "unknown key (known here: name, merchant, date, order, expect, reason)"}}},
 		{"unknown order key", head + "    order:\n      autocapture: true\n    expect: allow\n",
-			[]wantProblem{{5, "cases[n].order.autocapture", "unknown key (known here: auto_capture, order_lines, emd)"}}},
+			[]wantProblem{{5, "cases[n].order.autocapture", "unknown key (known here: auto_capture, place_order_mode, capture, order_lines, emd)"}}},
 		{"unknown top-level key", "case:\n  - name: n\n",
 			[]wantProblem{{1, "case", "unknown key (known here: cases)"}, {1, "cases", "missing"}}},
 		{"missing fields", "cases:\n  - order: {auto_capture: true}\n",
@@ -143,6 +168,12 @@ func TestParseCasesProblems(t *testing.T) {
 			[]wantProblem{{5, "cases[n].order.order_lines", `unknown order line type "phyiscal"`}}},
 		{"order_lines not a list", head + "    order:\n      order_lines: physical\n    expect: allow\n",
 			[]wantProblem{{5, "cases[n].order.order_lines", "must be a list of order line types"}}},
+		{"two flags", head + "    order:\n      auto_capture: true\n      capture: NOW\n    expect: allow\n",
+			[]wantProblem{{6, "cases[n].order.capture", "an order spells its flag once: auto_capture and capture"}}},
+		{"order lines with place_order_mode", head + "    order:\n      place_order_mode: CAPTURE_ORDER\n      order_lines: [digital]\n    expect: allow\n",
+			[]wantProblem{{5, "cases[n].order.order_lines", "a request with place_order_mode carries no order lines or EMD"}}},
+		{"EMD with capture", head + "    order:\n      capture: NOW\n      emd: {voucher: [1]}\n    expect: allow\n",
+			[]wantProblem{{5, "cases[n].order.emd", "a request with capture carries no order lines or EMD"}}},
 		{"emd not a mapping", head + "    order:\n      emd: [voucher]\n    expect: allow\n",
 			[]wantProblem{{5, "cases[n].order.emd", "must be a mapping"}}},
 		{"duplicate case name", head + "    expect: allow\n  - name: n\n    merchant: m2\n    expect: refuse\n",

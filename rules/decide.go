@@ -22,6 +22,7 @@ type Order struct {
 	Merchant      string // the merchant it belongs to (Klarna: the merchant id, PK12345)
 	AutoCapture   AutoCapture
 	PhysicalLines bool     // at least one order line of type "physical"
+	LinesUnknown  bool     // the request carries no order lines (HPP session, network authorize): they may be physical
 	EMDKeys       []string // top-level keys present and non-empty in the extra merchant data (attachment.body)
 }
 
@@ -69,9 +70,10 @@ type Decision struct {
 	Category string // the merchant's category: its own, or the default one when not listed
 	Approval string // the approval reference the decision rested on: the one that allowed it, or the one that expired
 
-	rules    *Rules
-	category *category
-	merchant *merchant // nil when the merchant is not listed
+	rules        *Rules
+	category     *category
+	merchant     *merchant // nil when the merchant is not listed
+	linesUnknown bool      // the physical-lines rule applied to lines the request did not carry
 }
 
 // merchant finds the merchant's entry: by the user name first, so that an
@@ -133,9 +135,12 @@ func (r *Rules) Decide(o Order, now time.Time) Decision {
 		d.Reason, d.Approval = ReasonEMDMissing, ""
 		return d
 	}
-	if o.PhysicalLines && !c.physicalOK {
+	// Order lines the request does not carry may be physical: the rule
+	// that needs them cannot be shown to hold.
+	if (o.PhysicalLines || o.LinesUnknown) && !c.physicalOK {
 		if !approved {
 			d.Reason, d.Approval = ReasonPhysicalLines, ""
+			d.linesUnknown = !o.PhysicalLines
 			return d
 		}
 		d.Reason, d.Approval = ReasonApproved, m.approval
@@ -172,6 +177,10 @@ func (d Decision) Message() string {
 	case ReasonAutoCaptureInvalid:
 		return "auto_capture must be true or false"
 	case ReasonPhysicalLines:
+		if d.linesUnknown {
+			return fmt.Sprintf("auto_capture is not allowed for merchant category %q when the request carries no order lines to check (they may be physical): %s",
+				d.Category, listClause(d.rules.physicalAllowed, "may auto-capture physical goods without an approval"))
+		}
 		return fmt.Sprintf("auto_capture is not allowed for orders with physical order lines in merchant category %q: %s",
 			d.Category, listClause(d.rules.physicalAllowed, "may auto-capture physical goods without an approval"))
 	}

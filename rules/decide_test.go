@@ -88,6 +88,15 @@ func TestDecide(t *testing.T) {
 		{"empty merchant", Order{AutoCapture: yes}, day, false, ReasonMerchantUnknown, Unknown, ""},
 		{"merchant names are exact", Order{Merchant: "Digital", AutoCapture: yes}, day, false, ReasonMerchantUnknown, Unknown, ""},
 
+		// Requests without order lines (HPP sessions, network authorizations):
+		// their lines may be physical.
+		{"lines unknown, digital_products", Order{Merchant: "digital", AutoCapture: yes, LinesUnknown: true}, day, false, ReasonPhysicalLines, DigitalProducts, ""},
+		{"lines unknown, in_store", Order{Merchant: "store", AutoCapture: yes, LinesUnknown: true, EMDKeys: []string{"in_store_payment"}}, day, true, ReasonCategoryAllowed, InStore, ""},
+		{"lines unknown, fulfilment_24h", Order{Merchant: "fast", AutoCapture: yes, LinesUnknown: true}, day, true, ReasonCategoryAllowed, Fulfilment24h, ""},
+		{"lines unknown, approved", Order{Merchant: "approved", AutoCapture: yes, LinesUnknown: true}, day, true, ReasonApproved, PhysicalGoods, "KL-2026-118"},
+		{"lines unknown, physical_goods", Order{Merchant: "shoes", AutoCapture: yes, LinesUnknown: true}, day, false, ReasonCategoryNotAllowed, PhysicalGoods, ""},
+		{"lines unknown, no auto-capture", Order{Merchant: "shoes", AutoCapture: AutoCaptureFalse, LinesUnknown: true}, day, true, ReasonNoAutoCapture, PhysicalGoods, ""},
+
 		// Entries are found by the user name first, then by the merchant id.
 		{"merchant id of a user name", Order{User: "digital_web", Merchant: "digital", AutoCapture: yes}, day, true, ReasonCategoryAllowed, DigitalProducts, ""},
 		{"user name listed", Order{User: "shoes", Merchant: "digital", AutoCapture: yes}, day, false, ReasonCategoryNotAllowed, PhysicalGoods, ""},

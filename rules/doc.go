@@ -1,8 +1,9 @@
 // Package rules is the compliance policy of pspguard: which merchants may
 // ask Klarna to auto-capture an order (charge the customer at once
 // instead of at fulfilment). It reads the rules file a compliance officer
-// owns and decides, for one create-order request, allow or refuse with a
-// reason code. It is plain Go over plain values: no server, no I/O on the
+// owns and decides, for one request that may capture at purchase (a
+// create-order, a Checkout update, a Hosted Payment Page session, a network
+// authorization), allow or refuse with a reason code. It is plain Go over plain values: no server, no I/O on the
 // decision path, no allocation.
 //
 // # The policy
@@ -83,7 +84,7 @@
 //	approval_expired      refuse   the merchant's category is not allowed and its approval's last day has passed
 //	emd_missing           refuse   the category requires an EMD key that is absent or empty in attachment.body
 //	auto_capture_invalid  refuse   auto_capture is present but not a boolean
-//	physical_lines        refuse   physical order lines, a category not in physical_lines_allowed, no approval
+//	physical_lines        refuse   physical order lines, or none in the request (LinesUnknown), a category not in physical_lines_allowed, no approval
 //
 // # Decision test cases
 //
