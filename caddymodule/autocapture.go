@@ -16,10 +16,11 @@ import (
 	"github.com/pspguard/pspguard/rules"
 )
 
-// checkAutoCapture applies the compliance rules to a Klarna create-order. It
-// answers 403 AUTO_CAPTURE_NOT_ALLOWED and returns true when the rules refuse
-// in enforce mode; in shadow mode a would-be refusal is logged and counted
-// and the order goes through.
+// checkAutoCapture applies the compliance rules to a Klarna request that
+// may ask for capture at purchase (every route of psp.Operation.AsksCapture).
+// It answers 403 AUTO_CAPTURE_NOT_ALLOWED and returns true when the rules
+// refuse in enforce mode; in shadow mode a would-be refusal is logged and
+// counted and the request goes through.
 func (h *Handler) checkAutoCapture(w http.ResponseWriter, x *exchange) bool {
 	if h.dialect.Name() != "klarna" {
 		// Hellgate decides auto-capture by the processing flow, not per request.
@@ -31,6 +32,7 @@ func (h *Handler) checkAutoCapture(w http.ResponseWriter, x *exchange) bool {
 		Merchant:      x.id.Merchant,
 		AutoCapture:   rulesAutoCapture(req.AutoCapture),
 		PhysicalLines: req.PhysicalLines,
+		LinesUnknown:  req.LinesUnknown,
 		EMDKeys:       req.EMD.Keys,
 	}, h.now())
 	x.ruled, x.ruleReason, x.approval = true, string(d.Reason), d.Approval

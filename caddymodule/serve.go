@@ -121,7 +121,7 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	}
 	x.req = req
 	x.amount, x.currency = req.Amount, req.Currency
-	if op == psp.OpCreateOrder || op == psp.OpCreateCheckoutOrder {
+	if op.AsksCapture() {
 		x.amount = req.OrderAmount
 	}
 
@@ -136,13 +136,13 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	}
 	defer h.settleKey(x)
 
-	switch op {
-	case psp.OpCreateOrder, psp.OpCreateCheckoutOrder:
+	switch {
+	case op.AsksCapture():
 		if refused := h.checkAutoCapture(w, x); refused || h.storeDownBefore(w, x) {
 			return nil
 		}
 		return h.forward(w, r, next, x, h.afterCreate)
-	case psp.OpCapture:
+	case op == psp.OpCapture:
 		return h.serveCapture(w, r, next, x)
 	default:
 		// The change's hold asks the store.

@@ -43,6 +43,13 @@ func FuzzClassify(f *testing.F) {
 		{"GET", om, false},
 		{"POST", "/payments/v1/authorizations/tok/order", false},
 		{"POST", "/checkout/v3/orders", false},
+		{"POST", "/checkout/v3/orders/" + orderID, false},
+		{"POST", "/checkout/v3/orders/a-0-0-0-b", false},
+		{"POST", "/customer-token/v1/tokens/tok/order", false},
+		{"POST", "/hpp/v1/sessions", false},
+		{"POST", "/%68pp/v1/sessions/", false},
+		{"POST", "/v2/payment/authorize", false},
+		{"POST", "/V2/payment/authorize;x", false},
 		{"POST", "/payments/one-off", true},
 		{"POST", "/payments/" + paymentID + "/capture", true},
 		{"GET", "/payments/" + paymentID, true},
@@ -195,8 +202,12 @@ type lenientRequest struct {
 	Currency       any `json:"purchase_currency"`
 	CurrencyCode   any `json:"currency_code"`
 	Options        struct {
-		AutoCapture any `json:"auto_capture"`
+		AutoCapture    any `json:"auto_capture"`
+		PlaceOrderMode any `json:"place_order_mode"`
 	} `json:"options"`
+	Transaction struct {
+		Capture any `json:"capture"`
+	} `json:"request_payment_transaction"`
 }
 
 // FuzzParseRequest checks, per operation and dialect, that ParseRequest
@@ -212,6 +223,12 @@ func FuzzParseRequest(f *testing.F) {
 		{OpCreateOrder, `{"order_amount":10,"purchase_currency":"USD","auto_capture":false,"AUTO_CAPTURE":true,"order_lines":[]}`, false},
 		{OpCreateOrder, `{"order_amount":10,"purchase_currency":"USD","order_lines":[],"attachment":{"content_type":"application/vnd.klarna.internal.emd-v2+json","body":"{\"voucher\":[{}]}"}}`, false},
 		{OpCreateCheckoutOrder, `{"order_amount":10,"purchase_currency":"USD","order_lines":[],"options":{"auto_capture":true}}`, false},
+		{OpUpdateCheckoutOrder, `{"order_amount":10,"purchase_currency":"USD","order_lines":[],"options":{"auto_capture":true}}`, false},
+		{OpCreateTokenOrder, `{"order_amount":10,"purchase_currency":"USD","auto_capture":true,"order_lines":[{"type":"physical","total_amount":10}]}`, false},
+		{OpCreateHPPSession, `{"payment_session_url":"https://x","options":{"place_order_mode":"CAPTURE_ORDER"}}`, false},
+		{OpCreateHPPSession, `{"options":{"place_order_mode":"PLACE_ORDER","Place_Order_Mode":"CAPTURE_ORDER"}}`, false},
+		{OpAuthorizePayment, `{"currency":"EUR","request_payment_transaction":{"amount":100,"capture":"NOW"}}`, false},
+		{OpAuthorizePayment, `{"request_payment_transaction":{"capture":"LATER","CAPTURE":"NOW"}}`, false},
 		{OpCapture, `{"captured_amount":6000,"order_lines":[{"total_amount":6000}],"shipping_info":[]}`, false},
 		{OpCapture, `{"captured_amount":6000,"captured_amount":7000}`, false},
 		{OpCapture, `{"captured_amount":7000.0}`, false},
@@ -263,11 +280,21 @@ func FuzzParseRequest(f *testing.F) {
 			sameInt(t, "amount", lv.Amount, req.Amount, req.HasAmount)
 			sameString(t, "currency_code", lv.CurrencyCode, req.Currency)
 		case hellgate:
-		case route.Op == OpCreateOrder || route.Op == OpCreateCheckoutOrder:
+		case route.Op == OpCreateHPPSession:
+			want := map[AutoCapture][]any{AutoCaptureAbsent: {nil}, AutoCaptureFalse: {"PLACE_ORDER", "NONE"}, AutoCaptureTrue: {"CAPTURE_ORDER"}}[req.AutoCapture]
+			if !slices.Contains(want, lv.Options.PlaceOrderMode) {
+				t.Fatalf("place_order_mode: the gateway read %v, a lenient reader %v", req.AutoCapture, lv.Options.PlaceOrderMode)
+			}
+		case route.Op == OpAuthorizePayment:
+			want := map[AutoCapture][]any{AutoCaptureAbsent: {nil}, AutoCaptureFalse: {"LATER"}, AutoCaptureTrue: {"NOW"}}[req.AutoCapture]
+			if !slices.Contains(want, lv.Transaction.Capture) {
+				t.Fatalf("capture: the gateway read %v, a lenient reader %v", req.AutoCapture, lv.Transaction.Capture)
+			}
+		case route.Op.AsksCapture():
 			sameInt(t, "order_amount", lv.OrderAmount, req.OrderAmount, true)
 			sameString(t, "purchase_currency", lv.Currency, req.Currency)
 			flag := lv.AutoCapture
-			if route.Op == OpCreateCheckoutOrder {
+			if route.Op == OpCreateCheckoutOrder || route.Op == OpUpdateCheckoutOrder {
 				flag = lv.Options.AutoCapture
 			}
 			want := map[AutoCapture]any{AutoCaptureAbsent: nil, AutoCaptureFalse: false, AutoCaptureTrue: true}[req.AutoCapture]

@@ -7,17 +7,22 @@ import (
 	"github.com/pspguard/pspguard/internal/jsonstrict"
 )
 
-// Klarna returns the dialect of Klarna's Payments, Checkout v3 and Order
+// Klarna returns the dialect of Klarna's Payments, Customer Token,
+// Checkout v3, Hosted Payment Page, network (authorize) and Order
 // Management APIs.
 func Klarna() Dialect { return klarna{} }
 
 type klarna struct{}
 
 var klarnaRouter = &router{
-	prefixes: []string{"payments", "checkout", "ordermanagement"},
+	prefixes: []string{"payments", "checkout", "ordermanagement", "customer-token", "hpp", "v2"},
 	patterns: []pattern{
 		{method: http.MethodPost, segs: []string{"payments", "v1", "authorizations", "", "order"}, op: OpCreateOrder},
+		{method: http.MethodPost, segs: []string{"customer-token", "v1", "tokens", "", "order"}, op: OpCreateTokenOrder},
 		{method: http.MethodPost, segs: []string{"checkout", "v3", "orders"}, op: OpCreateCheckoutOrder},
+		{method: http.MethodPost, segs: []string{"checkout", "v3", "orders", ""}, op: OpUpdateCheckoutOrder, hasID: true, uuid: true},
+		{method: http.MethodPost, segs: []string{"hpp", "v1", "sessions"}, op: OpCreateHPPSession},
+		{method: http.MethodPost, segs: []string{"v2", "payment", "authorize"}, op: OpAuthorizePayment},
 		{method: http.MethodGet, segs: []string{"ordermanagement", "v1", "orders", ""}, op: OpGetOrder, hasID: true, uuid: true},
 		{method: http.MethodPost, segs: []string{"ordermanagement", "v1", "orders", "", "captures"}, op: OpCapture, hasID: true, uuid: true},
 		{method: http.MethodPatch, segs: []string{"ordermanagement", "v1", "orders", "", "authorization"}, op: OpUpdateAuthorization, hasID: true, uuid: true},
@@ -68,8 +73,12 @@ func (klarna) ParseRequest(route Route, body []byte) (*Request, error) {
 		return nil, err
 	}
 	switch route.Op {
-	case OpCreateOrder, OpCreateCheckoutOrder:
+	case OpCreateOrder, OpCreateCheckoutOrder, OpCreateTokenOrder, OpUpdateCheckoutOrder:
 		err = klarnaCreate(req, root)
+	case OpCreateHPPSession:
+		err = klarnaHPPSession(req, root)
+	case OpAuthorizePayment:
+		err = klarnaAuthorize(req, root)
 	case OpCapture:
 		err = klarnaCapture(req, root)
 	case OpUpdateAuthorization:
@@ -85,8 +94,9 @@ func (klarna) ParseRequest(route Route, body []byte) (*Request, error) {
 
 var createFields = []string{"order_amount", "purchase_currency", "order_lines", "attachment", "auto_capture", "options"}
 
-// klarnaCreate reads a create-order body. Payments and Checkout v3 differ
-// only in where the auto-capture flag is: auto_capture on Payments,
+// klarnaCreate reads a create-order body: Payments and Customer Token
+// orders, Checkout v3 orders created or updated. They differ only in where
+// the auto-capture flag is: auto_capture on Payments and Customer Token,
 // options.auto_capture on Checkout v3 (whose top-level auto_capture, like
 // Payments' options, Klarna does not read).
 func klarnaCreate(req *Request, root jsonstrict.Value) error {
@@ -107,7 +117,7 @@ func klarnaCreate(req *Request, root jsonstrict.Value) error {
 	}
 	flag := f[4]
 	req.AutoCaptureAt = "auto_capture"
-	if req.Op == OpCreateCheckoutOrder {
+	if req.Op == OpCreateCheckoutOrder || req.Op == OpUpdateCheckoutOrder {
 		req.AutoCaptureAt = "options.auto_capture"
 		if _, err := f[5].Object(); err != nil {
 			return fieldError(err)
@@ -116,6 +126,75 @@ func klarnaCreate(req *Request, root jsonstrict.Value) error {
 	}
 	req.AutoCapture, err = autoCaptureField(flag)
 	return err
+}
+
+var (
+	hppFields       = []string{"options"}
+	hppOptionFields = []string{"place_order_mode"}
+)
+
+// klarnaHPPSession reads a Hosted Payment Page session:
+// options.place_order_mode CAPTURE_ORDER places the order captured,
+// PLACE_ORDER places it uncaptured, NONE places none (the merchant places
+// it later through Payments, where the gateway checks it). Any other value,
+// in any letter case, is refused: a PSP matching its enum loosely could
+// read it as CAPTURE_ORDER. The order lines are in the Payments session the
+// HPP session points to, not in this body.
+func klarnaHPPSession(req *Request, root jsonstrict.Value) error {
+	req.LinesUnknown, req.AutoCaptureAt = true, "options.place_order_mode"
+	var f [1]jsonstrict.Value
+	root.Fields(hppFields, f[:])
+	if _, err := f[0].Object(); err != nil {
+		return fieldError(err)
+	}
+	var o [1]jsonstrict.Value
+	f[0].Fields(hppOptionFields, o[:])
+	var err error
+	req.AutoCapture, err = enumFlag(o[0], "CAPTURE_ORDER", "PLACE_ORDER", "NONE")
+	return err
+}
+
+var (
+	authorizeFields   = []string{"request_payment_transaction"}
+	transactionFields = []string{"capture"}
+)
+
+// klarnaAuthorize reads a network API authorization:
+// request_payment_transaction.capture "NOW" captures at authorization,
+// "LATER" or no capture member does not. Any other value is refused. The
+// request carries no order lines the gateway reads.
+func klarnaAuthorize(req *Request, root jsonstrict.Value) error {
+	req.LinesUnknown, req.AutoCaptureAt = true, "request_payment_transaction.capture"
+	var f [1]jsonstrict.Value
+	root.Fields(authorizeFields, f[:])
+	if _, err := f[0].Object(); err != nil {
+		return fieldError(err)
+	}
+	var t [1]jsonstrict.Value
+	f[0].Fields(transactionFields, t[:])
+	var err error
+	req.AutoCapture, err = enumFlag(t[0], "NOW", "LATER")
+	return err
+}
+
+// enumFlag reads a string flag whose value yes means capture at purchase
+// and each of no means not; absent is AutoCaptureAbsent.
+func enumFlag(v jsonstrict.Value, yes string, no ...string) (AutoCapture, error) {
+	s, present, err := v.Str()
+	switch {
+	case err != nil:
+		return AutoCaptureAbsent, fieldError(err)
+	case !present:
+		return AutoCaptureAbsent, nil
+	case s == yes:
+		return AutoCaptureTrue, nil
+	}
+	for _, n := range no {
+		if s == n {
+			return AutoCaptureFalse, nil
+		}
+	}
+	return AutoCaptureAbsent, BadValue(v.Path(), "%s must be one of %s, %s", v.Path(), yes, strings.Join(no, ", "))
 }
 
 var captureFields = []string{"captured_amount", "order_lines", "shipping_info"}
@@ -153,13 +232,13 @@ func klarnaUpdateAuthorization(req *Request, root jsonstrict.Value) error {
 	return checkLinesSum(req, n, "order_amount", req.Amount)
 }
 
-// CreatedOrder learns an order from Klarna Payments' answer to a create
-// order: 200 with the order_id. The order has the amount and currency the
+// CreatedOrder learns an order from Klarna Payments' or Customer Token's
+// answer to a create order: 200 with the order_id. The order has the amount and currency the
 // request asked for, and is already captured if it asked for auto-capture.
 // A Checkout v3 order is not authorized when it is created, so it is
 // learned from Order Management when it is first needed.
 func (klarna) CreatedOrder(req *Request, status int, _ http.Header, body []byte) (string, Order, bool) {
-	if req == nil || req.Op != OpCreateOrder || !req.HasOrderAmount || status != http.StatusOK {
+	if req == nil || (req.Op != OpCreateOrder && req.Op != OpCreateTokenOrder) || !req.HasOrderAmount || status != http.StatusOK {
 		return "", Order{}, false
 	}
 	if err := jsonstrict.Valid(body); err != nil {

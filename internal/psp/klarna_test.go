@@ -2,6 +2,7 @@ package psp
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -489,5 +490,90 @@ func TestDialectBasics(t *testing.T) {
 		if _, err := ByName(name); err == nil {
 			t.Errorf("ByName(%q) accepted", name)
 		}
+	}
+}
+
+// Every route that can ask for capture at purchase reads its flag into
+// AutoCapture; the routes without order lines in their body say so.
+func TestKlarnaCaptureAtPurchaseFlags(t *testing.T) {
+	order := `{"order_amount":100,"purchase_currency":"EUR","order_lines":[{"type":"physical","total_amount":100}]`
+	hpp := `{"payment_session_url":"https://api.klarna.com/payments/v1/sessions/x","options":{"place_order_mode":%s}}`
+	network := `{"currency":"EUR","request_payment_transaction":{"amount":100,"capture":%s}}`
+	update := Route{Op: OpUpdateCheckoutOrder, OrderID: orderID}
+	for _, tt := range []struct {
+		name  string
+		route Route
+		body  string
+		want  AutoCapture
+	}{
+		{"token order, auto_capture true", Route{Op: OpCreateTokenOrder}, order + `,"auto_capture":true}`, AutoCaptureTrue},
+		{"token order, auto_capture false", Route{Op: OpCreateTokenOrder}, order + `,"auto_capture":false}`, AutoCaptureFalse},
+		{"token order, options ignored", Route{Op: OpCreateTokenOrder}, order + `,"options":{"auto_capture":true}}`, AutoCaptureAbsent},
+		{"checkout update, options.auto_capture", update, order + `,"options":{"auto_capture":true}}`, AutoCaptureTrue},
+		{"checkout update, top-level ignored", update, order + `,"auto_capture":true}`, AutoCaptureAbsent},
+		{"HPP CAPTURE_ORDER", Route{Op: OpCreateHPPSession}, strings.Replace(hpp, "%s", `"CAPTURE_ORDER"`, 1), AutoCaptureTrue},
+		{"HPP escaped CAPTURE_ORDER", Route{Op: OpCreateHPPSession}, strings.Replace(hpp, "%s", `"CAPTURE\u005fORDER"`, 1), AutoCaptureTrue},
+		{"HPP PLACE_ORDER", Route{Op: OpCreateHPPSession}, strings.Replace(hpp, "%s", `"PLACE_ORDER"`, 1), AutoCaptureFalse},
+		{"HPP NONE", Route{Op: OpCreateHPPSession}, strings.Replace(hpp, "%s", `"NONE"`, 1), AutoCaptureFalse},
+		{"HPP without options", Route{Op: OpCreateHPPSession}, `{"payment_session_url":"https://x"}`, AutoCaptureAbsent},
+		{"HPP without place_order_mode", Route{Op: OpCreateHPPSession}, `{"options":{"purchase_type":"BUY"}}`, AutoCaptureAbsent},
+		{"network NOW", Route{Op: OpAuthorizePayment}, strings.Replace(network, "%s", `"NOW"`, 1), AutoCaptureTrue},
+		{"network LATER", Route{Op: OpAuthorizePayment}, strings.Replace(network, "%s", `"LATER"`, 1), AutoCaptureFalse},
+		{"network without capture", Route{Op: OpAuthorizePayment}, `{"currency":"EUR","request_payment_transaction":{"amount":100}}`, AutoCaptureAbsent},
+		{"network without transaction", Route{Op: OpAuthorizePayment}, `{"currency":"EUR"}`, AutoCaptureAbsent},
+	} {
+		req, err := Klarna().ParseRequest(tt.route, []byte(tt.body))
+		if err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+			continue
+		}
+		linesUnknown := tt.route.Op == OpCreateHPPSession || tt.route.Op == OpAuthorizePayment
+		if req.AutoCapture != tt.want || req.LinesUnknown != linesUnknown || req.OrderID != tt.route.OrderID {
+			t.Errorf("%s: AutoCapture %v, LinesUnknown %v, order %q; want %v, %v", tt.name, req.AutoCapture, req.LinesUnknown, req.OrderID, tt.want, linesUnknown)
+		}
+		if !linesUnknown && (!req.PhysicalLines || req.OrderAmount != 100) {
+			t.Errorf("%s: order lines or amount not read: %+v", tt.name, req)
+		}
+	}
+
+	for _, tt := range []struct {
+		name, field string
+		route       Route
+		body        string
+	}{
+		{"HPP lower case", "options.place_order_mode", Route{Op: OpCreateHPPSession}, strings.Replace(hpp, "%s", `"capture_order"`, 1)},
+		{"HPP unknown mode", "options.place_order_mode", Route{Op: OpCreateHPPSession}, strings.Replace(hpp, "%s", `"AUTO"`, 1)},
+		{"HPP empty mode", "options.place_order_mode", Route{Op: OpCreateHPPSession}, strings.Replace(hpp, "%s", `""`, 1)},
+		{"HPP mode null", "options.place_order_mode", Route{Op: OpCreateHPPSession}, strings.Replace(hpp, "%s", `null`, 1)},
+		{"HPP mode boolean", "options.place_order_mode", Route{Op: OpCreateHPPSession}, strings.Replace(hpp, "%s", `true`, 1)},
+		{"HPP mode misspelled", "options.place_order_mode", Route{Op: OpCreateHPPSession}, `{"options":{"placeOrderMode":"CAPTURE_ORDER"}}`},
+		{"HPP options misspelled", "options", Route{Op: OpCreateHPPSession}, `{"Options":{"place_order_mode":"CAPTURE_ORDER"}}`},
+		{"HPP options not an object", "options", Route{Op: OpCreateHPPSession}, `{"options":[]}`},
+		{"network lower case", "request_payment_transaction.capture", Route{Op: OpAuthorizePayment}, strings.Replace(network, "%s", `"now"`, 1)},
+		{"network unknown", "request_payment_transaction.capture", Route{Op: OpAuthorizePayment}, strings.Replace(network, "%s", `"AUTOMATIC"`, 1)},
+		{"network boolean", "request_payment_transaction.capture", Route{Op: OpAuthorizePayment}, strings.Replace(network, "%s", `true`, 1)},
+		{"network misspelled", "request_payment_transaction.capture", Route{Op: OpAuthorizePayment}, `{"request_payment_transaction":{"Capture":"NOW"}}`},
+		{"network transaction not an object", "request_payment_transaction", Route{Op: OpAuthorizePayment}, `{"request_payment_transaction":"NOW"}`},
+		{"token order amount missing", "order_amount", Route{Op: OpCreateTokenOrder}, `{"purchase_currency":"EUR","order_lines":[],"auto_capture":true}`},
+		{"checkout update options.auto_capture string", "options.auto_capture", update, order + `,"options":{"auto_capture":"true"}}`},
+	} {
+		_, err := Klarna().ParseRequest(tt.route, []byte(tt.body))
+		var e *Error
+		if !errors.As(err, &e) || e.Status != http.StatusBadRequest || !strings.Contains(e.Message, tt.field) {
+			t.Errorf("%s: err = %v, want 400 naming %s", tt.name, err, tt.field)
+		}
+	}
+}
+
+// A Customer Token order's answer is a Payments create-order answer: the
+// ledger learns the order from it.
+func TestKlarnaCreatedTokenOrder(t *testing.T) {
+	req, err := Klarna().ParseRequest(Route{Op: OpCreateTokenOrder}, []byte(`{"order_amount":500,"purchase_currency":"SEK","order_lines":[],"auto_capture":false}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, o, ok := Klarna().CreatedOrder(req, 200, nil, []byte(`{"order_id":"`+orderID+`","fraud_status":"ACCEPTED"}`))
+	if !ok || id != orderID || o != (Order{Amount: 500, Currency: "SEK", State: StateAuthorized}) {
+		t.Errorf("token order: %q %+v %v", id, o, ok)
 	}
 }

@@ -26,6 +26,10 @@ const (
 	OpRelease                              // Klarna OM release-remaining-authorization
 	OpCancel                               // Klarna OM cancel
 	OpRefund                               // Klarna OM refund
+	OpCreateTokenOrder                     // Klarna Customer Token create order
+	OpUpdateCheckoutOrder                  // Klarna Checkout v3 update order
+	OpCreateHPPSession                     // Klarna Hosted Payment Page create session
+	OpAuthorizePayment                     // Klarna network API authorize payment
 	numOperations
 )
 
@@ -39,6 +43,10 @@ var opNames = [numOperations]string{
 	OpRelease:             "release",
 	OpCancel:              "cancel",
 	OpRefund:              "refund",
+	OpCreateTokenOrder:    "create_token_order",
+	OpUpdateCheckoutOrder: "update_checkout_order",
+	OpCreateHPPSession:    "create_hpp_session",
+	OpAuthorizePayment:    "authorize_payment",
 }
 
 // String returns the operation's stable snake_case name.
@@ -63,7 +71,19 @@ func Operations() []Operation {
 func (o Operation) HasBody() bool {
 	switch o {
 	case OpCreateOrder, OpCreateCheckoutOrder, OpCapture, OpUpdateAuthorization,
-		OpRelease, OpCancel, OpRefund:
+		OpRelease, OpCancel, OpRefund, OpCreateTokenOrder, OpUpdateCheckoutOrder,
+		OpCreateHPPSession, OpAuthorizePayment:
+		return true
+	}
+	return false
+}
+
+// AsksCapture reports whether the operation's request may ask the PSP to
+// capture at purchase: the compliance rules decide it.
+func (o Operation) AsksCapture() bool {
+	switch o {
+	case OpCreateOrder, OpCreateCheckoutOrder, OpCreateTokenOrder, OpUpdateCheckoutOrder,
+		OpCreateHPPSession, OpAuthorizePayment:
 		return true
 	}
 	return false
@@ -96,7 +116,10 @@ type Identity struct {
 // than from a user name that others may know.
 func (id Identity) NamedBySecret() bool { return strings.HasPrefix(id.Merchant, "key:") }
 
-// AutoCapture is the auto-capture flag as the request spelled it.
+// AutoCapture is the capture-at-purchase flag as the request spelled it:
+// auto_capture true or false, and the other routes' spellings mapped to
+// them (HPP place_order_mode CAPTURE_ORDER is true, PLACE_ORDER and NONE
+// false; network capture "NOW" is true, "LATER" false).
 type AutoCapture uint8
 
 const (
@@ -111,9 +134,11 @@ type Request struct {
 	Op      Operation
 	OrderID string
 
-	// Create order (Klarna Payments, Checkout v3; Hellgate one-off).
-	AutoCapture    AutoCapture // Payments: auto_capture; Checkout v3: options.auto_capture
-	AutoCaptureAt  string      // the member that carries the flag on this route ("auto_capture", "options.auto_capture")
+	// Create order (Klarna Payments, Customer Token, Checkout v3 create and
+	// update, HPP session, network authorize; Hellgate one-off).
+	AutoCapture    AutoCapture // the capture-at-purchase flag, read from the member AutoCaptureAt names
+	AutoCaptureAt  string      // the member that carries the flag on this route ("auto_capture", "options.auto_capture", "options.place_order_mode", "request_payment_transaction.capture")
+	LinesUnknown   bool        // the request carries no order lines to check (HPP session, network authorize)
 	OrderAmount    int64       // Klarna order_amount; Hellgate amount
 	HasOrderAmount bool
 	Currency       string // Klarna purchase_currency; Hellgate currency_code
