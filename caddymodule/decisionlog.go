@@ -127,6 +127,10 @@ func (l *decisionLine) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddString("psp", l.h.dialect.Name())
 	enc.AddString("operation", x.route.Op.String())
 	enc.AddString("merchant", x.id.Merchant)
+	if x.id.User != "" && x.id.User != x.id.Merchant {
+		// Rules may list the user name: a replay needs it.
+		enc.AddString("user", x.id.User)
+	}
 	enc.AddString("order_id", loggableOrderID(x.route.OrderID))
 	enc.AddString("decision", x.outcome)
 	enc.AddString("reason", x.reason)
@@ -177,6 +181,9 @@ func (l *decisionLine) ruleInputs(enc zapcore.ObjectEncoder) {
 		enc.AddString("auto_capture_field", req.AutoCaptureAt)
 	}
 	_ = enc.AddArray("line_types", lineTypesArray(req.LineTypes))
+	if req.LinesUnknown {
+		enc.AddBool("lines_unknown", true)
+	}
 	keys := emdKeysArray{keys: req.EMD.Keys, rules: l.rules}
 	_ = enc.AddArray("emd_keys", keys)
 	if n := keys.unlisted(); n > 0 {

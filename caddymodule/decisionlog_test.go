@@ -125,6 +125,7 @@ func TestDecisionLogAuditTrail(t *testing.T) {
 		{"POST", "/checkout/v3/orders", "shoeshop", checkout, 403},
 		{"POST", "/payments/v1/authorizations/" + randToken() + "/order", "shoeshop", `{"order_amount": 1, "` + email + `": tru}`, 400},
 		{"POST", "/ordermanagement/v1/orders/" + card + "/captures", "shoeshop", `{"captured_amount": 100}`, 0},
+		{"POST", "/hpp/v1/sessions", "PK1_web", hppBody("CAPTURE_ORDER"), 403},
 	}
 	for _, s := range steps {
 		resp, body := g.do(s.method, s.path, s.merchant, s.body)
@@ -174,6 +175,8 @@ func TestDecisionLogAuditTrail(t *testing.T) {
 		{"decision": "error", "reason": "bad_value", "message": "invalid value in $[*]: unexpected 't' (at byte offset 44)"},
 		// An order id that is not a UUID is refused with the path.
 		{"operation": "other", "decision": "error", "reason": "bad_value", "order_id": ""},
+		{"operation": "create_hpp_session", "merchant": "PK1", "user": "PK1_web", "decision": "refused", "reason": "merchant_unknown",
+			"auto_capture": "true", "auto_capture_field": "options.place_order_mode", "line_types": []any{}, "lines_unknown": true},
 	}
 	for i, w := range want {
 		for k, v := range w {

@@ -21,18 +21,20 @@ import (
 // impactLine is what `rules impact` reads from a decision line: the
 // inputs the rules read when the gateway decided a create-order.
 type impactLine struct {
-	Logger      string          `json:"logger"`
-	TS          json.RawMessage `json:"ts"`
-	Site        string          `json:"site"`
-	Operation   string          `json:"operation"`
-	Merchant    string          `json:"merchant"`
-	Reason      string          `json:"reason"`
-	RuleReason  string          `json:"rule_reason"`
-	AutoCapture string          `json:"auto_capture"`
-	LineTypes   []string        `json:"line_types"`
-	EMDKeys     []string        `json:"emd_keys"`
-	EMDUnlisted int             `json:"emd_unlisted_keys"`
-	PurchaseRef string          `json:"purchase_ref"`
+	Logger       string          `json:"logger"`
+	TS           json.RawMessage `json:"ts"`
+	Site         string          `json:"site"`
+	Operation    string          `json:"operation"`
+	Merchant     string          `json:"merchant"`
+	User         string          `json:"user"`
+	Reason       string          `json:"reason"`
+	RuleReason   string          `json:"rule_reason"`
+	AutoCapture  string          `json:"auto_capture"`
+	LineTypes    []string        `json:"line_types"`
+	LinesUnknown bool            `json:"lines_unknown"`
+	EMDKeys      []string        `json:"emd_keys"`
+	EMDUnlisted  int             `json:"emd_unlisted_keys"`
+	PurchaseRef  string          `json:"purchase_ref"`
 }
 
 // impactChange is one decision the draft rules would decide otherwise.
@@ -162,7 +164,7 @@ func verdict(allowed bool) string {
 
 // impactOrder rebuilds the order the rules saw from a decision line.
 func impactOrder(l impactLine) (rules.Order, error) {
-	o := rules.Order{Merchant: l.Merchant, EMDKeys: l.EMDKeys}
+	o := rules.Order{User: l.User, Merchant: l.Merchant, EMDKeys: l.EMDKeys, LinesUnknown: l.LinesUnknown}
 	switch l.AutoCapture {
 	case "true":
 		o.AutoCapture = rules.AutoCaptureTrue

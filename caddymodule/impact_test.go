@@ -3,10 +3,13 @@ package caddymodule
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pspguard/pspguard/rules"
 )
 
 var (
@@ -103,5 +106,18 @@ voucherstore  2         0                0
 		if code := rulesImpact(&stdout, &stderr, c.draft, []string{c.log}, ""); code != 2 || !strings.Contains(stderr.String(), c.msg) {
 			t.Errorf("%s %s: exit %d, stderr %q, want 2 and %q", c.draft, c.log, code, stderr.String(), c.msg)
 		}
+	}
+}
+
+// A replay reads the user name the rules may list and whether the request
+// carried order lines, as the gateway decided with them.
+func TestImpactOrderUserAndLinesUnknown(t *testing.T) {
+	var l impactLine
+	if err := json.Unmarshal([]byte(`{"merchant":"PK1","user":"PK1_web","auto_capture":"true","line_types":[],"lines_unknown":true}`), &l); err != nil {
+		t.Fatal(err)
+	}
+	o, err := impactOrder(l)
+	if err != nil || o.User != "PK1_web" || o.Merchant != "PK1" || !o.LinesUnknown || o.AutoCapture != rules.AutoCaptureTrue {
+		t.Fatalf("order %+v, %v", o, err)
 	}
 }
