@@ -24,17 +24,18 @@ import (
 )
 
 // The history test is a randomized check in the spirit of Jepsen's bank
-// checker. Many concurrent clients capture (unkeyed, keyed, retried with
-// their key, and with keys reused for other requests), read orders, raise
-// and lower their authorizations, release and cancel them, and create
-// orders (again with their key, and with the key of another request),
-// through a real pspguard process, in front of a simulator that enforces no
-// capture limits of its own and loses answers: captures and order changes
-// applied and then dropped or answered 500, requests refused with 503, and
-// order reads answered late. In the middle the gateway is killed and
-// started again (with Redis, the store loses its data as well). The clients
-// send no order change while a capture of the same order is unanswered, nor
-// the reverse (see horder): Klarna itself settles that race.
+// checker. Many concurrent clients, with two credentials of one merchant,
+// capture (unkeyed, keyed, retried with their key, and with keys reused for
+// other requests), read orders, raise and lower their authorizations,
+// release and cancel them, and create orders (again with their key, and
+// with the key of another request), through a real pspguard process, in
+// front of a simulator that enforces no capture limits of its own and loses
+// answers: captures and order changes applied and then dropped or answered
+// 500, requests refused with 503, and order reads answered late. In the
+// middle the gateway is killed and started again (with Redis, the store
+// loses its data as well). The clients send no order change while a capture
+// of the same order is unanswered, nor the reverse (see horder): Klarna
+// itself settles that race.
 //
 // At the end the simulator's own books must show, for every order, no
 // capture beyond what the order authorized at that moment, and every
@@ -45,6 +46,11 @@ import (
 //
 // HISTORY_SECONDS sets how long each store's history runs (default 8),
 // HISTORY_SEED the seed of the clients' and the simulator's draws.
+
+// historyCredentials are two credentials of one merchant, PK1: a web shop's
+// and an ERP's. Odd clients use the ERP's, so an order is created, changed
+// and captured under both.
+var historyCredentials = [2]string{historyMerchant, "PK1_erp"}
 
 const (
 	historyClients  = 8
@@ -448,7 +454,7 @@ func (h *history) do(client int, o *horder, method, path, key, body, what string
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	req.SetBasicAuth(historyMerchant, "secret")
+	req.SetBasicAuth(historyCredentials[max(client, 0)%2], "secret")
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
