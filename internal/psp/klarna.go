@@ -17,7 +17,7 @@ type klarna struct{}
 var klarnaRouter = &router{
 	prefixes: []string{"payments", "checkout", "ordermanagement", "customer-token", "hpp", "v2"},
 	patterns: []pattern{
-		{method: http.MethodPost, segs: []string{"payments", "v1", "authorizations", "", "order"}, op: OpCreateOrder},
+		{method: http.MethodPost, segs: []string{"payments", "v1", "authorizations", "", "order"}, op: OpCreateOrder, oneTime: true},
 		{method: http.MethodPost, segs: []string{"customer-token", "v1", "tokens", "", "order"}, op: OpCreateTokenOrder},
 		{method: http.MethodPost, segs: []string{"checkout", "v3", "orders"}, op: OpCreateCheckoutOrder},
 		{method: http.MethodPost, segs: []string{"checkout", "v3", "orders", ""}, op: OpUpdateCheckoutOrder, hasID: true, uuid: true},

@@ -16,6 +16,10 @@ type pattern struct {
 	op     Operation
 	hasID  bool // the id segment is the order id (false for a create-order token)
 	uuid   bool // the order id must be a UUID (Klarna)
+	// oneTime: the id segment of a create is a token used for one purchase
+	// only (Klarna's authorization token), which Route.Token carries. A
+	// customer token names a customer across purchases and is not carried.
+	oneTime bool
 }
 
 // router classifies requests for one PSP. Paths whose first segment is a
@@ -72,7 +76,10 @@ func (rt *router) classify(method, rawPath string) (Route, error) {
 			}
 			return Route{Op: p.op, OrderID: id}, nil
 		}
-		return Route{Op: p.op, Token: seg}, nil
+		if p.oneTime {
+			return Route{Op: p.op, Token: seg}, nil
+		}
+		return Route{Op: p.op}, nil
 	}
 	return Route{}, nil
 }

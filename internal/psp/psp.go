@@ -93,7 +93,7 @@ func (o Operation) AsksCapture() bool {
 type Route struct {
 	Op      Operation
 	OrderID string // the order (Klarna) or payment (Hellgate) id in the path; "" for creates
-	Token   string // the token in a create-order path (Klarna's authorization token); "" if none
+	Token   string // the one-time token in a create-order path (Klarna's authorization token); "" if none
 }
 
 // Identity is who the caller is, derived from its credentials. Merchant is
