@@ -96,7 +96,7 @@ func (h *Handler) afterCreate(x *exchange, rec caddyhttp.ResponseRecorder, buf *
 	verified := x.r.Header.Get(h.dialect.IdempotencyHeader()) == ""
 	if err := h.ledger.Learn(ctx, h.ledgerKey(x, orderID), order, verified); err != nil {
 		// Not fatal: the order is re-learned from the PSP before its first capture.
-		h.logger.Warn("learning a created order", zap.Error(err))
+		h.forwardStoreDown(x, err)
 	}
 	if order.Captured > 0 {
 		h.m.capturedAmount(order.Currency, order.Captured)

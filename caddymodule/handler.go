@@ -6,7 +6,6 @@
 package caddymodule
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -100,16 +99,16 @@ type Handler struct {
 	watcher *rulesWatcher
 	ledger  ledger.Store
 	idem    idempotency.Store
-	// pingStore checks that the shared store answers; nil for the memory
-	// store, which always does.
-	pingStore func(context.Context) error
-	poolKeys  []string
-	logger    *zap.Logger
-	decLog    *zap.Logger
-	lines     *lineWriter
-	creds     credentials.Store // credentials the PSP accepted lately
-	m         *handlerMetrics
-	now       func() time.Time
+	// storeUp tells whether the shared store answered its last probe; nil
+	// for the memory store, which always does.
+	storeUp  func() bool
+	poolKeys []string
+	logger   *zap.Logger
+	decLog   *zap.Logger
+	lines    *lineWriter
+	creds    credentials.Store // credentials the PSP accepted lately
+	m        *handlerMetrics
+	now      func() time.Time
 }
 
 // IdempotencyConfig configures the idempotency cache.

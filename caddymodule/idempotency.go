@@ -39,6 +39,12 @@ func (h *Handler) claimKey(w http.ResponseWriter, r *http.Request, x *exchange) 
 	ctx, cancel := h.storeContext(r.Context())
 	defer cancel()
 	claim, err := h.idem.Begin(ctx, x.idemKey, x.req.Fingerprint)
+	if err != nil && x.route.Op.AsksCapture() {
+		// Forwarded without the result cache; the key still goes to the
+		// PSP, which handles a repeated key itself.
+		h.forwardStoreDown(x, err)
+		return false
+	}
 	if err != nil {
 		h.logger.Error("idempotency store unavailable", zap.Error(err))
 		h.unavailable(w, x, "the idempotency store is unavailable; retry with the same key")

@@ -86,6 +86,7 @@ type metricSet struct {
 	upstream     *prometheus.HistogramVec
 	captured     *prometheus.CounterVec
 	rulesReloads *prometheus.CounterVec
+	storeDownFwd *prometheus.CounterVec
 	sites        *siteCollector
 }
 
@@ -115,13 +116,17 @@ var metrics = &metricSet{
 		Namespace: "caddy", Subsystem: "psp_guard", Name: "rules_reloads_total",
 		Help: "Rules file loads by site and result (success, failure).",
 	}, []string{"site", "result"}),
+	storeDownFwd: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy", Subsystem: "psp_guard", Name: "store_down_forwarded_total",
+		Help: "Allowed create-orders forwarded while the store did not answer, by site and PSP; the ledger learns these orders from the PSP before their first capture.",
+	}, []string{"site", "psp"}),
 	sites: newSiteCollector(),
 }
 
 // collectors are what provisionMetrics registers.
 func (ms *metricSet) collectors() []prometheus.Collector {
 	return []prometheus.Collector{ms.decisions, ms.refusals, ms.idempotency, ms.upstream,
-		ms.captured, ms.rulesReloads, ms.sites}
+		ms.captured, ms.rulesReloads, ms.storeDownFwd, ms.sites}
 }
 
 // handlerMetrics are the series one handler touches on every request,
@@ -133,6 +138,7 @@ type handlerMetrics struct {
 	refusals    map[string]prometheus.Counter // by reason
 	idems       []prometheus.Counter          // by allIdemOutcomes
 	reloads     [2]prometheus.Counter         // failure, success
+	storeDown   prometheus.Counter            // create-orders forwarded with the store down
 	upstream    []lazyObserver                // by operation
 }
 
@@ -174,6 +180,7 @@ func provisionMetrics(reg *prometheus.Registry, site, pspName string) (*handlerM
 	}
 	m.reloads[0] = metrics.rulesReloads.WithLabelValues(site, "failure")
 	m.reloads[1] = metrics.rulesReloads.WithLabelValues(site, "success")
+	m.storeDown = metrics.storeDownFwd.WithLabelValues(site, pspName)
 	m.passthrough = m.decisions[psp.OpOther][slices.Index(allOutcomes, outcomePassthrough)]
 	return m, nil
 }
@@ -274,7 +281,7 @@ func (g *guardSet) list() []*Handler {
 // siteCollector reports, per site, the rules in force and the size of the
 // stores, read from the live guards at scrape time.
 type siteCollector struct {
-	rulesInfo, orders, reservations, results *prometheus.Desc
+	rulesInfo, orders, reservations, results, storeUp *prometheus.Desc
 }
 
 func newSiteCollector() *siteCollector {
@@ -288,6 +295,8 @@ func newSiteCollector() *siteCollector {
 			"Captures in flight or of unknown outcome holding a ledger reservation, by site and store.", []string{"site", "store"}, nil),
 		results: prometheus.NewDesc("caddy_psp_guard_idempotency_results",
 			"Completed results held by the idempotency cache, by site and store.", []string{"site", "store"}, nil),
+		storeUp: prometheus.NewDesc("caddy_psp_guard_store_up",
+			"1 if the site's store answered its last probe (every 2s), 0 if not, by site and store.", []string{"site", "store"}, nil),
 	}
 }
 
@@ -296,6 +305,7 @@ func (c *siteCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.orders
 	ch <- c.reservations
 	ch <- c.results
+	ch <- c.storeUp
 }
 
 // Collect reports each site once, however many of its handlers are live:
@@ -321,6 +331,7 @@ func (c *siteCollector) Collect(ch chan<- prometheus.Metric) {
 	var (
 		orders, results = map[siteStore]float64{}, map[siteStore]float64{}
 		reserved        = map[siteStore]float64{}
+		up              = map[siteStore]float64{}
 	)
 	for _, h := range liveGuards.list() {
 		if r := h.rules.Load(); r != nil && first(h.site, r.Digest()) {
@@ -328,6 +339,13 @@ func (c *siteCollector) Collect(ch chan<- prometheus.Metric) {
 				h.site, strconv.Itoa(r.Version()), shortDigest(r.Digest()))
 		}
 		ss := siteStore{h.site, h.Store.Type}
+		// A site is up when every store it uses answers.
+		if v, ok := up[ss]; !ok || v == 1 {
+			up[ss] = 1
+			if h.storeUp != nil && !h.storeUp() {
+				up[ss] = 0
+			}
+		}
 		if first(h.site, h.ledger) {
 			if o, r, err := h.ledger.Stats(ctx); err == nil {
 				orders[ss] += float64(o)
@@ -346,6 +364,9 @@ func (c *siteCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for ss, v := range results {
 		ch <- prometheus.MustNewConstMetric(c.results, prometheus.GaugeValue, v, ss.site, ss.store)
+	}
+	for ss, v := range up {
+		ch <- prometheus.MustNewConstMetric(c.storeUp, prometheus.GaugeValue, v, ss.site, ss.store)
 	}
 }
 

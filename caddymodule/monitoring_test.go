@@ -69,6 +69,7 @@ func writtenValues() map[string]map[string][]string {
 		"caddy_psp_guard_ledger_orders":             {"store": stores},
 		"caddy_psp_guard_ledger_reservations":       {"store": stores},
 		"caddy_psp_guard_idempotency_results":       {"store": stores},
+		"caddy_psp_guard_store_up":                  {"store": stores},
 	}
 }
 
@@ -571,6 +572,7 @@ func TestMonitoringExportedFamilies(t *testing.T) {
 		"caddy_psp_guard_captured_amount_total", "caddy_psp_guard_rules_reloads_total",
 		"caddy_psp_guard_rules_info", "caddy_psp_guard_ledger_orders",
 		"caddy_psp_guard_ledger_reservations", "caddy_psp_guard_idempotency_results",
+		"caddy_psp_guard_store_up", "caddy_psp_guard_store_down_forwarded_total",
 	}
 	for _, name := range want {
 		if _, ok := e[name]; !ok {

@@ -48,12 +48,20 @@ func TestRedisStore(t *testing.T) {
 	}
 }
 
-// With the shared store down, every guarded write is refused with 503 in
-// the PSP's format before it reaches the PSP; policy refusals and traffic
-// the gateway does not guard are answered as usual.
+// With the shared store down from the start, store_up says so before the
+// first request; captures and order changes are refused with 503 in the
+// PSP's format before they reach the PSP; create-orders the rules allow are
+// forwarded and counted; policy refusals and traffic the gateway does not
+// guard are answered as usual.
 func TestRedisDownFailsClosed(t *testing.T) {
 	down := redistest.ClosedAddr(t)
 	g := newGateway(t, exampleRules, fmt.Sprintf("store redis redis://%s/0 {\ntimeout 200ms\n}", down))
+	text := g.scrape()
+	if got := grepLines(text, "caddy_psp_guard_store_up{"); got != `caddy_psp_guard_store_up{site=":9080",store="redis"} 0` {
+		t.Errorf("before the first request: %q, want store_up 0 for the redis store", got)
+	}
+	forwarded := `caddy_psp_guard_store_down_forwarded_total{psp="klarna",site=":9080"}`
+	fwdBefore := scrapeValue(text, forwarded)
 	id := g.createOrderDirect("shoeshop", 5000)
 
 	for _, tc := range []struct {
@@ -62,8 +70,6 @@ func TestRedisDownFailsClosed(t *testing.T) {
 	}{
 		{"capture", "POST", "/ordermanagement/v1/orders/" + id + "/captures", `{"captured_amount":100}`, false},
 		{"keyed capture", "POST", "/ordermanagement/v1/orders/" + id + "/captures", `{"captured_amount":100}`, true},
-		{"create-order", "POST", "/payments/v1/authorizations/tok-down/order", orderBody(1000, false, ""), false},
-		{"keyed create-order", "POST", "/payments/v1/authorizations/tok-down-2/order", orderBody(1000, false, ""), true},
 		{"release", "POST", "/ordermanagement/v1/orders/" + id + "/release-remaining-authorization", "", false},
 		{"cancel", "POST", "/ordermanagement/v1/orders/" + id + "/cancel", "", false},
 		{"update authorization", "PATCH", "/ordermanagement/v1/orders/" + id + "/authorization", `{"order_amount":4000}`, false},
@@ -88,12 +94,35 @@ func TestRedisDownFailsClosed(t *testing.T) {
 		})
 	}
 
+	for i, hdr := range [][]string{nil, {"Klarna-Idempotency-Key", "down-create"}} {
+		before := g.pspRequests("klarna.create_order")
+		resp, body := g.do("POST", fmt.Sprintf("/payments/v1/authorizations/tok-down-%d/order", i), "shoeshop", orderBody(1000, false, ""), hdr...)
+		if resp.StatusCode != http.StatusOK || !strings.Contains(body, "order_id") {
+			t.Errorf("create-order (key %v) with the store down: %d %s, want the PSP's 200", hdr, resp.StatusCode, body)
+		}
+		if n := g.pspRequests("klarna.create_order") - before; n != 1 {
+			t.Errorf("create-order (key %v) with the store down: the PSP received %d", hdr, n)
+		}
+	}
+	if n := scrapeValue(g.scrape(), forwarded) - fwdBefore; n != 2 {
+		t.Errorf("store_down_forwarded_total rose by %v, want 2", n)
+	}
+
 	resp, body := g.do("POST", "/payments/v1/authorizations/tok-down-3/order", "shoeshop", orderBody(1000, true, ""))
 	if code, _ := klarnaError(t, body); resp.StatusCode != http.StatusForbidden || code != "AUTO_CAPTURE_NOT_ALLOWED" {
 		t.Errorf("a policy refusal with the store down: %d %s, want 403 AUTO_CAPTURE_NOT_ALLOWED", resp.StatusCode, body)
 	}
 	if resp, body := g.do("POST", "/payments/v1/sessions", "shoeshop", `{}`); resp.StatusCode != http.StatusOK {
 		t.Errorf("a payment session (not guarded) with the store down: %d %s", resp.StatusCode, body)
+	}
+}
+
+// A store that answers is up from provisioning on, before any request.
+func TestRedisStoreUp(t *testing.T) {
+	url := redistest.URL(t)
+	g := newGateway(t, exampleRules, fmt.Sprintf("store redis %s {\nprefix caddymodule-%s\n}", url, t.Name()))
+	if got := grepLines(g.scrape(), "caddy_psp_guard_store_up{"); got != `caddy_psp_guard_store_up{site=":9080",store="redis"} 1` {
+		t.Errorf("store_up: %q, want 1 for the redis store", got)
 	}
 }
 

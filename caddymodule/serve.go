@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
 
 	"github.com/pspguard/pspguard/internal/idempotency"
 	"github.com/pspguard/pspguard/internal/psp"
@@ -42,6 +43,7 @@ type exchange struct {
 	idemTok   string
 	idemOut   string
 	forwarded bool
+	storeDown bool // forwarded although the store did not answer
 
 	// What the compliance rules read and rested on, for the decision log.
 	ruled       bool    // the rules decided this create-order
@@ -138,7 +140,10 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 
 	switch {
 	case op.AsksCapture():
-		if refused := h.checkAutoCapture(w, x); refused || h.storeDownBefore(w, x) {
+		// The rules decide it without the store, so it is forwarded even
+		// while the store is down: the ledger learns the order from the
+		// PSP before its first capture.
+		if refused := h.checkAutoCapture(w, x); refused {
 			return nil
 		}
 		return h.forward(w, r, next, x, h.afterCreate)
@@ -178,22 +183,16 @@ func (h *Handler) tooLarge() error {
 		Message: "request body exceeds the limit of " + strconv.FormatInt(h.MaxBody, 10) + " bytes"}
 }
 
-// storeDownBefore refuses a guarded write while the shared store is down,
-// before anything is forwarded: the gateway could not record what the PSP
-// did. Captures and order changes find out when they hold their amount, and
-// keyed requests when they claimed their key; create-orders ask the store
-// here.
-func (h *Handler) storeDownBefore(w http.ResponseWriter, x *exchange) bool {
-	if h.pingStore == nil || x.idemTok != "" {
-		return false
+// forwardStoreDown notes, once per request, a create-order forwarded while
+// the store did not answer.
+func (h *Handler) forwardStoreDown(x *exchange, err error) {
+	if x.storeDown {
+		return
 	}
-	ctx, cancel := h.storeContext(x.r.Context())
-	defer cancel()
-	if err := h.pingStore(ctx); err != nil {
-		_ = h.storeDown(w, x, err)
-		return true
-	}
-	return false
+	x.storeDown = true
+	h.m.storeDown.Inc()
+	h.logger.Warn("store unavailable: create-order forwarded without it; the ledger learns the order from the PSP before its first capture",
+		zap.String("site", h.site), zap.Error(err))
 }
 
 // forward hands the PSP exactly the checked bytes and records its answer.

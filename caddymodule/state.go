@@ -3,10 +3,12 @@ package caddymodule
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
 
 	"github.com/pspguard/pspguard/internal/credentials"
 	"github.com/pspguard/pspguard/internal/idempotency"
@@ -35,21 +37,59 @@ type pooledCreds struct{ credentials.Store }
 func (*pooledCreds) Destruct() error { return nil }
 
 // pooledRedis is one Redis client (one server, Sentinel or Cluster) shared
-// by every store and config that names the same connection.
+// by every store and config that names the same connection, and the prober
+// that keeps its store_up current.
 type pooledRedis struct {
 	client   redis.UniversalClient
 	pipeline *redis.AutoPipeliner
 	err      error
+
+	up       atomic.Bool
+	startErr error // why the first probe failed, nil if it answered
+	stop     chan struct{}
+	done     chan struct{}
 }
 
-func newPooledRedis(client redis.UniversalClient) *pooledRedis {
-	p := &pooledRedis{client: client}
+// storeProbeInterval is how often a pooled store is pinged for store_up.
+var storeProbeInterval = 2 * time.Second
+
+// newPooledRedis probes the client once, so store_up is right from
+// provisioning on, then keeps probing in the background until Destruct.
+func newPooledRedis(client redis.UniversalClient, timeout time.Duration) *pooledRedis {
+	p := &pooledRedis{client: client, stop: make(chan struct{}), done: make(chan struct{})}
 	// It fails only for invalid pipeline options, and the defaults are valid.
 	p.pipeline, p.err = p.client.AutoPipeline()
+	p.startErr = p.probe(timeout)
+	go func() {
+		defer close(p.done)
+		t := time.NewTicker(storeProbeInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-p.stop:
+				return
+			case <-t.C:
+				p.probe(timeout)
+			}
+		}
+	}()
 	return p
 }
 
-func (p *pooledRedis) Destruct() error { return p.client.Close() }
+// probe pings the store within timeout and records whether it answered.
+func (p *pooledRedis) probe(timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	err := p.client.Ping(ctx).Err()
+	p.up.Store(err == nil)
+	return err
+}
+
+func (p *pooledRedis) Destruct() error {
+	close(p.stop)
+	<-p.done
+	return p.client.Close()
+}
 
 // acquireState finds or creates the handler's stores in the pool. Pool keys
 // name everything that shapes a store, so a config change that needs a new
@@ -90,19 +130,25 @@ func (h *Handler) acquireState() error {
 			return fmt.Errorf("psp_guard: store redis: %w", err)
 		}
 		key := rc.key
-		conn, err := acquire(h, key, func() *pooledRedis { return newPooledRedis(rc.new()) })
+		conn, err := acquire(h, key, func() *pooledRedis { return newPooledRedis(rc.new(), time.Duration(store.Timeout)) })
 		if err != nil {
 			return err
 		}
 		if conn.err != nil {
 			return fmt.Errorf("psp_guard: store redis: %w", conn.err)
 		}
+		if conn.startErr != nil {
+			// The gateway starts anyway: create-orders go on, and the rest
+			// resumes when the store answers, without a restart.
+			h.logger.Error("store redis does not answer; captures and order changes get 503 until it does",
+				zap.String("site", h.site), zap.Error(conn.startErr))
+		}
+		h.storeUp = conn.up.Load
 		// The stores' scripts go through the client's automatic pipeline:
 		// the calls of concurrent requests share writes and reads on one
 		// connection, which saves Redis and the gateway a system call or
 		// two per call under load, and costs nothing when calls are few.
-		client, ping := conn.pipeline, conn.client
-		h.pingStore = func(ctx context.Context) error { return ping.Ping(ctx).Err() }
+		client := conn.pipeline
 		prefix := store.Prefix
 		lkey = fmt.Sprintf("%s/ledger/prefix=%s/ttl=%s/lease=%s", key, prefix, time.Duration(h.Ledger.OrderTTL), h.lease())
 		ikey = fmt.Sprintf("%s/idempotency/prefix=%s/ttl=%s", key, prefix, idemCfg.TTL)

@@ -434,30 +434,46 @@ func TestRestartedInstanceKeepsTheLedger(t *testing.T) {
 	}
 }
 
-// Redis down: guarded writes are refused with 503 in Klarna's format and
-// nothing is forwarded; other traffic flows. Redis back: service resumes
-// without restarting a gateway, and the ledger still holds the line.
+// Redis down: store_up falls to 0, new orders go on (checkout continues),
+// captures are refused with 503 in Klarna's format and nothing of them is
+// forwarded; other traffic flows. Redis back: store_up returns to 1 and
+// service resumes without restarting a gateway, and the ledger still holds
+// the line, for the order made before the outage and the one made during it.
 func TestRedisOutage(t *testing.T) {
 	c := newCluster(t)
 	id := c.gw[0].createOrder(t, 10000)
 	if r := c.gw[1].capture(t, id, 1000, "before-outage"); r.status != http.StatusCreated {
 		t.Fatalf("capture before the outage: %d %s", r.status, r.body)
 	}
+	for _, g := range c.gw {
+		g.waitStoreUp(t, 1)
+	}
 
 	c.redis.kill()
+	for _, g := range c.gw {
+		g.waitStoreUp(t, 0)
+	}
 	before := c.stats()
+	// A new order needs no store: the rules decide it, and the ledger
+	// learns it from the PSP before its first capture.
+	during := c.gw[1].createOrder(t, 3000)
+	if r := do(t, "POST", c.gw[0].base+"/payments/v1/authorizations/auth-outage-keyed/order", "digitalshop", "outage-create",
+		orderBody(2000, false)); r.status != http.StatusOK {
+		t.Errorf("a keyed new order with Redis down: %d %s, want 200", r.status, r.body)
+	}
+	if n := c.stats().Total - before.Total; n != 2 {
+		t.Errorf("with Redis down the PSP received %d create-orders, want 2", n)
+	}
+	before = c.stats()
 	// A keyed capture fails at its key's claim, an unkeyed one at its
-	// reservation, a new order at the store check before forwarding.
+	// reservation.
 	down := []struct {
 		what string
 		send func() answer
 	}{
 		{"keyed capture through A", func() answer { return c.gw[0].capture(t, id, 1000, "during-outage") }},
 		{"unkeyed capture through B", func() answer { return c.gw[1].capture(t, id, 1000, "") }},
-		{"new order through B", func() answer {
-			return do(t, "POST", c.gw[1].base+"/payments/v1/authorizations/auth-outage/order", "digitalshop", "",
-				orderBody(2000, false))
-		}},
+		{"capture of the new order", func() answer { return c.gw[0].capture(t, during, 1000, "") }},
 	}
 	for _, d := range down {
 		r := d.send()
@@ -512,5 +528,42 @@ func TestRedisOutage(t *testing.T) {
 	}
 	if got := c.stats().Orders[id]; got.CapturedAmount != 10000 {
 		t.Errorf("the PSP captured %d in all, want 10000", got.CapturedAmount)
+	}
+	for _, g := range c.gw {
+		g.waitStoreUp(t, 1)
+	}
+	// The order made during the outage, learned from the PSP now.
+	if r := c.gw[0].capture(t, during, 2000, ""); r.status != http.StatusCreated {
+		t.Errorf("capturing the order made during the outage: %d %s, want 201", r.status, r.body)
+	}
+	if r := c.gw[1].capture(t, during, 1001, ""); r.status != http.StatusForbidden || r.errorCode() != "CAPTURE_NOT_ALLOWED" {
+		t.Errorf("over-capturing the order made during the outage: %d %s, want 403 CAPTURE_NOT_ALLOWED", r.status, r.body)
+	}
+	if got := c.stats().Orders[during]; got.CapturedAmount != 2000 {
+		t.Errorf("the PSP captured %d of the order made during the outage, want 2000", got.CapturedAmount)
+	}
+}
+
+// waitStoreUp waits until the gateway's caddy_psp_guard_store_up is want:
+// its prober pings the store every 2 seconds.
+func (g *gateway) waitStoreUp(t *testing.T, want int) {
+	t.Helper()
+	series := fmt.Sprintf(`caddy_psp_guard_store_up{site=":%d",store="redis"} %d`, g.httpPort, want)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", g.admin))
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(body), series+"\n") {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("gateway %s: no %s within 10s", g.name, series)
+			}
+		} else if time.Now().After(deadline) {
+			t.Fatalf("gateway %s: metrics: %v", g.name, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
