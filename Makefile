@@ -3,14 +3,19 @@ GO      ?= go
 BIN     := bin
 FUZZTIME ?= 2m
 HISTORY_SECONDS ?= 600
+# pspguard's version as `pspguard version` prints it: the release tag, or
+# the commit after it, with -dirty for uncommitted changes. Without git the
+# binary names what Go recorded.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+LDFLAGS := $(if $(VERSION),-X main.version=$(VERSION))
 
 .PHONY: all build run test history bench lint fuzz clean
 
 all: build
 
-## build: bin/pspguard (Caddy + psp_guard) and bin/pspsim (the PSP simulator)
+## build: bin/pspguard (Caddy + psp_guard, stamped with VERSION) and bin/pspsim (the PSP simulator)
 build:
-	$(GO) build -o $(BIN)/pspguard ./cmd/pspguard
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/pspguard ./cmd/pspguard
 	$(GO) build -o $(BIN)/pspsim ./cmd/pspsim
 
 ## run: the simulator on 127.0.0.1:9001 and pspguard on :8080 (Klarna) and :8081 (Hellgate); Ctrl-C stops both

@@ -5,6 +5,9 @@
 package main
 
 import (
+	"fmt"
+	"os"
+
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 
 	// Caddy's standard modules and ours.
@@ -13,5 +16,15 @@ import (
 )
 
 func main() {
+	// Caddy registers its own version command, which names only Caddy,
+	// and its command set cannot be changed once registered.
+	if len(os.Args) > 1 && os.Args[1] == "version" {
+		if len(os.Args) > 2 {
+			fmt.Fprintln(os.Stderr, "usage: pspguard version (it takes no arguments)")
+			os.Exit(1)
+		}
+		printVersion(os.Stdout)
+		return
+	}
 	caddycmd.Main()
 }
