@@ -76,7 +76,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		e := psp.MethodOverride(r.Header)
 		if e == nil {
 			h.m.passthrough.Inc()
-			return next.ServeHTTP(w, r)
+			if err := next.ServeHTTP(w, r); err != nil {
+				return h.passthroughFailed(w, err)
+			}
+			return nil
 		}
 		err = e
 	}
@@ -240,10 +243,13 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 	}
 	after(x, rec, buf, err)
 	if err != nil {
-		x.status = statusOf(err)
 		x.outcome, x.reason = outcomeError, reasonUpstreamError
 		h.m.decision(x.route.Op, x.outcome)
-		return err
+		if x.corrID == "" {
+			x.corrID = newCorrelationID()
+		}
+		x.status, x.message = h.upstreamFailed(w, x.corrID, err, ctx.Err() == context.DeadlineExceeded)
+		return nil
 	}
 	x.status = rec.Status()
 	if x.outcome == "" {
@@ -258,13 +264,35 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 	return rec.WriteResponse()
 }
 
-// statusOf is the status Caddy will answer with for a handler error.
-func statusOf(err error) int {
+// upstreamFailed answers a request the PSP gave no answer to in the PSP's
+// own error format, as the PSP answers when it is unavailable: 504
+// TEMPORARILY_UNAVAILABLE when it did not answer in time, 502 otherwise
+// (refused, reset, or no valid HTTP answer). Caddy would answer with an
+// empty body and log the request's headers with the error; the gateway logs
+// the error and the correlation id instead, as the caller has them. It
+// returns the status and message the caller got.
+func (h *Handler) upstreamFailed(w http.ResponseWriter, corrID string, err error, timedOut bool) (int, string) {
+	status, msg := http.StatusBadGateway, "the PSP could not be reached"
 	var he caddyhttp.HandlerError
-	if errors.As(err, &he) && he.StatusCode != 0 {
-		return he.StatusCode
+	if timedOut || errors.As(err, &he) && he.StatusCode == http.StatusGatewayTimeout {
+		status, msg = http.StatusGatewayTimeout, "the PSP did not answer in time"
 	}
-	return http.StatusBadGateway
+	h.logger.Error("no answer from the PSP", zap.Int("status", status), zap.String("correlation_id", corrID), zap.Error(err))
+	h.dialect.WriteError(w, status, h.dialect.ErrorCode(psp.CodeTemporarilyUnavail), msg, corrID)
+	return status, msg
+}
+
+// passthroughFailed answers in the PSP's format when reverse_proxy could
+// not get an answer for a request the gateway does not guard (its 502 and
+// 504 errors; it has written nothing then, as it aborts a response that
+// fails once started). Other errors go to Caddy as they are.
+func (h *Handler) passthroughFailed(w http.ResponseWriter, err error) error {
+	var he caddyhttp.HandlerError
+	if !errors.As(err, &he) || he.StatusCode != http.StatusBadGateway && he.StatusCode != http.StatusGatewayTimeout {
+		return err
+	}
+	h.upstreamFailed(w, newCorrelationID(), err, false)
+	return nil
 }
 
 // refuse answers the caller in the PSP's error format; the request never
