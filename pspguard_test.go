@@ -60,8 +60,9 @@ func main() {
 // TestXcaddyBuild runs xcaddy itself, as the README tells users to, with
 // pspguard replaced by this working tree. CI installs xcaddy (.ci/run);
 // elsewhere the test skips without it. It resolves modules from the module
-// cache only (GOPROXY=off; the cache's modules were verified when they
-// were downloaded, so the checksum database is not asked again), and keeps
+// cache only (GOPROXY=off; .ci/run fills the cache with go mod download,
+// and its modules were verified when they were downloaded, so the checksum
+// database is not asked again), and keeps
 // Go's default compile flags, so the packages compiled for the other tests
 // are reused rather than compiled again with -trimpath.
 func TestXcaddyBuild(t *testing.T) {
