@@ -8,6 +8,10 @@ HISTORY_SECONDS ?= 600
 # binary names what Go recorded.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 LDFLAGS := $(if $(VERSION),-X main.version=$(VERSION))
+# Tests that build whole Caddy binaries. make test runs them after the
+# others, one package at a time, so that their compiles do not starve the
+# tests that run many requests at once.
+BUILD_TESTS := ^(TestCaddyBuildWithPlugin|TestXcaddyBuild|TestVersionCommand)$$
 
 .PHONY: all build run test history bench lint fuzz clean
 
@@ -36,7 +40,8 @@ test:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
-	.ci/with-redis $(GO) test -race -count=1 ./...
+	.ci/with-redis $(GO) test -race -count=1 -skip '$(BUILD_TESTS)' ./...
+	$(GO) test -count=1 -p 1 -run '$(BUILD_TESTS)' . ./cmd/pspguard
 	.ci/fuzz 5s
 	$(GO) run ./cmd/pspguard rules validate testdata/rules/example.yaml
 	$(GO) run ./cmd/pspguard rules test testdata/rules/example.yaml testdata/rules/example_cases.yaml
