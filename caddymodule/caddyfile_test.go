@@ -33,6 +33,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		}
 		lookup_timeout 3s
 		upstream_timeout 30s
+		name eu
 	}`)
 	var h Handler
 	if err := h.UnmarshalCaddyfile(d); err != nil {
@@ -48,7 +49,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 	}
 	if h.PSP != want.PSP || h.Rules != want.Rules || h.Mode != want.Mode || h.MaxBody != want.MaxBody ||
 		*h.Idempotency != *want.Idempotency || !reflect.DeepEqual(h.Store, want.Store) || *h.Ledger != *want.Ledger ||
-		h.LookupTimeout != want.LookupTimeout || h.UpstreamTimeout != want.UpstreamTimeout {
+		h.LookupTimeout != want.LookupTimeout || h.UpstreamTimeout != want.UpstreamTimeout || h.Name != "eu" {
 		t.Errorf("got %+v %+v %+v %+v\nwant %+v %+v %+v %+v", h.Idempotency, h.Store, h.Ledger, h.MaxBody,
 			want.Idempotency, want.Store, want.Ledger, want.MaxBody)
 	}
@@ -138,6 +139,8 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"unknown ledger option", "psp_guard {\nledger {\nsize 5\n}\n}", `unrecognized ledger subdirective "size"`},
 		{"bad lookup timeout", "psp_guard {\nlookup_timeout -1s\n}", `lookup_timeout: invalid duration "-1s"`},
 		{"block on value", "psp_guard {\nrules a.yaml {\nx\n}\n}", "rules takes no block"},
+		{"empty name", "psp_guard {\nname \"\"\n}", "name must not be empty"},
+		{"two names", "psp_guard {\nname eu na\n}", "wrong argument count"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var h Handler
