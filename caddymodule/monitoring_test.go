@@ -765,6 +765,10 @@ func TestMonitoringPromtool(t *testing.T) {
 	for _, args := range [][]string{
 		{"check", "rules", filepath.Base(alertsFile)},
 		{"test", "rules", filepath.Base(alertTestsFile)},
+		// The example configuration the README walks an operator through
+		// loads alerts.yaml: a renamed file would leave Prometheus without
+		// pspguard's alerts.
+		{"check", "config", "prometheus.yml"},
 	} {
 		cmd := exec.Command(promtool, args...)
 		cmd.Dir = dir
