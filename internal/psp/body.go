@@ -7,7 +7,9 @@ import (
 	"github.com/pspguard/pspguard/internal/jsonstrict"
 )
 
-// Limits of the PSPs' request bodies (PSP-REFERENCE.md).
+// Limits of the PSPs' request bodies, from Klarna's public API reference
+// (docs.klarna.com: amounts 0..200,000,000 minor units, at most 1000 order
+// lines and 500 shipping_info entries).
 const (
 	maxAmount       = 200_000_000
 	maxOrderLines   = 1000

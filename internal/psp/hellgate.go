@@ -35,9 +35,9 @@ func (hellgate) IdempotencyHeader() string { return "X-Idempotency-Key" }
 
 func (hellgate) OrderPath(orderID string) string { return "/payments/" + orderID }
 
-// ErrorCode is the identity. Hellgate's own error codes are unconfirmed
-// (PSP-REFERENCE.md), so the gateway answers with the same code names it
-// uses for Klarna.
+// ErrorCode is the identity. Hellgate's public API reference documents no
+// error schema, so the gateway answers with the same code names it uses for
+// Klarna.
 func (hellgate) ErrorCode(code string) string { return code }
 
 // WriteError writes {"code": ..., "message": ..., "correlation_id": ...}.

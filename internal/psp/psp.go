@@ -261,12 +261,13 @@ type Dialect interface {
 	// the given status, code, message and correlation id.
 	WriteError(w http.ResponseWriter, status int, code, message, correlationID string)
 
-	// ErrorCode maps a gateway error code (the Klarna code names in
-	// CONTRACT.md) to the PSP's own spelling.
+	// ErrorCode maps a gateway error code (the Klarna code names in README.md,
+	// "Answers pspguard gives itself") to the PSP's own spelling.
 	ErrorCode(code string) string
 }
 
-// Error codes the gateway answers with itself (Klarna's names; see CONTRACT.md).
+// Error codes the gateway answers with itself (Klarna's names; see README.md,
+// "Answers pspguard gives itself").
 const (
 	CodeBadValue              = "BAD_VALUE"
 	CodeAutoCaptureNotAllowed = "AUTO_CAPTURE_NOT_ALLOWED"
