@@ -134,23 +134,7 @@ func (h *Handler) serveChange(w http.ResponseWriter, r *http.Request, next caddy
 	}
 	res := d.Reservation
 	return h.forward(w, r, next, x, func(x *exchange, rec caddyhttp.ResponseRecorder, _ *bytes.Buffer, err error) {
-		ctx, cancel := h.storeContext(context.Background())
-		defer cancel()
-		var serr error
-		switch {
-		case err == nil && rec.Status() >= 200 && rec.Status() <= 299:
-			serr = h.ledger.Commit(ctx, res)
-		case err == nil && rec.Status() >= 400 && rec.Status() <= 499:
-			// A definite refusal: the PSP changed nothing.
-			serr = h.ledger.Release(ctx, res)
-		default:
-			// The PSP may or may not have applied the change: the order is
-			// bounded by it until read.
-			serr = h.ledger.MarkUncertain(ctx, res)
-		}
-		if serr != nil {
-			h.logger.Error("settling an order change", zap.String("op", x.route.Op.String()), zap.Error(serr))
-		}
+		h.settle(x, res, rec, err)
 	})
 }
 

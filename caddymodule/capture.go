@@ -78,27 +78,34 @@ func (h *Handler) serveCapture(w http.ResponseWriter, r *http.Request, next cadd
 
 	res := d.Reservation
 	return h.forward(w, r, next, x, func(x *exchange, rec caddyhttp.ResponseRecorder, _ *bytes.Buffer, err error) {
-		ctx, cancel := h.storeContext(context.Background())
-		defer cancel()
-		var serr error
-		switch {
-		case err == nil && rec.Status() >= 200 && rec.Status() <= 299:
-			serr = h.ledger.Commit(ctx, res)
-			if serr == nil {
-				h.m.capturedAmount(d.Entry.Currency, res.Amount)
-			}
-		case err == nil && rec.Status() >= 400 && rec.Status() <= 499:
-			// A definite refusal: the PSP captured nothing.
-			serr = h.ledger.Release(ctx, res)
-		default:
-			// Timeout, lost connection, 5xx: the PSP may or may not have
-			// captured. Keep the amount reserved until reconciled.
-			serr = h.ledger.MarkUncertain(ctx, res)
-		}
-		if serr != nil {
-			h.logger.Error("settling a capture reservation", zap.Error(serr))
+		if h.settle(x, res, rec, err) {
+			h.m.capturedAmount(d.Entry.Currency, res.Amount)
 		}
 	})
+}
+
+// settle settles a reservation, a capture's or an order change's, by what
+// the PSP answered: Commit on success, Release on a definite refusal (the
+// PSP did nothing), MarkUncertain when the outcome is unknown (timeout,
+// lost connection, 5xx: the amount stays held until the order is read). It
+// reports whether the ledger committed it.
+func (h *Handler) settle(x *exchange, res ledger.Reservation, rec caddyhttp.ResponseRecorder, err error) (committed bool) {
+	ctx, cancel := h.storeContext(context.Background())
+	defer cancel()
+	var serr error
+	switch {
+	case err == nil && rec.Status() >= 200 && rec.Status() <= 299:
+		serr = h.ledger.Commit(ctx, res)
+		committed = serr == nil
+	case err == nil && rec.Status() >= 400 && rec.Status() <= 499:
+		serr = h.ledger.Release(ctx, res)
+	default:
+		serr = h.ledger.MarkUncertain(ctx, res)
+	}
+	if serr != nil {
+		h.logger.Error("settling a reservation", zap.String("op", x.route.Op.String()), zap.Error(serr))
+	}
+	return committed
 }
 
 // maxOrderReads bounds the order reads one capture makes: a read answered
