@@ -149,15 +149,7 @@ func (h *Handler) refuseChange(w http.ResponseWriter, r *http.Request, next cadd
 			msg += fmt.Sprintf(" and the %d held by captures in flight", d.Entry.Reserved)
 		}
 	}
-	if !h.shadow {
-		h.refuse(w, x, http.StatusForbidden, psp.CodeNotAllowed, reasonAmountBelowCaptured, msg)
-		return nil
-	}
-	x.outcome, x.reason, x.message = outcomeShadowRefused, reasonAmountBelowCaptured, msg
-	h.m.refusal(reasonAmountBelowCaptured)
-	return h.forward(w, r, next, x, func(x *exchange, rec caddyhttp.ResponseRecorder, _ *bytes.Buffer, err error) {
-		h.followShadow(r, next, x, rec.Status(), err)
-	})
+	return h.refuseByLedger(w, r, next, x, psp.CodeNotAllowed, reasonAmountBelowCaptured, msg)
 }
 
 // serveRead passes an order read through and applies the PSP's answer to

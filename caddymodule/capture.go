@@ -219,8 +219,15 @@ func (h *Handler) captureRefusal(x *exchange, d ledger.Decision) (reason, msg st
 // refuseCapture refuses a capture by policy, or in shadow mode lets it
 // through unreserved; the ledger then follows what the PSP did.
 func (h *Handler) refuseCapture(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, x *exchange, reason, msg string) error {
+	return h.refuseByLedger(w, r, next, x, psp.CodeCaptureNotAllowed, reason, msg)
+}
+
+// refuseByLedger refuses a capture or an order change the ledger does not
+// allow with 403 and code, or in shadow mode forwards it unheld and reads
+// the order after it.
+func (h *Handler) refuseByLedger(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, x *exchange, code, reason, msg string) error {
 	if !h.shadow {
-		h.refuse(w, x, http.StatusForbidden, psp.CodeCaptureNotAllowed, reason, msg)
+		h.refuse(w, x, http.StatusForbidden, code, reason, msg)
 		return nil
 	}
 	x.outcome, x.reason, x.message = outcomeShadowRefused, reason, msg

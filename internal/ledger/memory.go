@@ -121,7 +121,7 @@ func (m *Memory) BeginRead(_ context.Context, key Key) (ReadToken, error) {
 	defer sh.mu.Unlock()
 	_, e := sh.lookup(id)
 	if e == nil {
-		e = sh.placeholder(id)
+		_, e = sh.placeholder(id)
 	}
 	return ReadToken{ver: e.ver, at: now}, nil
 }
@@ -140,8 +140,7 @@ func (m *Memory) Reconcile(_ context.Context, key Key, order psp.Order, tok Read
 	switch {
 	case e == nil:
 		// Dropped since the read began: what the read missed is not known.
-		e = sh.placeholder(id)
-		i = sh.index[id]
+		i, e = sh.placeholder(id)
 		sh.setOrder(i, order)
 	case fresh:
 		sh.setOrder(i, order)
@@ -256,8 +255,7 @@ func (m *Memory) Hold(_ context.Context, key Key, c Change) (Decision, error) {
 	defer sh.mu.Unlock()
 	i, e := sh.lookup(id)
 	if e == nil {
-		e = sh.placeholder(id)
-		i = sh.index[id]
+		i, e = sh.placeholder(id)
 	}
 	d := Decision{Entry: sh.snapshot(i, now)}
 	limit, ok := holdLimit(d.Entry, c)

@@ -82,12 +82,12 @@ func (sh *shard) tick() uint64 {
 }
 
 // placeholder adds an unverified entry for id, of which nothing is known.
-func (sh *shard) placeholder(id digest) *entry {
+func (sh *shard) placeholder(id digest) (uint32, *entry) {
 	i, e := sh.insert(id)
 	sh.setOrder(i, top)
 	e.unverified = true
 	e.ver = sh.tick()
-	return e
+	return i, e
 }
 
 // meet restricts the order facts of slot i by another account of them;
