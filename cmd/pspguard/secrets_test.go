@@ -100,7 +100,8 @@ func checkNoCredential(t *testing.T, bins, rules string, upstreams []upstream, l
 	dir := t.TempDir()
 	type site struct{ fault, psp, base string }
 	var sites []site
-	admin := freePort(t)
+	ports := freePorts(t, 1+2*len(upstreams))
+	admin, ports := ports[0], ports[1:]
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, "{\n\tadmin 127.0.0.1:%d\n\tpersist_config off\n", admin)
 	if logged {
@@ -122,7 +123,7 @@ func checkNoCredential(t *testing.T, bins, rules string, upstreams []upstream, l
 	}
 	for _, u := range upstreams {
 		for _, dialect := range []string{"klarna", "hellgate"} {
-			port := freePort(t)
+			port := ports[len(sites)]
 			sites = append(sites, site{u.fault, dialect, "http://127.0.0.1:" + strconv.Itoa(port)})
 			fmt.Fprintf(&cfg, "\n:%d {\n", port)
 			if logged {
