@@ -1,9 +1,13 @@
-// Package redistest gives tests the address of a real Redis server.
+// Package redistest gives tests real Redis servers: the shared one of
+// the test run, and servers, Sentinels and Clusters of their own.
 //
-// Tests that need Redis call URL. It reads PSPGUARD_REDIS_URL (make test and
+// Tests that need a Redis call URL. It reads PSPGUARD_REDIS_URL (make test and
 // .ci/run start a redis-server on a free port and set it). Without it the test
 // is skipped on a developer machine, and fails in CI (CI=true), where a
-// missing Redis means the run did not test what it claims to.
+// missing Redis means the run did not test what it claims to. Tests that
+// need a topology of their own start it with Server, StartSentinels,
+// StartCluster or TLSServer (servers.go), which run the machine's
+// redis-server and redis-cli under the same rule.
 package redistest
 
 import (
