@@ -184,15 +184,25 @@ type gateway struct {
 func newCluster(t *testing.T) *cluster {
 	t.Helper()
 	redisPath := redisServer(t)
+	c := &cluster{t: t, dir: t.TempDir(), redisPort: freePort(t)}
+	c.startRedis(redisPath)
+	prefix := fmt.Sprintf("e2e-%d-%d", os.Getpid(), time.Now().UnixNano())
+	c.startGateways(fmt.Sprintf("store redis redis://127.0.0.1:%d/0 {\n\t\t\ttimeout 300ms\n\t\t\tprefix %s\n\t\t}", c.redisPort, prefix))
+	return c
+}
+
+// startGateways starts the simulator (with simArgs) and two gateways
+// whose psp_guard blocks hold the store line given.
+func (c *cluster) startGateways(store string, simArgs ...string) {
+	t := c.t
+	t.Helper()
 	bins, err := binaries()
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &cluster{t: t, dir: t.TempDir(), redisPort: freePort(t)}
-	c.startRedis(redisPath)
-
 	simPort := freePort(t)
-	sim := start(t, "pspsim", nil, filepath.Join(bins, "pspsim"), "-listen", "127.0.0.1:"+strconv.Itoa(simPort), "-seed", "1")
+	sim := start(t, "pspsim", nil, filepath.Join(bins, "pspsim"),
+		append([]string{"-listen", "127.0.0.1:" + strconv.Itoa(simPort), "-seed", "1"}, simArgs...)...)
 	sim.waitPort(t, simPort)
 	c.sim = "http://127.0.0.1:" + strconv.Itoa(simPort)
 
@@ -200,7 +210,6 @@ func newCluster(t *testing.T) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prefix := fmt.Sprintf("e2e-%d-%d", os.Getpid(), time.Now().UnixNano())
 	for i, name := range []string{"A", "B"} {
 		g := &gateway{name: name, httpPort: freePort(t), admin: freePort(t), cluster: c,
 			xdgConfig: filepath.Join(c.dir, name, "config"), xdgData: filepath.Join(c.dir, name, "data")}
@@ -213,21 +222,17 @@ func newCluster(t *testing.T) *cluster {
 :%d {
 	psp_guard {
 		rules %s
-		store redis redis://127.0.0.1:%d/0 {
-			timeout 300ms
-			prefix %s
-		}
+		%s
 	}
 	reverse_proxy 127.0.0.1:%d
 }
-`, g.admin, g.httpPort, rules, c.redisPort, prefix, simPort)
+`, g.admin, g.httpPort, rules, store, simPort)
 		if err := os.WriteFile(g.config, []byte(caddyfile), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		g.start(bins)
 		c.gw[i] = g
 	}
-	return c
 }
 
 func (c *cluster) startRedis(path string) {
