@@ -253,7 +253,7 @@ func StartSentinels(t testing.TB, master string) *Sentinels {
 		}
 		s.Sentinels[i] = start(t, name, d, ports[2+i], conf, "--sentinel")
 	}
-	s.waitInSync()
+	s.WaitInSync()
 	s.waitKnown()
 	return s
 }
@@ -289,8 +289,8 @@ func (s *Sentinels) waitKnown() {
 	}
 }
 
-// waitInSync waits until the replica has every write of the primary.
-func (s *Sentinels) waitInSync() {
+// WaitInSync waits until the replica has every write of the primary.
+func (s *Sentinels) WaitInSync() {
 	s.t.Helper()
 	primary := s.Primary.Client()
 	replica := s.Replica.Client()
@@ -365,7 +365,7 @@ func (s *Sentinels) WaitMaster(addr string, within time.Duration) {
 // the replica is the primary. The two Procs swap places.
 func (s *Sentinels) Failover() {
 	s.t.Helper()
-	s.waitInSync()
+	s.WaitInSync()
 	sc := redis.NewSentinelClient(&redis.Options{Addr: s.Sentinels[0].Addr(), MaxRetries: -1})
 	defer sc.Close()
 	if err := sc.Failover(context.Background(), s.Master).Err(); err != nil {
@@ -373,6 +373,23 @@ func (s *Sentinels) Failover() {
 	}
 	s.WaitMaster(s.Replica.Addr(), startTimeout)
 	s.Primary, s.Replica = s.Replica, s.Primary
+}
+
+// StallReplica freezes the replica (SIGSTOP) and has the primary close
+// its replication link: every write from now on is on the primary only,
+// as when a replica falls behind. Without the closed link the writes
+// would wait in the frozen replica's socket buffers and reach it when it
+// runs again. Replica.Continue lets it run again; it reconnects to
+// whichever server is then the primary.
+func (s *Sentinels) StallReplica() {
+	s.t.Helper()
+	s.Replica.Stop()
+	c := redis.NewClient(s.Primary.options())
+	defer c.Close()
+	n, err := c.ClientKillByFilter(context.Background(), "TYPE", "replica").Result()
+	if err != nil || n != 1 {
+		s.t.Fatalf("closing the replica's link on the primary: %d links closed, %v", n, err)
+	}
 }
 
 // Cluster is a Redis Cluster of three masters without replicas, the
