@@ -108,9 +108,8 @@ func TestRedisACLUser(t *testing.T) {
 }
 
 // Through Sentinel: the guard finds the primary, keeps its ledger and
-// idempotency results there, and after a failover (one Sentinel runs once
-// the replica has every write) follows the new primary with the same
-// state.
+// idempotency results there, and after a failover to a replica that holds
+// every write follows the new primary, with the same state.
 func TestRedisSentinel(t *testing.T) {
 	s := redistest.StartSentinels(t, "payments")
 	g := newGateway(t, exampleRules, fmt.Sprintf("store redis sentinel payments %s {\ntimeout 300ms\nprefix sentinel-test\n}", strings.Join(s.Addrs(), " ")))

@@ -360,9 +360,10 @@ func (s *Sentinels) WaitMaster(addr string, within time.Duration) {
 	})
 }
 
-// Failover asks the Sentinels for a failover to the replica, which
-// Sentinel does only once the replica holds every write, and waits until
-// the replica is the primary. The two Procs swap places.
+// Failover waits until the replica holds every write, asks the
+// Sentinels for a failover to it, and waits until it is the primary. The
+// two Procs swap places. (SENTINEL FAILOVER itself does not wait for the
+// replica: writes the primary takes meanwhile may be lost.)
 func (s *Sentinels) Failover() {
 	s.t.Helper()
 	s.WaitInSync()
