@@ -109,7 +109,8 @@ func (h *Handler) afterCreate(x *exchange, rec caddyhttp.ResponseRecorder, buf *
 // the change is in flight, captures can take no more than its outcome
 // leaves; an unknown outcome makes the next capture read the order first.
 // A lowered amount below what is captured or held by captures in flight is
-// refused like Klarna refuses one below the captured amount.
+// refused like Klarna refuses one below the captured amount; a release or
+// cancellation waits for the order's captures in flight (409).
 func (h *Handler) serveChange(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, x *exchange) error {
 	if x.id.Merchant == "" {
 		// No credentials: the PSP answers 401 itself and changes nothing.
@@ -123,13 +124,48 @@ func (h *Handler) serveChange(w http.ResponseWriter, r *http.Request, next caddy
 		c.Kind = ledger.ChangeRelease
 	}
 	key := h.ledgerKey(x, x.route.OrderID)
-	sctx, cancel := h.storeContext(r.Context())
-	d, err := h.ledger.Hold(sctx, key, c)
-	cancel()
-	if err != nil {
-		return h.storeDown(w, x, err)
+	var d ledger.Decision
+	for attempt := 0; ; attempt++ {
+		sctx, cancel := h.storeContext(r.Context())
+		var err error
+		d, err = h.ledger.Hold(sctx, key, c)
+		cancel()
+		if err != nil {
+			return h.storeDown(w, x, err)
+		}
+		// A new amount for an order the ledger holds no account of waits
+		// for the PSP's, which says what is captured; so does a release
+		// or cancel beside a capture whose outcome is unknown, as the
+		// next capture would.
+		read := d.Outcome == ledger.NeedsReconcile || d.Outcome == ledger.Busy && d.Entry.Uncertain > 0
+		if !read {
+			break
+		}
+		if attempt == maxOrderReads {
+			if d.Outcome == ledger.Busy {
+				break
+			}
+			h.unsettled(w, x)
+			return nil
+		}
+		if done := h.learn(w, r, next, x, key); done {
+			return nil
+		}
+		h.vouch(x)
 	}
-	if d.Outcome != ledger.Reserved {
+	switch d.Outcome {
+	case ledger.Reserved:
+	case ledger.Busy:
+		// Klarna applies a release or cancel and a capture in flight in
+		// either order; a capture landing second would be taken from an
+		// order with nothing left to take. The client retries once its
+		// capture is answered.
+		if !h.shadow {
+			w.Header().Set("Retry-After", "1")
+		}
+		return h.refuseByLedger(w, r, next, x, http.StatusConflict, psp.CodeConflict, reasonCapturesInFlight,
+			"a capture of this order is in flight; retry once it is answered")
+	default:
 		return h.refuseChange(w, r, next, x, d)
 	}
 	res := d.Reservation
@@ -149,7 +185,7 @@ func (h *Handler) refuseChange(w http.ResponseWriter, r *http.Request, next cadd
 			msg += fmt.Sprintf(" and the %d held by captures in flight", d.Entry.Reserved)
 		}
 	}
-	return h.refuseByLedger(w, r, next, x, psp.CodeNotAllowed, reasonAmountBelowCaptured, msg)
+	return h.refuseByLedger(w, r, next, x, http.StatusForbidden, psp.CodeNotAllowed, reasonAmountBelowCaptured, msg)
 }
 
 // serveRead passes an order read through and applies the PSP's answer to

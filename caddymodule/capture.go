@@ -54,9 +54,7 @@ func (h *Handler) serveCapture(w http.ResponseWriter, r *http.Request, next cadd
 		if attempt == maxOrderReads {
 			// Every read came back after another change to the order:
 			// nothing the PSP said can be applied in full.
-			w.Header().Set("Retry-After", "1")
-			h.refuse(w, x, http.StatusServiceUnavailable, psp.CodeTemporarilyUnavail, reasonOrderUnsettled,
-				"the order's state could not be settled with the PSP; nothing was sent")
+			h.unsettled(w, x)
 			return nil
 		}
 		if done := h.learn(w, r, next, x, key); done {
@@ -219,15 +217,15 @@ func (h *Handler) captureRefusal(x *exchange, d ledger.Decision) (reason, msg st
 // refuseCapture refuses a capture by policy, or in shadow mode lets it
 // through unreserved; the ledger then follows what the PSP did.
 func (h *Handler) refuseCapture(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, x *exchange, reason, msg string) error {
-	return h.refuseByLedger(w, r, next, x, psp.CodeCaptureNotAllowed, reason, msg)
+	return h.refuseByLedger(w, r, next, x, http.StatusForbidden, psp.CodeCaptureNotAllowed, reason, msg)
 }
 
 // refuseByLedger refuses a capture or an order change the ledger does not
-// allow with 403 and code, or in shadow mode forwards it unheld and reads
-// the order after it.
-func (h *Handler) refuseByLedger(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, x *exchange, code, reason, msg string) error {
+// allow with status and code, or in shadow mode forwards it unheld and
+// reads the order after it.
+func (h *Handler) refuseByLedger(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, x *exchange, status int, code, reason, msg string) error {
 	if !h.shadow {
-		h.refuse(w, x, http.StatusForbidden, code, reason, msg)
+		h.refuse(w, x, status, code, reason, msg)
 		return nil
 	}
 	x.outcome, x.reason, x.message = outcomeShadowRefused, reason, msg
@@ -249,6 +247,14 @@ func (h *Handler) getEntry(ctx context.Context, key ledger.Key) (ledger.Entry, b
 	ctx, cancel := h.storeContext(ctx)
 	defer cancel()
 	return h.ledger.Get(ctx, key)
+}
+
+// unsettled refuses because every order read came back after another
+// change to the order: nothing the PSP said could be applied in full.
+func (h *Handler) unsettled(w http.ResponseWriter, x *exchange) {
+	w.Header().Set("Retry-After", "1")
+	h.refuse(w, x, http.StatusServiceUnavailable, psp.CodeTemporarilyUnavail, reasonOrderUnsettled,
+		"the order's state could not be settled with the PSP; nothing was sent")
 }
 
 // storeDown refuses because the shared store did not answer.

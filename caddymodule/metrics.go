@@ -34,6 +34,7 @@ const (
 	reasonCurrencyMismatch       = "capture_currency_mismatch"
 	reasonAmountBelowCaptured    = "amount_below_captured"
 	reasonOrderUnsettled         = "order_unsettled"
+	reasonCapturesInFlight       = "captures_in_flight"
 	reasonNoSuchOrder            = "no_such_order"
 	reasonLookupRefused          = "lookup_refused" // the PSP refused the caller's credentials for the order read
 	reasonBadValue               = "bad_value"
@@ -59,7 +60,7 @@ func refusalReasons() []string {
 		reasonCaptureExceeds, reasonNotCapturable, reasonAlreadyCaptured, reasonCurrencyMismatch,
 		reasonAmountBelowCaptured, reasonNoSuchOrder, reasonLookupRefused, reasonBadValue, reasonRequestTooLarge,
 		reasonUnsupportedMediaType, reasonIdempotencyInUse, reasonIdempotencyReused,
-		reasonIdempotencyKeyRequired, reasonUnavailable, reasonOrderUnsettled)
+		reasonIdempotencyKeyRequired, reasonUnavailable, reasonOrderUnsettled, reasonCapturesInFlight)
 }
 
 // Idempotency outcomes, the values of the idempotency_total "outcome" label.

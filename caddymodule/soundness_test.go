@@ -291,3 +291,109 @@ func orderIDOf(t *testing.T, body string) string {
 	rest := body[i+len(`"order_id":"`):]
 	return rest[:strings.IndexByte(rest, '"')]
 }
+
+// A release or a cancel sent while a capture of the same order is in
+// flight: the PSP may apply the two in either order, and one that enforces
+// no limits of its own would take the capture from an order with nothing
+// left. The gateway answers 409 until the capture is answered, then
+// forwards the change.
+func TestChangeWaitsForCaptureInFlight(t *testing.T) {
+	for _, tc := range []struct {
+		name, path, op string
+		after          int   // the PSP's answer to the change once the capture is answered
+		released       int64 // what the PSP released then
+	}{
+		{"release", "/release-remaining-authorization", "klarna.release", http.StatusNoContent, 6000},
+		// Klarna cancels no order with captures.
+		{"cancel", "/cancel", "klarna.cancel", http.StatusForbidden, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newSoundGateway(t, "")
+			id := g.createOrder("shoeshop", 10000, false)
+			refusals := `caddy_psp_guard_refusals_total{psp="klarna",reason="captures_in_flight"}`
+			before := scrapeValue(g.scrape(), refusals)
+			// The capture is held at the PSP; the change would not be.
+			g.sim.SetFaults(pspsim.Faults{Latency: readDelay})
+			capt := make(chan reply, 1)
+			go func() { capt <- g.send("POST", capturePath(id), "shoeshop", captureBody(4000)) }()
+			g.waitArrived("klarna.capture", 1)
+			g.sim.SetFaults(pspsim.Faults{})
+
+			change := "/ordermanagement/v1/orders/" + id + tc.path
+			r := g.send("POST", change, "shoeshop", "")
+			if r.err != nil || r.status != http.StatusConflict || !strings.Contains(r.body, `"error_code":"CONFLICT"`) || r.header.Get("Retry-After") != "1" {
+				t.Errorf("%s while the capture is in flight: %d %v %q %s, want 409 CONFLICT with Retry-After: 1", tc.name, r.status, r.err, r.header.Get("Retry-After"), r.body)
+			}
+			if n := g.sim.Stats().Requests[tc.op]; n != 0 {
+				t.Errorf("the PSP received %d %s requests while the capture was in flight, want none", n, tc.name)
+			}
+			if c := <-capt; c.err != nil || c.status != http.StatusCreated {
+				t.Fatalf("the capture: %d %v %s, want 201", c.status, c.err, c.body)
+			}
+			if r := g.send("POST", change, "shoeshop", ""); r.err != nil || r.status != tc.after {
+				t.Errorf("%s once the capture is answered: %d %v %s, want the PSP's %d", tc.name, r.status, r.err, r.body, tc.after)
+			}
+			g.assertCaptured(id, 4000)
+			if o := g.sim.Books().Orders[id]; o.ReleasedAmount != tc.released {
+				t.Errorf("the PSP released %d, want %d; its book:\n%s", o.ReleasedAmount, tc.released, bookText(o))
+			}
+			if v := scrapeValue(g.scrape(), refusals) - before; v != 1 {
+				t.Errorf("refusals_total{reason=captures_in_flight} rose by %g, want 1", v)
+			}
+		})
+	}
+}
+
+// A release after a capture whose answer was lost: the gateway reads the
+// order, learns the capture landed, and forwards the release of what
+// remains, without the client waiting.
+func TestReleaseAfterLostCaptureAnswer(t *testing.T) {
+	g := newSoundGateway(t, "")
+	id := g.createOrder("shoeshop", 10000, false)
+	g.sim.SetFaults(pspsim.Faults{DropAfterCapture: 100})
+	if r := g.send("POST", capturePath(id), "shoeshop", captureBody(4000)); r.err == nil && r.status < 500 {
+		t.Fatalf("the capture with its answer dropped: %d %s, want no answer", r.status, r.body)
+	}
+	g.sim.SetFaults(pspsim.Faults{})
+	reads := g.sim.Stats().Requests["klarna.get_order"]
+	if r := g.send("POST", "/ordermanagement/v1/orders/"+id+"/release-remaining-authorization", "shoeshop", ""); r.err != nil || r.status != http.StatusNoContent {
+		t.Errorf("release: %d %v %s, want 204", r.status, r.err, r.body)
+	}
+	if n := g.sim.Stats().Requests["klarna.get_order"] - reads; n != 1 {
+		t.Errorf("the gateway read the order %d times before the release, want 1", n)
+	}
+	g.assertCaptured(id, 4000)
+	if o := g.sim.Books().Orders[id]; o.ReleasedAmount != 6000 {
+		t.Errorf("the PSP released %d, want 6000; its book:\n%s", o.ReleasedAmount, bookText(o))
+	}
+}
+
+// After a raise the ledger holds no account of the order it may decide a
+// new amount on: a lowered amount is checked against what the PSP says is
+// captured, read first, so that the order never ends below its captures.
+func TestLoweredAmountAfterRaiseIsReadFirst(t *testing.T) {
+	g := newSoundGateway(t, "")
+	id := g.createOrder("shoeshop", 10000, false)
+	if resp, body := g.capture("shoeshop", id, 7000); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("capture: %d %s", resp.StatusCode, body)
+	}
+	auth := "/ordermanagement/v1/orders/" + id + "/authorization"
+	if r := g.send("PATCH", auth, "shoeshop", `{"order_amount": 12000}`); r.err != nil || r.status != http.StatusNoContent {
+		t.Fatalf("raise: %d %v %s", r.status, r.err, r.body)
+	}
+	reads := g.sim.Stats().Requests["klarna.get_order"]
+	r := g.send("PATCH", auth, "shoeshop", `{"order_amount": 6970}`)
+	if r.err != nil || r.status != http.StatusForbidden || !strings.Contains(r.body, `"error_code":"NOT_ALLOWED"`) {
+		t.Errorf("lowering below the captured 7000 after the raise: %d %v %s, want 403 NOT_ALLOWED", r.status, r.err, r.body)
+	}
+	if n := g.sim.Stats().Requests["klarna.get_order"] - reads; n != 1 {
+		t.Errorf("the gateway read the order %d times, want 1", n)
+	}
+	if r := g.send("PATCH", auth, "shoeshop", `{"order_amount": 8000}`); r.err != nil || r.status != http.StatusNoContent {
+		t.Errorf("lowering to 8000: %d %v %s, want 204", r.status, r.err, r.body)
+	}
+	g.assertCaptured(id, 7000)
+	if o := g.sim.Books().Orders[id]; o.OrderAmount != 8000 {
+		t.Errorf("the PSP's order_amount is %d, want 8000; its book:\n%s", o.OrderAmount, bookText(o))
+	}
+}

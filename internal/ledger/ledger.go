@@ -32,7 +32,9 @@
 //     authorization, a cancellation) is held like a capture (Hold): while it
 //     is in flight the order is bounded by its outcome, and it is settled the
 //     same three ways. A request to raise the amount never raises the
-//     ledger: once the PSP accepted it, the order is unverified.
+//     ledger: once the PSP accepted it, the order is unverified. A release
+//     or cancellation waits for the captures held on the order (Busy): the
+//     PSP may apply the two in either order.
 package ledger
 
 import (
@@ -129,9 +131,10 @@ const (
 	Exceeds                        // the amount exceeds what is available (Hold: the new amount is below what is captured or held)
 	NotCapturable                  // the order's state does not allow captures (cancelled, expired, closed, captured, pending)
 	AlreadyCaptured                // single-capture order (Hellgate) already captured or with a capture in flight
+	Busy                           // Hold: a release or cancellation while captures are held (in flight or uncertain)
 )
 
-var outcomeNames = [...]string{"reserved", "adopted", "not_found", "needs_reconcile", "exceeds", "not_capturable", "already_captured"}
+var outcomeNames = [...]string{"reserved", "adopted", "not_found", "needs_reconcile", "exceeds", "not_capturable", "already_captured", "busy"}
 
 func (o Outcome) String() string {
 	if int(o) < len(outcomeNames) {
@@ -210,9 +213,11 @@ type Store interface {
 	// Hold holds an order change before it is forwarded, bounding the
 	// order by its outcome until it is settled with Commit (the PSP
 	// applied it), Release (a definite refusal) or MarkUncertain. A lowered
-	// amount below what is captured or held is refused (Exceeds); an order
-	// the ledger does not hold, or holds unverified, is held unverified
-	// with the change.
+	// amount below what is captured or held is refused (Exceeds), and so is
+	// a release or cancellation while captures are held (Busy). A new
+	// amount for an order the ledger does not hold, or holds unverified,
+	// waits for a read of the order (NeedsReconcile); a release or
+	// cancellation of one is held, and the order held unverified with it.
 	Hold(ctx context.Context, key Key, c Change) (Decision, error)
 
 	// Forget drops an entry, so the next decision re-learns it from the PSP.

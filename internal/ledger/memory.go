@@ -258,9 +258,9 @@ func (m *Memory) Hold(_ context.Context, key Key, c Change) (Decision, error) {
 		i, e = sh.placeholder(id)
 	}
 	d := Decision{Entry: sh.snapshot(i, now)}
-	limit, ok := holdLimit(d.Entry, c)
-	if !ok {
-		d.Outcome = Exceeds
+	limit, o := holdLimit(d.Entry, c)
+	if o != Reserved {
+		d.Outcome = o
 		return d, nil
 	}
 	sh.hold(i, reservation{token: token, change: c.Kind, limit: limit, since: now})

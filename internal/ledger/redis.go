@@ -314,8 +314,23 @@ func (r *Redis) Hold(ctx context.Context, key Key, c Change) (Decision, error) {
 	if !refused {
 		return Decision{Outcome: Reserved, Reservation: Reservation{Key: key, Token: token, change: true}}, nil
 	}
+	// The order's fields, then the outcome's name.
+	if len(f)%2 == 0 {
+		return Decision{}, unavailable(fmt.Errorf("hold: reply without an outcome"))
+	}
+	var outcome Outcome
+	switch name, _ := f[len(f)-1].(string); name {
+	case Exceeds.String():
+		outcome = Exceeds
+	case Busy.String():
+		outcome = Busy
+	case NeedsReconcile.String():
+		outcome = NeedsReconcile
+	default:
+		return Decision{}, unavailable(fmt.Errorf("hold: unknown outcome %q", name))
+	}
 	h := make(map[string]string, len(f)/2)
-	for i := 0; i+1 < len(f); i += 2 {
+	for i := 0; i+1 < len(f)-1; i += 2 {
 		k, _ := f[i].(string)
 		h[k], _ = f[i+1].(string)
 	}
@@ -323,7 +338,7 @@ func (r *Redis) Hold(ctx context.Context, key Key, c Change) (Decision, error) {
 	if err != nil {
 		return Decision{}, unavailable(err)
 	}
-	return Decision{Outcome: Exceeds, Entry: e}, nil
+	return Decision{Outcome: outcome, Entry: e}, nil
 }
 
 // Forget implements Store. Reservations in flight on the order are dropped

@@ -412,13 +412,24 @@ if not o then
   o = load()
 end
 local kind, amount, limit = tonumber(ARGV[3]), tonumber(ARGV[4])
+-- A refusal returns the order's fields and the outcome's name last.
 if kind == CHANGE_AMOUNT then
-  if not o.uv and amount < o.cap + o.res then return f end
+  if o.uv then
+    f[#f + 1] = 'needs_reconcile'
+    return f
+  end
+  if amount < o.cap + o.res then
+    f[#f + 1] = 'exceeds'
+    return f
+  end
   limit = amount
+elseif o.res > 0 then
+  f[#f + 1] = 'busy'
+  return f
 elseif o.uv then
   limit = 0
 else
-  limit = o.cap + o.rel + o.res
+  limit = o.cap + o.rel
 end
 local now = tonumber(ARGV[5])
 redis.call('HSET', key, 'c:' .. ARGV[2], reservation('p', limit, now, int(kind)),

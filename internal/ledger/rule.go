@@ -46,22 +46,31 @@ func decide(e Entry, adoptable bool, req ReserveRequest, now time.Time) Outcome 
 }
 
 // holdLimit is the Hold rule, shared by every store: what an order change
-// bounds the order's amount to while it is in flight, or false when it is
-// refused. A lowered amount below what is captured or held by captures in
-// flight is refused (Klarna refuses an amount below the captured amount);
-// a raised one does not bind. A release or a cancellation leaves the
-// captures made and in flight, nothing more. Of an unverified order nothing
-// is known: a release or cancellation in flight leaves nothing to capture.
-func holdLimit(e Entry, c Change) (limit int64, ok bool) {
+// bounds the order's amount to while it is in flight, or the outcome that
+// refuses it. A lowered amount below what is captured or held by captures
+// in flight is refused (Exceeds; Klarna refuses an amount below the
+// captured amount); a raised one does not bind. A release or a
+// cancellation is refused while captures are held (Busy): the PSP may apply
+// them in either order, and one that does not enforce its own limits would
+// take a capture that lands second from an order released or cancelled
+// first. Otherwise it leaves the captures made, nothing more. Of an
+// unverified order nothing is known: a new amount waits for a read of the
+// order (NeedsReconcile), since only the PSP knows what it has captured,
+// and a release or cancellation in flight leaves nothing to capture.
+func holdLimit(e Entry, c Change) (limit int64, o Outcome) {
 	switch {
-	case c.Kind == ChangeAmount && !e.Unverified && c.Amount < e.Captured+e.Reserved:
-		return 0, false
+	case c.Kind == ChangeAmount && e.Unverified:
+		return 0, NeedsReconcile
+	case c.Kind == ChangeAmount && c.Amount < e.Captured+e.Reserved:
+		return 0, Exceeds
 	case c.Kind == ChangeAmount:
-		return c.Amount, true
+		return c.Amount, Reserved
+	case e.Reserved > 0:
+		return 0, Busy
 	case e.Unverified:
-		return 0, true
+		return 0, Reserved
 	}
-	return e.Captured + e.Released + e.Reserved, true
+	return e.Captured + e.Released, Reserved
 }
 
 // top is what the ledger holds of an order it knows nothing of, unverified:

@@ -274,6 +274,7 @@ const (
 	CodeCaptureNotAllowed     = "CAPTURE_NOT_ALLOWED"
 	CodeNotAllowed            = "NOT_ALLOWED"
 	CodeNoSuchOrder           = "NO_SUCH_ORDER"
+	CodeConflict              = "CONFLICT"
 	CodeIdempotencyKeyInUse   = "IDEMPOTENCY_KEY_IN_USE"
 	CodeIdempotencyKeyReused  = "IDEMPOTENCY_KEY_REUSED"
 	CodeRequestTooLarge       = "REQUEST_TOO_LARGE"

@@ -40,6 +40,7 @@ func Run(t *testing.T, open func(t *testing.T, now func() time.Time) ledger.Stor
 	t.Run("HoldRelease", func(t *testing.T) { testHoldRelease(t, open) })
 	t.Run("HoldCancel", func(t *testing.T) { testHoldCancel(t, open) })
 	t.Run("HoldUnknownOrder", func(t *testing.T) { testHoldUnknown(t, open) })
+	t.Run("HoldAmountOfUnknownOrder", func(t *testing.T) { testHoldAmountOfUnknownOrder(t, open) })
 	t.Run("HoldBoundsAFreshRead", func(t *testing.T) { testHoldBoundsRead(t, open) })
 	t.Run("Forget", func(t *testing.T) { testForget(t, open) })
 	t.Run("OutOfRangeAmounts", func(t *testing.T) { testOutOfRange(t, open) })

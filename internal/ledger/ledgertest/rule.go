@@ -339,14 +339,39 @@ func testHoldRaise(t *testing.T, open opener) {
 	want.Unverified = true
 	wantEntry(t, get(t, s, k), want)
 	wantOutcome(t, s, k, 1000, "", ledger.NeedsReconcile)
+	// Nor is a new amount decided before the PSP's account is read.
+	if d, err := s.Hold(ctx, k, ledger.Change{Kind: ledger.ChangeAmount, Amount: 800}); err != nil || d.Outcome != ledger.NeedsReconcile {
+		t.Fatalf("Hold(amount 800) after an applied raise = %v, %v; want needs_reconcile", d.Outcome, err)
+	}
 	raised := o
 	raised.Amount = 5000
 	reconcile(t, s, k, raised)
 	mustReserve(t, s, k, 5000, "")
 }
 
+// testHoldAmountOfUnknownOrder: a new amount for an order the ledger does
+// not hold waits for the PSP's account of it, which says what is captured:
+// only the PSP knows what an amount may not go below.
+func testHoldAmountOfUnknownOrder(t *testing.T, open opener) {
+	s, _ := start(t, open)
+	k := key("order-1")
+	lower := ledger.Change{Kind: ledger.ChangeAmount, Amount: 200}
+	if d, err := s.Hold(ctx, k, lower); err != nil || d.Outcome != ledger.NeedsReconcile {
+		t.Fatalf("Hold(amount 200) of an unknown order = %v, %v; want needs_reconcile", d.Outcome, err)
+	}
+	o := authorized(1000)
+	o.Captured = 300
+	reconcile(t, s, k, o)
+	if d, err := s.Hold(ctx, k, lower); err != nil || d.Outcome != ledger.Exceeds {
+		t.Fatalf("Hold(amount 200) of an order read with 300 captured = %v, %v; want exceeds", d.Outcome, err)
+	}
+	settle(t, "Commit", s.Commit, hold(t, s, k, ledger.Change{Kind: ledger.ChangeAmount, Amount: 500}), nil)
+	o.Amount = 500
+	wantEntry(t, get(t, s, k), entry(o, 0, 0, 0, 0))
+}
+
 // testHoldRelease: a release of the remaining authorization leaves only
-// the captures made and in flight.
+// the captures made, and waits for the captures held.
 func testHoldRelease(t *testing.T, open opener) {
 	s, _ := start(t, open)
 	k := key("order-1")
@@ -355,30 +380,40 @@ func testHoldRelease(t *testing.T, open opener) {
 	settle(t, "Commit", s.Commit, mustReserve(t, s, k, 300, ""), nil)
 	pending := mustReserve(t, s, k, 100, "")
 
+	// A capture in flight may land after the release at the PSP.
+	wantBusy(t, s, k, ledger.Change{Kind: ledger.ChangeRelease}, 300, 100)
+	settle(t, "Commit", s.Commit, pending, nil)
 	rel := hold(t, s, k, ledger.Change{Kind: ledger.ChangeRelease})
 	wantOutcome(t, s, k, 1, "", ledger.Exceeds)
 	settle(t, "Release", s.Release, rel, nil)
 	mustReserve(t, s, k, 600, "")
+
 	k2 := key("order-2")
 	learn(t, s, k2, o)
 	settle(t, "Commit", s.Commit, mustReserve(t, s, k2, 300, ""), nil)
-	pending = mustReserve(t, s, k2, 100, "")
 	rel = hold(t, s, k2, ledger.Change{Kind: ledger.ChangeRelease})
 	settle(t, "Commit", s.Commit, rel, nil)
 	want := o
 	want.Captured, want.Released = 300, 700
-	wantEntry(t, get(t, s, k2), entry(want, 100, 1, 0, 1))
+	wantEntry(t, get(t, s, k2), entry(want, 0, 0, 0, 1))
 	wantOutcome(t, s, k2, 1, "", ledger.Exceeds)
-	settle(t, "Commit", s.Commit, pending, nil)
 
-	// Unknown outcome: reconciled before the next capture.
+	// A capture whose outcome is unknown is held until the order is read.
 	k3 := key("order-3")
 	learn(t, s, k3, o)
+	unsure := mustReserve(t, s, k3, 200, "")
+	settle(t, "MarkUncertain", s.MarkUncertain, unsure, nil)
+	wantBusy(t, s, k3, ledger.Change{Kind: ledger.ChangeRelease}, 0, 200)
+	captured := o
+	captured.Captured = 200
+	reconcile(t, s, k3, captured)
+
+	// Unknown outcome of the release: reconciled before the next capture.
 	rel = hold(t, s, k3, ledger.Change{Kind: ledger.ChangeRelease})
 	settle(t, "MarkUncertain", s.MarkUncertain, rel, nil)
 	wantOutcome(t, s, k3, 1, "", ledger.NeedsReconcile)
-	released := o
-	released.Released = 1000
+	released := captured
+	released.Released = 800
 	reconcile(t, s, k3, released)
 	wantOutcome(t, s, k3, 1, "", ledger.Exceeds)
 
@@ -392,23 +427,38 @@ func testHoldRelease(t *testing.T, open opener) {
 	wantEntry(t, get(t, s, k4), entry(over, 0, 0, 0, 0))
 }
 
-// testHoldCancel: a cancellation in flight leaves nothing to capture.
+// testHoldCancel: a cancellation in flight leaves nothing to capture, and
+// waits for the captures held.
 func testHoldCancel(t *testing.T, open opener) {
 	s, _ := start(t, open)
 	k := key("order-1")
 	o := authorized(1000)
 	learn(t, s, k, o)
 	pending := mustReserve(t, s, k, 100, "")
+	wantBusy(t, s, k, ledger.Change{Kind: ledger.ChangeCancel}, 0, 100)
+	wantStats(t, s, 1, 1)
+	settle(t, "Release", s.Release, pending, nil)
 	cancel := hold(t, s, k, ledger.Change{Kind: ledger.ChangeCancel})
 	wantOutcome(t, s, k, 1, "", ledger.Exceeds)
-	wantStats(t, s, 1, 2)
+	wantStats(t, s, 1, 1)
 	settle(t, "Commit", s.Commit, cancel, nil)
 	want := inState(o, psp.StateCancelled)
-	wantEntry(t, get(t, s, k), entry(want, 100, 1, 0, 0))
-	wantOutcome(t, s, k, 1, "", ledger.NotCapturable)
-	settle(t, "Release", s.Release, pending, nil)
 	wantEntry(t, get(t, s, k), entry(want, 0, 0, 0, 0))
+	wantOutcome(t, s, k, 1, "", ledger.NotCapturable)
 	wantStats(t, s, 1, 0)
+}
+
+// wantBusy checks that Hold refuses c while captures are held, with the
+// entry as it was: captured and held by captures.
+func wantBusy(t *testing.T, s ledger.Store, k ledger.Key, c ledger.Change, captured, reserved int64) {
+	t.Helper()
+	d, err := s.Hold(ctx, k, c)
+	if err != nil || d.Outcome != ledger.Busy {
+		t.Fatalf("Hold(%+v) with %d held by captures = %v, %v; want busy", c, reserved, d.Outcome, err)
+	}
+	if d.Entry.Captured != captured || d.Entry.Reserved != reserved || d.Entry.Changes != 0 {
+		t.Fatalf("Hold(%+v) refused with entry %+v; want %d captured, %d reserved, no change", c, d.Entry, captured, reserved)
+	}
 }
 
 // testHoldUnknown: a change to an order the ledger does not hold makes it
@@ -417,7 +467,6 @@ func testHoldUnknown(t *testing.T, open opener) {
 	s, _ := start(t, open)
 	o := authorized(1000)
 	for _, c := range []ledger.Change{
-		{Kind: ledger.ChangeAmount, Amount: 500},
 		{Kind: ledger.ChangeRelease},
 		{Kind: ledger.ChangeCancel},
 	} {
@@ -437,12 +486,12 @@ func testHoldUnknown(t *testing.T, open opener) {
 		// Read while the change is in flight: its outcome still bounds
 		// the order.
 		reconcile(t, s, k, o)
-		if e := get(t, s, k); e.Unverified || e.Available() > 500 {
-			t.Fatalf("%+v in flight after a fresh read: %+v (available %d); want at most 500", c, e, e.Available())
+		if e := get(t, s, k); e.Unverified || e.Available() > 0 {
+			t.Fatalf("%+v in flight after a fresh read: %+v (available %d); want nothing", c, e, e.Available())
 		}
 		settle(t, "Commit", s.Commit, res, nil)
-		if d := reserve(t, s, k, 501, ""); d.Outcome == ledger.Reserved {
-			t.Fatalf("%+v applied: a capture of 501 was reserved on %+v", c, d.Entry)
+		if d := reserve(t, s, k, 1, ""); d.Outcome == ledger.Reserved {
+			t.Fatalf("%+v applied: a capture of 1 was reserved on %+v", c, d.Entry)
 		}
 	}
 }
