@@ -103,18 +103,14 @@ type history struct {
 	restartAt time.Time
 }
 
-// horder is an order the clients work on.
+// horder is an order the clients work on. Captures and order changes of
+// one order race each other freely: the gateway holds a release or cancel
+// back while a capture is in flight, and bounds captures by a change in
+// flight, so the no-limits simulator never applies a capture that a
+// change left no room for.
 type horder struct {
-	id string
-	// mu keeps order changes (PATCH, release, cancel) apart from captures
-	// of the same order: captures share it, a change holds it alone. Klarna
-	// itself settles a capture and a change that race to it, refusing
-	// whichever comes second; the no-limits simulator would apply both and
-	// count a capture that lost the race as a violation, which no gateway
-	// could prevent. For the same reason a PATCH never sets the amount below
-	// what the clients have sent in captures (sent).
-	mu   sync.RWMutex
-	sent int64
+	id   string
+	sent int64 // what the clients have sent in captures, for PATCH amounts around it
 }
 
 type createReq struct {
@@ -335,8 +331,6 @@ var captureAmounts = []int64{500, 1000, 2000, 3000, 5000}
 // has an answer, or with a key another request used.
 func (h *history) capture(client int, rng *rand.Rand, o *horder) {
 	amount := captureAmounts[rng.IntN(len(captureAmounts))]
-	o.mu.RLock()
-	defer o.mu.RUnlock()
 	h.mu.Lock()
 	o.sent += amount
 	h.mu.Unlock()
@@ -360,13 +354,12 @@ func (h *history) capture(client int, rng *rand.Rand, o *horder) {
 	}
 }
 
-// patch raises or lowers the authorization, never below what the clients
-// sent in captures; sometimes with the key of an earlier request.
+// patch raises or lowers the authorization, around what the clients sent
+// in captures (so some fall below what is captured or in flight);
+// sometimes with the key of an earlier request.
 func (h *history) patch(client int, rng *rand.Rand, o *horder) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
 	h.mu.Lock()
-	amount := o.sent + rng.Int64N(historyAmount)
+	amount := max(1, o.sent-historyAmount/4+rng.Int64N(historyAmount))
 	h.mu.Unlock()
 	h.do(client, o, "PATCH", "/ordermanagement/v1/orders/"+o.id+"/authorization", h.maybeKey(rng),
 		fmt.Sprintf(`{"order_amount":%d}`, amount), fmt.Sprintf("patch order_amount %d", amount))
@@ -374,8 +367,6 @@ func (h *history) patch(client int, rng *rand.Rand, o *horder) {
 
 // change sends a release or a cancel.
 func (h *history) change(client int, rng *rand.Rand, o *horder, path, what string) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
 	h.do(client, o, "POST", "/ordermanagement/v1/orders/"+o.id+path, h.maybeKey(rng), "", what)
 }
 
