@@ -397,3 +397,39 @@ func TestLoweredAmountAfterRaiseIsReadFirst(t *testing.T) {
 		t.Errorf("the PSP's order_amount is %d, want 8000; its book:\n%s", o.OrderAmount, bookText(o))
 	}
 }
+
+// A capture of an order the gateway learns by reading, where every read
+// comes back after another change to the order: none can be applied in
+// full, and after three the capture is refused with 503, nothing sent.
+func TestCaptureRefusedWhenEveryReadIsStale(t *testing.T) {
+	g := newSoundGateway(t, "")
+	id := g.createOrderDirect("shoeshop", 10000)
+	unsettled := `caddy_psp_guard_refusals_total{psp="klarna",reason="order_unsettled"}`
+	before := scrapeValue(g.scrape(), unsettled)
+	g.sim.SetFaults(pspsim.Faults{ReadDelay: readDelay})
+
+	capt := make(chan reply, 1)
+	go func() { capt <- g.send("POST", capturePath(id), "shoeshop", captureBody(1000)) }()
+	for read := 1; read <= 3; read++ {
+		// A release while the capture's read is on its way: the order
+		// changed after the read began.
+		g.waitArrived("klarna.get_order", read)
+		if r := g.send("POST", "/ordermanagement/v1/orders/"+id+"/release-remaining-authorization", "shoeshop", ""); r.err != nil {
+			t.Fatalf("release %d: %v", read, r.err)
+		}
+	}
+	r := <-capt
+	if r.err != nil || r.status != http.StatusServiceUnavailable || !strings.Contains(r.body, `"error_code":"TEMPORARILY_UNAVAILABLE"`) || r.header.Get("Retry-After") != "1" {
+		t.Errorf("capture while every read is overtaken: %d %v %q %s, want 503 TEMPORARILY_UNAVAILABLE with Retry-After: 1", r.status, r.err, r.header.Get("Retry-After"), r.body)
+	}
+	if n := g.sim.Stats().Requests["klarna.capture"]; n != 0 {
+		t.Errorf("the PSP received %d captures, want none", n)
+	}
+	if n := g.sim.Stats().Requests["klarna.get_order"]; n != 3 {
+		t.Errorf("the gateway read the order %d times, want 3", n)
+	}
+	if v := scrapeValue(g.scrape(), unsettled) - before; v != 1 {
+		t.Errorf("refusals_total{reason=order_unsettled} rose by %g, want 1", v)
+	}
+	g.assertCaptured(id, 0)
+}
