@@ -561,6 +561,29 @@ func TestRedisOutage(t *testing.T) {
 	}
 }
 
+// storeUp is the gateway's caddy_psp_guard_store_up now.
+func (g *gateway) storeUp(t *testing.T) int {
+	t.Helper()
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", g.admin))
+	if err != nil {
+		t.Fatalf("gateway %s: metrics: %v", g.name, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	prefix := fmt.Sprintf(`caddy_psp_guard_store_up{site=":%d",store="redis"} `, g.httpPort)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, prefix); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatalf("gateway %s: %s", g.name, line)
+			}
+			return n
+		}
+	}
+	t.Fatalf("gateway %s: no %s series", g.name, prefix)
+	return 0
+}
+
 // waitStoreUp waits until the gateway's caddy_psp_guard_store_up is want:
 // its prober pings the store every 2 seconds.
 func (g *gateway) waitStoreUp(t *testing.T, want int) {

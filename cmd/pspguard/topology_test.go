@@ -78,6 +78,45 @@ func TestRedisCluster(t *testing.T) {
 		}
 	})
 
+	t.Run("one master down", func(t *testing.T) {
+		id := c.gw[0].createOrder(t, 5000)
+		rc.Masters[0].Kill()
+		// Once the other masters mark the Cluster failed (after its
+		// cluster-node-timeout, 2 s here) they refuse every command, and
+		// every capture gets 503.
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			r := c.gw[1].capture(t, id, 100, "")
+			if r.status == http.StatusServiceUnavailable {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("a capture with a master down: %d %s, want 503 within 15 s", r.status, r.body)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		// The probe's PING is answered by the masters that are up: store_up
+		// does not show a Cluster that refuses commands (README).
+		for _, g := range c.gw {
+			if got := g.storeUp(t); got != 1 {
+				t.Errorf("gateway %s: store_up %d with one master down, want 1", g.name, got)
+			}
+		}
+		rc.Masters[0].Restart()
+		rc.WaitOK()
+		deadline = time.Now().Add(15 * time.Second)
+		for {
+			r := c.gw[1].capture(t, id, 100, "")
+			if r.status == http.StatusCreated {
+				break
+			}
+			if r.status != http.StatusServiceUnavailable || time.Now().After(deadline) {
+				t.Fatalf("a capture after the master came back: %d %s", r.status, r.body)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+
 	t.Run("store down", func(t *testing.T) {
 		id := c.gw[0].createOrder(t, 10000)
 		if r := c.gw[1].capture(t, id, 1000, ""); r.status != http.StatusCreated {
