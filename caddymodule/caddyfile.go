@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -272,6 +273,9 @@ func (h *Handler) unmarshalStore(d *caddyfile.Dispenser) error {
 			h.Store.Timeout, err = durationArg(d)
 		case "prefix":
 			h.Store.Prefix, err = oneArg(d)
+			if v := h.Store.Prefix; err == nil && strings.ContainsAny(envPlaceholders.ReplaceAllString(v, ""), "{}") {
+				return d.Err(errPrefixBraces(v).Error())
+			}
 		case "username":
 			h.Store.Username, err = oneArg(d)
 		case "password":
@@ -317,6 +321,10 @@ func (h *Handler) unmarshalStore(d *caddyfile.Dispenser) error {
 func isPlaceholder(v string) bool {
 	return strings.HasPrefix(v, "{") && strings.HasSuffix(v, "}")
 }
+
+// envPlaceholders are the {env.NAME} placeholders in a value, resolved
+// when the config is loaded (and checked again then).
+var envPlaceholders = regexp.MustCompile(`\{env\.[^{}]+\}`)
 
 func (h *Handler) unmarshalLedger(d *caddyfile.Dispenser) error {
 	if d.NextArg() {

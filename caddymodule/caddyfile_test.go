@@ -135,6 +135,8 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"sentinel password without sentinel", "psp_guard {\nstore redis cluster 127.0.0.1:7000 {\nsentinel_password x\n}\n}", "sentinel_password is only for store redis sentinel"},
 		{"tls with a value", "psp_guard {\nstore redis redis://x {\ntls yes\n}\n}", "wrong argument count"},
 		{"password without value", "psp_guard {\nstore redis redis://x {\npassword\n}\n}", "password needs a value"},
+		{"prefix with a hash tag", "psp_guard {\nstore redis cluster 127.0.0.1:7000 {\nprefix {pspguard}\n}\n}", `prefix "{pspguard}" must not contain { or }`},
+		{"prefix with a brace beside a placeholder", "psp_guard {\nstore redis redis://x {\nprefix {env.SHOP}}\n}\n}", "must not contain { or }"},
 		{"repeated store option", "psp_guard {\nstore redis redis://x {\nusername a\nusername b\n}\n}", "store: username given more than once"},
 		{"unknown ledger option", "psp_guard {\nledger {\nsize 5\n}\n}", `unrecognized ledger subdirective "size"`},
 		{"bad lookup timeout", "psp_guard {\nlookup_timeout -1s\n}", `lookup_timeout: invalid duration "-1s"`},

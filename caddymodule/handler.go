@@ -41,7 +41,6 @@ const (
 	defaultStoreTimeout   = 500 * time.Millisecond
 	defaultRedisPrefix    = "pspguard"
 	defaultSite           = "default"
-	defaultClusterPrefix  = "{pspguard}" // a hash tag: one slot for every key
 )
 
 // Handler is the psp_guard HTTP handler. It sits in front of reverse_proxy
@@ -142,9 +141,9 @@ type StoreConfig struct {
 	// Timeout bounds every store operation; a slower store is treated as
 	// down (503, fail closed). Default 500ms.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
-	// Prefix of every Redis key. Default "pspguard", on a Cluster
-	// "{pspguard}": there it must be a hash tag, so that each script's keys
-	// share a slot.
+	// Prefix of every Redis key. Default "pspguard". No '{' or '}': each
+	// order's keys carry their own hash tag, so that orders spread over a
+	// Cluster's slots.
 	Prefix string `json:"prefix,omitempty"`
 	// Username and Password authenticate to Redis (ACL user names from
 	// Redis 6; a password alone for requirepass).
@@ -263,9 +262,6 @@ func (h *Handler) setDefaults() {
 	}
 	if h.Store.Prefix == "" {
 		h.Store.Prefix = defaultRedisPrefix
-		if h.Store.Topology == topologyCluster {
-			h.Store.Prefix = defaultClusterPrefix
-		}
 	}
 	if h.Ledger == nil {
 		h.Ledger = new(LedgerConfig)

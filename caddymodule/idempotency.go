@@ -36,6 +36,11 @@ func (h *Handler) claimKey(w http.ResponseWriter, r *http.Request, x *exchange) 
 		return false
 	}
 	x.idemKey = idempotency.Key{Scope: scopeOf(x.id, r, x.route), ID: key}
+	if x.route.OrderID != "" {
+		// On the order's slot, so that a keyed capture's claim and
+		// reservation can be one script.
+		x.idemKey.Slot = h.ledgerKey(x, x.route.OrderID).Slot()
+	}
 	ctx, cancel := h.storeContext(r.Context())
 	defer cancel()
 	claim, err := h.idem.Begin(ctx, x.idemKey, x.req.Fingerprint)

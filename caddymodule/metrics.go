@@ -291,11 +291,11 @@ func newSiteCollector() *siteCollector {
 			"The rules in force, by site: 1 for the schema version and digest (first 12 hex of SHA-256).",
 			[]string{"site", "version", "digest"}, nil),
 		orders: prometheus.NewDesc("caddy_psp_guard_ledger_orders",
-			"Orders held by the capture ledger, by site and store (memory, redis).", []string{"site", "store"}, nil),
+			"Orders held by the capture ledger, by site and store; memory only (a Redis ledger has no key that counts its orders).", []string{"site", "store"}, nil),
 		reservations: prometheus.NewDesc("caddy_psp_guard_ledger_reservations",
-			"Captures in flight or of unknown outcome holding a ledger reservation, by site and store.", []string{"site", "store"}, nil),
+			"Captures in flight or of unknown outcome holding a ledger reservation, by site and store; with Redis, those this instance forwarded.", []string{"site", "store"}, nil),
 		results: prometheus.NewDesc("caddy_psp_guard_idempotency_results",
-			"Completed results held by the idempotency cache, by site and store.", []string{"site", "store"}, nil),
+			"Completed results held by the idempotency cache, by site and store; memory only.", []string{"site", "store"}, nil),
 		storeUp: prometheus.NewDesc("caddy_psp_guard_store_up",
 			"1 if the site's store answered its last probe (every 2s), 0 if not, by site and store.", []string{"site", "store"}, nil),
 	}
@@ -348,20 +348,27 @@ func (c *siteCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 		if first(h.site, h.ledger) {
+			// A Redis ledger counts no orders (-1) and this process's
+			// reservations.
 			if o, r, err := h.ledger.Stats(ctx); err == nil {
-				orders[ss] += float64(o)
+				if o >= 0 {
+					orders[ss] += float64(o)
+				}
 				reserved[ss] += float64(r)
 			}
 		}
 		if first(h.site, h.idem) {
-			if n, err := h.idem.Len(ctx); err == nil {
+			// A Redis cache counts no results (-1).
+			if n, err := h.idem.Len(ctx); err == nil && n >= 0 {
 				results[ss] += float64(n)
 			}
 		}
 	}
 	for ss, v := range orders {
 		ch <- prometheus.MustNewConstMetric(c.orders, prometheus.GaugeValue, v, ss.site, ss.store)
-		ch <- prometheus.MustNewConstMetric(c.reservations, prometheus.GaugeValue, reserved[ss], ss.site, ss.store)
+	}
+	for ss, v := range reserved {
+		ch <- prometheus.MustNewConstMetric(c.reservations, prometheus.GaugeValue, v, ss.site, ss.store)
 	}
 	for ss, v := range results {
 		ch <- prometheus.MustNewConstMetric(c.results, prometheus.GaugeValue, v, ss.site, ss.store)

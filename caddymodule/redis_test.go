@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -200,5 +201,65 @@ func TestRedisWrongPasswordFromEnvironment(t *testing.T) {
 	}
 	if n := g.pspRequests("klarna.capture"); n != 0 {
 		t.Errorf("the PSP received %d captures", n)
+	}
+}
+
+// TestRedisKeysOnOrderSlot checks the keys a gateway writes for an order:
+// the order's hash and the idempotency record of a keyed capture on it
+// share its hash tag, so a Cluster serves both from one slot (one script);
+// a create-order's record, made before the order exists, has a tag of its
+// own. Every key starts with the prefix and the key schema.
+func TestRedisKeysOnOrderSlot(t *testing.T) {
+	c := redistest.Client(t)
+	prefix := "caddymodule-" + t.Name() + "-" + randToken()
+	g := newGateway(t, exampleRules, fmt.Sprintf("store redis %s {\nprefix %s\n}", redistest.URL(t), prefix))
+	resp, body := g.do("POST", "/payments/v1/authorizations/"+randToken()+"/order", "shoeshop",
+		orderBody(5000, false, ""), "Klarna-Idempotency-Key", "create-1")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("create-order: %d %s", resp.StatusCode, body)
+	}
+	var created struct {
+		OrderID string `json:"order_id"`
+	}
+	if err := json.Unmarshal([]byte(body), &created); err != nil {
+		t.Fatal(err)
+	}
+	id := created.OrderID
+	if resp, body := g.capture("shoeshop", id, 1000, "Klarna-Idempotency-Key", "capture-1"); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("capture: %d %s", resp.StatusCode, body)
+	}
+	keys, err := c.Keys(context.Background(), prefix+":*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tagOf := func(k string) string {
+		_, rest, _ := strings.Cut(k, "{")
+		tag, _, _ := strings.Cut(rest, "}")
+		return tag
+	}
+	var order string
+	var records []string
+	for _, k := range keys {
+		switch {
+		case strings.HasPrefix(k, prefix+":v2:ledger:{") && strings.HasSuffix(k, ":"+id):
+			order = k
+		case strings.HasPrefix(k, prefix+":v2:idem:{"):
+			records = append(records, k)
+		case strings.HasPrefix(k, prefix+":v2:cred:"):
+		default:
+			t.Errorf("key %q outside the layout", k)
+		}
+	}
+	if order == "" || len(records) != 2 {
+		t.Fatalf("keys %q: want the order's hash and two idempotency records", keys)
+	}
+	onSlot := 0
+	for _, r := range records {
+		if tagOf(r) == tagOf(order) {
+			onSlot++
+		}
+	}
+	if onSlot != 1 {
+		t.Errorf("order %q, records %q: want the capture's record on the order's tag, the create-order's on its own", order, records)
 	}
 }

@@ -66,6 +66,9 @@ func newRedisClient(c StoreConfig) (redisClient, error) {
 	if err != nil {
 		return redisClient{}, err
 	}
+	if strings.ContainsAny(c.Prefix, "{}") {
+		return redisClient{}, errPrefixBraces(c.Prefix)
+	}
 	if c.SentinelPassword != "" && c.Topology != topologySentinel {
 		return redisClient{}, errors.New("sentinel_password is only for store redis sentinel")
 	}
@@ -146,11 +149,6 @@ func newRedisClient(c StoreConfig) (redisClient, error) {
 		if err := checkAddrs(c.Addrs); err != nil {
 			return redisClient{}, err
 		}
-		if !hasHashTag(c.Prefix) {
-			// A script's keys must share a slot, and the stores' scripts
-			// touch an order's keys together with indexes of the prefix.
-			return redisClient{}, fmt.Errorf("on Redis Cluster the prefix must be a hash tag such as {pspguard}, not %q", c.Prefix)
-		}
 		opts := &redis.ClusterOptions{
 			Addrs: c.Addrs, Username: c.Username, Password: c.Password, TLSConfig: tlsCfg,
 			DialTimeout: timeout, ReadTimeout: timeout, WriteTimeout: timeout,
@@ -164,16 +162,11 @@ func newRedisClient(c StoreConfig) (redisClient, error) {
 	return redisClient{}, fmt.Errorf("unknown topology %q", c.Topology)
 }
 
-// hasHashTag tells whether every key that starts with prefix lands in one
-// Cluster slot: Redis hashes only the part between the first "{" and the
-// first "}" after it, when that part is not empty.
-func hasHashTag(prefix string) bool {
-	i := strings.IndexByte(prefix, '{')
-	if i < 0 {
-		return false
-	}
-	j := strings.IndexByte(prefix[i+1:], '}')
-	return j > 0
+// errPrefixBraces refuses a prefix with a brace: each order's keys carry
+// their own hash tag, which Redis Cluster looks for at the first '{', so a
+// brace in the prefix would put every key on one slot, or split an order's.
+func errPrefixBraces(prefix string) error {
+	return fmt.Errorf("prefix %q must not contain { or }: every order's keys carry their own hash tag, so that orders spread over a Cluster's slots", prefix)
 }
 
 // checkAddrs checks that every address is host:port.

@@ -49,7 +49,7 @@ func TestRedisClientKey(t *testing.T) {
 	other.Password = "another"
 	sentinel := StoreConfig{Type: "redis", Topology: "sentinel", MasterName: "m", Addrs: []string{"127.0.0.1:26379"},
 		Password: "hunter2-in-block", SentinelPassword: "hunter2-sentinel"}
-	cluster := StoreConfig{Type: "redis", Topology: "cluster", Addrs: []string{"127.0.0.1:7000"}, Password: "hunter2-in-block", Prefix: "{p}"}
+	cluster := StoreConfig{Type: "redis", Topology: "cluster", Addrs: []string{"127.0.0.1:7000"}, Password: "hunter2-in-block", Prefix: "p"}
 	keys := map[string]bool{}
 	for _, c := range []StoreConfig{base, withURL, withPassword, other, sentinel, cluster} {
 		k := key(c)
@@ -88,8 +88,8 @@ func TestRedisClientErrors(t *testing.T) {
 		{"no sentinel", StoreConfig{Topology: "sentinel", MasterName: "m", Addrs: []string{""}}, `address "" is not host:port`},
 		{"address without port", StoreConfig{Topology: "cluster", Addrs: []string{"x"}}, `address "x" is not host:port`},
 		{"sentinel password on cluster", StoreConfig{Topology: "cluster", Addrs: []string{"x:7000"}, SentinelPassword: "p"}, "only for store redis sentinel"},
-		{"cluster prefix without hash tag", StoreConfig{Topology: "cluster", Addrs: []string{"x:7000"}, Prefix: "pspguard"}, `the prefix must be a hash tag such as {pspguard}, not "pspguard"`},
-		{"cluster prefix with empty hash tag", StoreConfig{Topology: "cluster", Addrs: []string{"x:7000"}, Prefix: "{}pspguard"}, "must be a hash tag"},
+		{"cluster prefix with a hash tag", StoreConfig{Topology: "cluster", Addrs: []string{"x:7000"}, Prefix: "{pspguard}"}, `prefix "{pspguard}" must not contain { or }`},
+		{"prefix with a brace", StoreConfig{URL: "redis://x:6379", Prefix: "shop}"}, "must not contain { or }"},
 		{"missing CA file", StoreConfig{URL: "redis://x:6379", CAFile: filepath.Join(dir, "none.pem")}, "ca_file:"},
 		{"CA file without certificate", StoreConfig{URL: "redis://x:6379", CAFile: junk}, "holds no PEM certificate"},
 		{"certificate without key", StoreConfig{URL: "redis://x:6379", CertFile: cert}, "cert_file and key_file go together"},
@@ -106,7 +106,7 @@ func TestRedisClientErrors(t *testing.T) {
 		})
 	}
 	// And the files that are right make a TLS client with the certificate.
-	rc, err := newRedisClient(StoreConfig{Topology: "cluster", Addrs: []string{"x:7000"}, Prefix: "shop:{gw}", CAFile: cert, CertFile: cert, KeyFile: key})
+	rc, err := newRedisClient(StoreConfig{Topology: "cluster", Addrs: []string{"x:7000"}, Prefix: "shop:gw", CAFile: cert, CertFile: cert, KeyFile: key})
 	if err != nil {
 		t.Fatal(err)
 	}

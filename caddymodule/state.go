@@ -121,9 +121,6 @@ func (h *Handler) acquireState() error {
 		store := h.Store.resolved()
 		if store.Prefix == "" { // a placeholder of an unset variable
 			store.Prefix = defaultRedisPrefix
-			if store.Topology == topologyCluster {
-				store.Prefix = defaultClusterPrefix
-			}
 		}
 		rc, err := newRedisClient(store)
 		if err != nil {

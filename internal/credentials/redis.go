@@ -13,13 +13,13 @@ import (
 // Redis shares acceptances between the gateways on one Redis: what one
 // gateway saw the PSP accept, the others trust too, and a restarted
 // gateway remembers it. Each acceptance is one key,
-// <prefix>:cred:<psp>:<32 hex digits>, that expires with the TTL; the hex
+// <prefix>:v2:cred:<psp>:<32 hex digits>, that expires with the TTL; the hex
 // digits are a SHA-256 of the digest, not the digest itself. A local cache
 // in front saves the round trip for credentials this gateway has seen
 // accepted.
 type Redis struct {
 	client redis.Cmdable
-	prefix string // <prefix>:cred:<psp>:
+	prefix string // <prefix>:v2:cred:<psp>:
 	ttl    time.Duration
 	now    func() time.Time
 	local  *Memory
@@ -34,7 +34,7 @@ func NewRedis(client redis.Cmdable, prefix, psp string, opts Options) *Redis {
 	if prefix == "" {
 		prefix = "pspguard"
 	}
-	return &Redis{client: client, prefix: prefix + ":cred:" + psp + ":", ttl: opts.TTL, now: opts.Now, local: NewMemory(opts)}
+	return &Redis{client: client, prefix: prefix + ":v2:cred:" + psp + ":", ttl: opts.TTL, now: opts.Now, local: NewMemory(opts)}
 }
 
 func (r *Redis) key(d Digest) string {

@@ -52,9 +52,9 @@ func TestRedisShared(t *testing.T) {
 		t.Fatal("what Klarna accepted is trusted for Hellgate")
 	}
 	// The key holds a digest of the digest, never the digest itself.
-	keys, err := client.Keys(ctx, prefix+":cred:*").Result()
-	if err != nil || len(keys) != 1 || len(keys[0]) != len(prefix)+len(":cred:klarna:")+32 {
-		t.Fatalf("keys %q, %v; want one <prefix>:cred:klarna:<32 hex digits>", keys, err)
+	keys, err := client.Keys(ctx, prefix+":v2:cred:*").Result()
+	if err != nil || len(keys) != 1 || len(keys[0]) != len(prefix)+len(":v2:cred:klarna:")+32 {
+		t.Fatalf("keys %q, %v; want one <prefix>:v2:cred:klarna:<32 hex digits>", keys, err)
 	}
 	if ttl := client.PTTL(ctx, keys[0]).Val(); ttl <= 0 || ttl > time.Minute {
 		t.Fatalf("the key expires in %v, want within the TTL", ttl)

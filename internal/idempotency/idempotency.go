@@ -19,9 +19,16 @@ import (
 // Key scopes a cached result: Scope is a digest of the caller's full
 // credentials, the method and the path; ID is the idempotency key the caller
 // sent. Two callers never share a Scope unless they share credentials.
+//
+// Slot, when set, is the Redis Cluster hash tag the record shares with
+// other keys: a request on an order carries the order's (ledger.Key.Slot),
+// so that one script can claim the key and reserve the capture. It follows
+// from Scope (whose path names the order), so it never tells two keys
+// apart. Empty: the record gets a tag of its own.
 type Key struct {
 	Scope [32]byte
 	ID    string
+	Slot  string
 }
 
 // Result is a complete PSP answer worth replaying.
@@ -71,7 +78,8 @@ type Store interface {
 	Begin(ctx context.Context, key Key, fingerprint [32]byte) (Claim, error)
 	Complete(ctx context.Context, key Key, token string, res Result) error
 	Abandon(ctx context.Context, key Key, token string) error
-	// Len reports how many completed results are held (for a gauge).
+	// Len reports how many completed results are held (for a gauge), or
+	// -1 when no key counts them (Redis: they spread over the keyspace).
 	Len(ctx context.Context) (int64, error)
 	Close() error
 }

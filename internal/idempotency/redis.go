@@ -13,9 +13,8 @@ import (
 
 // RedisOptions configures a Redis store.
 type RedisOptions struct {
-	// Prefix starts every key the store writes. Default "pspguard". On Redis
-	// Cluster give it a hash tag, such as "{pspguard}": a script touches a
-	// record and the index, which must then share a slot.
+	// Prefix starts every key the store writes. Default "pspguard". It
+	// must not contain '{' or '}': each record carries its own hash tag.
 	Prefix string
 	// Config.Capacity is not used: the server's maxmemory policy bounds a
 	// Redis store.
@@ -25,14 +24,14 @@ type RedisOptions struct {
 // Redis is a Store shared by every gateway on one Redis server (5 or later),
 // so a retry is answered from the cache whichever gateway it reaches.
 //
-// The record of a key lives at {prefix}:idem:{hex(scope)}:{hex(sha256(id))}:
-// the caller's idempotency key never becomes part of a Redis key as is. The
-// index of completed results lives at {prefix}:idem:index. redis_scripts.go
-// describes both.
+// The record of a key lives at
+// {prefix}:v2:idem:{slot}:{hex(scope)}:{hex(sha256(id))}, the slot in
+// braces (see Key.Slot): the caller's idempotency key never becomes part
+// of a Redis key as is, and every script touches one record, on one
+// Cluster slot. redis_scripts.go describes the record.
 type Redis struct {
 	client redis.Cmdable
 	prefix string
-	index  string
 	cfg    Config
 	closed atomic.Bool
 }
@@ -47,18 +46,30 @@ func NewRedis(client redis.Cmdable, opts RedisOptions) *Redis {
 	}
 	return &Redis{
 		client: client,
-		prefix: opts.Prefix,
-		index:  opts.Prefix + ":idem:index",
+		prefix: opts.Prefix + ":" + KeySchema + ":idem:",
 		cfg:    opts.Config.withDefaults(),
 	}
 }
 
-// key returns the Redis key of k's record.
-func (r *Redis) key(k Key) string {
+// KeySchema is the version of the key layout (as the ledger's): records
+// of another layout are never read.
+const KeySchema = "v2"
+
+// Key returns the Redis key of k's record.
+func (r *Redis) Key(k Key) string {
 	id := sha256.Sum256([]byte(k.ID))
-	b := make([]byte, 0, len(r.prefix)+len(":idem:")+2*len(k.Scope)+1+2*len(id))
+	b := make([]byte, 0, len(r.prefix)+20+2*len(k.Scope)+1+2*len(id))
 	b = append(b, r.prefix...)
-	b = append(b, ":idem:"...)
+	b = append(b, '{')
+	if k.Slot != "" {
+		b = append(b, k.Slot...)
+	} else {
+		// A tag of its own: 16 hex digits of a digest of scope and id.
+		var buf [64]byte
+		tag := sha256.Sum256(append(append(buf[:0], k.Scope[:]...), id[:]...))
+		b = hex.AppendEncode(b, tag[:8])
+	}
+	b = append(b, "}:"...)
 	b = hex.AppendEncode(b, k.Scope[:])
 	b = append(b, ':')
 	b = hex.AppendEncode(b, id[:])
@@ -89,7 +100,7 @@ func (r *Redis) begin(ctx context.Context, key Key, fingerprint [32]byte, token 
 	rec = append(rec, 'F')
 	rec = append(rec, fingerprint[:]...)
 	rec = append(rec, token...)
-	reply, err := beginScript.Run(ctx, r.client, []string{r.key(key)}, rec, millis(r.cfg.InFlightTTL)).Slice()
+	reply, err := beginScript.Run(ctx, r.client, []string{r.Key(key)}, rec, millis(r.cfg.InFlightTTL)).Slice()
 	if err != nil {
 		return Claim{}, unavailable("claiming key", err)
 	}
@@ -126,10 +137,7 @@ func (r *Redis) Complete(ctx context.Context, key Key, token string, res Result)
 	if r.closed.Load() {
 		return errClosed
 	}
-	k := r.key(key)
-	member := sha256.Sum256([]byte(k))
-	n, err := completeScript.Run(ctx, r.client, []string{k, r.index},
-		token, enc, millis(r.cfg.TTL), member[:16]).Int64()
+	n, err := completeScript.Run(ctx, r.client, []string{r.Key(key)}, token, enc, millis(r.cfg.TTL)).Int64()
 	if err != nil {
 		return unavailable("storing result", err)
 	}
@@ -144,7 +152,7 @@ func (r *Redis) Abandon(ctx context.Context, key Key, token string) error {
 	if r.closed.Load() {
 		return errClosed
 	}
-	n, err := abandonScript.Run(ctx, r.client, []string{r.key(key)}, token).Int64()
+	n, err := abandonScript.Run(ctx, r.client, []string{r.Key(key)}, token).Int64()
 	if err != nil {
 		return unavailable("abandoning claim", err)
 	}
@@ -154,18 +162,14 @@ func (r *Redis) Abandon(ctx context.Context, key Key, token string) error {
 	return nil
 }
 
-// Len reports the completed results that have not expired. A result the
-// server evicted under memory pressure is counted until it would have
-// expired.
+// Len implements Store: -1, since no key counts the results. They spread
+// over the keyspace (and a Cluster's slots); a key every Complete touched
+// would put them all on one slot again.
 func (r *Redis) Len(ctx context.Context) (int64, error) {
 	if r.closed.Load() {
 		return 0, errClosed
 	}
-	n, err := lenScript.Run(ctx, r.client, []string{r.index}).Int64()
-	if err != nil {
-		return 0, unavailable("counting results", err)
-	}
-	return n, nil
+	return -1, nil
 }
 
 // Close makes later calls fail with ErrUnavailable. It does not close the

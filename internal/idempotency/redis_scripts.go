@@ -8,9 +8,7 @@ import "github.com/redis/go-redis/v9"
 //	completed: 'R' fingerprint(32 bytes) result (the layout of encoding.go)
 //
 // An in-flight record expires after Config.InFlightTTL, a completed one
-// after Config.TTL. The index, a sorted set, holds a 16-byte digest of each
-// completed record's key scored by its expiry in milliseconds, so Len can
-// count the live results without scanning the keyspace.
+// after Config.TTL. Every script touches one record and nothing else.
 //
 // Each script runs atomically; "now" is the server's clock (TIME), so
 // gateways with skewed clocks agree. Scripts reply with the Outcome values.
@@ -29,17 +27,12 @@ return {1, string.sub(v, 34)}
 `)
 
 // completeScript replaces the in-flight record of KEYS[1] held by token
-// ARGV[1] with the result ARGV[2] for ARGV[3] milliseconds, and indexes it
-// in KEYS[2] as ARGV[4], dropping the index entries that have expired.
-// It replies 1, or 0 when the token does not hold the key.
+// ARGV[1] with the result ARGV[2] for ARGV[3] milliseconds. It replies 1,
+// or 0 when the token does not hold the key.
 var completeScript = redis.NewScript(`
 local v = redis.call('GET', KEYS[1])
 if not v or string.sub(v, 1, 1) ~= 'F' or string.sub(v, 34) ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], 'R' .. string.sub(v, 2, 33) .. ARGV[2], 'PX', ARGV[3])
-local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. now)
-redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[4])
 return 1
 `)
 
@@ -50,13 +43,4 @@ local v = redis.call('GET', KEYS[1])
 if not v or string.sub(v, 1, 1) ~= 'F' or string.sub(v, 34) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
 return 1
-`)
-
-// lenScript drops the expired entries of the index KEYS[1] and counts the
-// rest.
-var lenScript = redis.NewScript(`
-local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)
-return redis.call('ZCARD', KEYS[1])
 `)

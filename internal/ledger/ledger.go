@@ -224,7 +224,9 @@ type Store interface {
 	Forget(ctx context.Context, key Key) error
 
 	// Stats reports how many orders the store holds and how many reservations
-	// are in flight (pending and uncertain), for gauges.
+	// are in flight (pending and uncertain), for gauges. A store whose
+	// orders no key counts (Redis) reports -1 orders; a store shared by
+	// several processes reports the reservations this process made.
 	Stats(ctx context.Context) (orders, reservations int64, err error)
 
 	// Close releases the store's resources.

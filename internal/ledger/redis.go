@@ -2,6 +2,8 @@ package ledger
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strconv"
 	"strings"
@@ -20,9 +22,9 @@ const (
 // RedisOptions configures a Redis store.
 type RedisOptions struct {
 	// Prefix starts every key; default "pspguard". Gateways that share a
-	// ledger use the same prefix. On Redis Cluster, make it a hash tag
-	// ("{pspguard}"): every script touches an order together with the
-	// store's index and in-flight counts, which must then live in one slot.
+	// ledger use the same prefix. It must not contain '{' or '}': each
+	// order's key carries its own hash tag (see Key.Slot), which a brace in
+	// the prefix would replace.
 	Prefix string
 
 	// OrderTTL is how long an order is kept after its last change; default
@@ -45,17 +47,17 @@ type RedisOptions struct {
 }
 
 // Redis is a Store in Redis, shared by every gateway instance that uses the
-// same server and prefix. Each order is one hash, changed only by Lua
-// scripts (redis_scripts.go), so every decision is atomic across instances.
+// same server (or Cluster) and prefix. Each order is one hash, changed only
+// by Lua scripts (redis_scripts.go) that touch that hash alone, so every
+// decision is atomic across instances and every script runs on the one
+// Cluster slot of its order.
 type Redis struct {
-	client   redis.Cmdable
-	prefix   string
-	index    string
-	inflight string // a hash
-	legacy   string // the counter, a string, earlier versions kept instead; Stats drops it
-	ttl      string // OrderTTL in milliseconds, as the scripts take it
-	lease    int64  // Lease in milliseconds
-	now      func() time.Time
+	client redis.Cmdable
+	prefix string
+	ttl    string // OrderTTL in milliseconds, as the scripts take it
+	lease  int64  // Lease in milliseconds
+	now    func() time.Time
+	held   heldSet
 }
 
 // NewRedis returns a store on client. The caller keeps ownership of the
@@ -74,31 +76,47 @@ func NewRedis(client redis.Cmdable, opts RedisOptions) *Redis {
 		opts.Lease = DefaultLease
 	}
 	return &Redis{
-		client:   client,
-		prefix:   opts.Prefix + ":ledger:",
-		index:    opts.Prefix + ":ledger:index",
-		inflight: opts.Prefix + ":ledger:inflight-by-order",
-		legacy:   opts.Prefix + ":ledger:inflight",
+		client: client,
+		prefix: opts.Prefix + ":" + KeySchema + ":ledger:",
 		// An order outlives the lease of any reservation on it.
 		ttl:   strconv.FormatInt(max(opts.OrderTTL.Milliseconds(), opts.Lease.Milliseconds(), 1), 10),
 		lease: max(opts.Lease.Milliseconds(), 1),
 		now:   opts.Now,
+		held:  heldSet{pending: map[string]heldField{}, uncertain: map[string]heldField{}},
 	}
 }
 
+// KeySchema is the version of the key layout, the second component of
+// every key the Redis stores write. Keys of another layout are never read:
+// an order written under an earlier one is learned from the PSP again
+// before its next capture, as any order the ledger does not hold.
+const KeySchema = "v2"
+
 // keyEscaper keeps ':' out of the PSP and merchant components, so that the
 // order id, the last component, is the only one that may contain it and no
-// two orders share a key. An order key has at least two ':' after
-// "ledger:", the index and in-flight keys none, so they never collide either.
+// two orders share a key.
 var keyEscaper = strings.NewReplacer("%", "%25", ":", "%3A")
 
-// orderKey is {prefix}:ledger:{psp}:{merchant}:{orderID}.
+// Slot is the order's Redis Cluster hash tag: 16 hex digits of a SHA-256
+// of the PSP, the merchant and the order id. Every key of the order, and
+// the idempotency record of every keyed request on it, carries it in
+// braces, so one script can touch them all; different orders land on
+// different slots, and so on every master of a Cluster.
+func (k Key) Slot() string {
+	var buf [192]byte
+	b := append(append(append(buf[:0], k.PSP...), 0), k.Merchant...)
+	s := sha256.Sum256(append(append(b, 0), k.OrderID...))
+	return hex.EncodeToString(s[:8])
+}
+
+// orderKey is {prefix}:v2:ledger:{slot}:{psp}:{merchant}:{orderID}, the
+// slot in braces.
 func (r *Redis) orderKey(k Key) string {
-	return r.prefix + keyEscaper.Replace(k.PSP) + ":" + keyEscaper.Replace(k.Merchant) + ":" + k.OrderID
+	return r.prefix + "{" + k.Slot() + "}:" + keyEscaper.Replace(k.PSP) + ":" + keyEscaper.Replace(k.Merchant) + ":" + k.OrderID
 }
 
 func (r *Redis) keys(k Key) []string {
-	return []string{r.orderKey(k), r.index, r.inflight}
+	return []string{r.orderKey(k)}
 }
 
 // unavailable wraps a Redis failure so that errors.Is(err, ErrUnavailable).
@@ -200,6 +218,7 @@ func (r *Redis) Reserve(ctx context.Context, key Key, req ReserveRequest) (Decis
 		// An adopted reservation has the request's amount: that is what
 		// matched it.
 		d.Reservation = Reservation{Key: key, Token: token, Amount: req.Amount}
+		r.held.add(r.orderKey(key), d.Reservation)
 	}
 	return d, nil
 }
@@ -289,6 +308,9 @@ func (r *Redis) settle(ctx context.Context, s *redis.Script, res Reservation) er
 		}
 	}
 	held, err := s.Run(ctx, r.client, r.keys(res.Key), r.ttl, res.Token).Int64()
+	// A committed or released reservation leaves the hash, as does one no
+	// longer held; one marked uncertain, or not settled, stays.
+	r.held.settled(res, err == nil && (held == 0 || s != scriptMarkUncertain && s != scriptMarkChangeUnsure))
 	if err != nil {
 		return unavailable(err)
 	}
@@ -312,7 +334,9 @@ func (r *Redis) Hold(ctx context.Context, key Key, c Change) (Decision, error) {
 	}
 	f, refused := v.([]any)
 	if !refused {
-		return Decision{Outcome: Reserved, Reservation: Reservation{Key: key, Token: token, change: true}}, nil
+		d := Decision{Outcome: Reserved, Reservation: Reservation{Key: key, Token: token, change: true}}
+		r.held.add(r.orderKey(key), d.Reservation)
+		return d, nil
 	}
 	// The order's fields, then the outcome's name.
 	if len(f)%2 == 0 {
@@ -344,7 +368,11 @@ func (r *Redis) Hold(ctx context.Context, key Key, c Change) (Decision, error) {
 // Forget implements Store. Reservations in flight on the order are dropped
 // with it: their tokens are no longer held.
 func (r *Redis) Forget(ctx context.Context, key Key) error {
-	return r.run(ctx, scriptForget, key)
+	if err := r.run(ctx, scriptForget, key); err != nil {
+		return err
+	}
+	r.held.forget(r.orderKey(key))
+	return nil
 }
 
 // run runs an order script whose reply does not matter.
@@ -355,17 +383,15 @@ func (r *Redis) run(ctx context.Context, s *redis.Script, key Key, args ...any) 
 	return nil
 }
 
-// Stats implements Store. Counting orders also drops expired ones from the
-// index.
+// Stats implements Store. The orders are not counted (-1): they spread
+// over the keyspace, or a Cluster's masters, and no key counts them all.
+// The reservations are this process's (see heldSet).
 func (r *Redis) Stats(ctx context.Context) (orders, reservations int64, err error) {
-	v, err := scriptStats.Run(ctx, r.client, []string{r.index, r.inflight, r.legacy}).Int64Slice()
+	n, err := r.held.count(ctx, r.client)
 	if err != nil {
 		return 0, 0, unavailable(err)
 	}
-	if len(v) != 2 {
-		return 0, 0, unavailable(fmt.Errorf("unexpected stats reply %v", v))
-	}
-	return v[0], v[1], nil
+	return -1, n, nil
 }
 
 // Close implements Store. The client belongs to the caller and stays open.

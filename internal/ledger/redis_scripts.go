@@ -31,13 +31,9 @@ import (
 // v, a counter every change but a reservation bumps: a hash dropped and
 // made again never repeats a version.
 //
-// Every order script takes KEYS = {order, index, inflight} and ARGV[1] = the
-// order TTL in milliseconds. The index is a sorted set of order keys scored
-// by expiry (Redis time, milliseconds); inflight is a hash from the key of
-// each order with reservations in flight to their number. An order may
-// expire with reservations (their gateway died and no capture followed), so
-// the counts are kept by order: Stats drops those of expired orders, as it
-// drops them from the index.
+// Every order script takes KEYS = {order} and ARGV[1] = the order TTL in
+// milliseconds, and touches no other key: on Redis Cluster each runs on its
+// order's slot.
 //
 // Lua numbers are doubles: amounts are bounded by maxAmount so that they and
 // their sums stay exact, and numbers are written back with %d, never with
@@ -50,7 +46,7 @@ local RESERVED, ADOPTED, NOT_FOUND, NEEDS_RECONCILE, EXCEEDS, NOT_CAPTURABLE, AL
 local AUTHORIZED, CAPTURED, CANCELLED = %d, %d, %d
 local CHANGE_AMOUNT, CHANGE_RELEASE = %d, %d
 local MAX_CAPTURES, MAX_AMOUNT = 2147483647, %d
-local key, index, inflight = KEYS[1], KEYS[2], KEYS[3]
+local key = KEYS[1]
 
 local function int(x)
   return string.format('%%d', x)
@@ -89,21 +85,11 @@ local function reservation(status, amount, since, tag)
   return status .. ':' .. int(amount) .. ':' .. int(since) .. ':' .. tag
 end
 
-local function addInFlight(d)
-  if d ~= 0 and redis.call('HINCRBY', inflight, key, int(d)) <= 0 then
-    redis.call('HDEL', inflight, key)
-  end
-end
-
--- touch refreshes the order's expiry and its place in the index. The TTL
--- is longer than the lease, so an order with a reservation in flight
--- outlives it; a reservation whose gateway died does not keep its order
--- forever.
+-- touch refreshes the order's expiry. The TTL is longer than the lease, so
+-- an order with a reservation in flight outlives it; a reservation whose
+-- gateway died does not keep its order forever.
 local function touch()
-  local ttl = tonumber(ARGV[1])
-  local t = redis.call('TIME')
-  redis.call('PEXPIRE', key, ttl)
-  redis.call('ZADD', index, int(tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + ttl), key)
+  redis.call('PEXPIRE', key, ARGV[1])
 end
 
 local function held(field)
@@ -274,7 +260,6 @@ if out == ADOPTED then
 elseif out == RESERVED then
   redis.call('HSET', key, 'r:' .. token, reservation('p', amount, now, tag), 'res', int(o.res + amount),
     'pen', int(pen + 1), 'ps', int(ps))
-  addInFlight(1)
   touch()
 end
 return reply
@@ -303,7 +288,6 @@ if o.sc or cap >= o.a then st = CAPTURED end
 redis.call('HDEL', key, field)
 redis.call('HSET', key, 'cap', int(cap), 'n', int(math.min(o.n + 1, MAX_CAPTURES)), 'st', int(st),
   'res', int(o.res - amount), 'pen', int(pen), 'unc', int(unc))
-addInFlight(-1)
 bump()
 touch()
 return 1
@@ -313,7 +297,6 @@ return 1
 const luaRelease = luaSettle + `
 redis.call('HDEL', key, field)
 redis.call('HSET', key, 'res', int(o.res - amount), 'pen', int(pen), 'unc', int(unc))
-addInFlight(-1)
 bump()
 touch()
 return 1
@@ -397,7 +380,6 @@ redis.call('HSET', key, 'res', int(o.res - amount), 'pen', int(pen), 'unc', int(
 redis.call('HDEL', key, 'uv')
 if chg ~= o.chg then setLimit() end
 setFacts()
-addInFlight(pen + unc - o.pen - o.unc)
 bump()
 touch()
 return 1
@@ -438,7 +420,6 @@ redis.call('HSET', key, 'c:' .. ARGV[2], reservation('p', limit, now, int(kind))
 local ps = redis.call('HGET', key, 'ps')
 if o.pen == 0 or not ps or tonumber(ps) > now then redis.call('HSET', key, 'ps', int(now)) end
 if o.chg == 0 or limit < num(redis.call('HGET', key, 'lim')) then redis.call('HSET', key, 'lim', int(limit)) end
-addInFlight(1)
 bump()
 touch()
 return 1
@@ -459,7 +440,6 @@ local function drop()
   if s == 'p' then o.pen = o.pen - 1 else o.unc = o.unc - 1 end
   redis.call('HSET', key, 'pen', int(o.pen), 'unc', int(o.unc), 'chg', int(o.chg - 1))
   setLimit()
-  addInFlight(-1)
 end
 `
 
@@ -500,38 +480,8 @@ return 1
 
 // Drops the order and its reservations. ARGV: ttl (unused).
 const luaForget = `
-local f = redis.call('HGETALL', key)
-local dropped = 0
-for i = 1, #f, 2 do
-  if held(f[i]) then dropped = dropped + 1 end
-end
 redis.call('DEL', key)
-redis.call('ZREM', index, key)
-addInFlight(-dropped)
 return 1
-`
-
-// KEYS = {index, inflight, legacy}. Prunes the index and the in-flight
-// counts of expired orders and returns {orders, reservations in flight}.
-// Orders with reservations are few (captures in flight), so checking each
-// is cheap. It also drops the in-flight counter earlier versions kept,
-// which nothing reads any more.
-const luaStats = `
-redis.call('DEL', KEYS[3])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local n = 0
-local c = redis.call('HGETALL', KEYS[2])
-for i = 1, #c, 2 do
-  local expires = redis.call('ZSCORE', KEYS[1], c[i])
-  if expires and tonumber(expires) >= now then
-    n = n + tonumber(c[i + 1])
-  else
-    redis.call('HDEL', KEYS[2], c[i])
-  end
-end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%d', now))
-return {redis.call('ZCARD', KEYS[1]), n}
 `
 
 // scripts are loaded once per process; go-redis sends EVALSHA and falls
@@ -549,5 +499,4 @@ var (
 	scriptReleaseChange    = redis.NewScript(luaPrelude + luaReleaseChange)
 	scriptMarkChangeUnsure = redis.NewScript(luaPrelude + luaMarkChangeUncertain)
 	scriptForget           = redis.NewScript(luaPrelude + luaForget)
-	scriptStats            = redis.NewScript(luaStats)
 )

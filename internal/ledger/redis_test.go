@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -179,10 +180,6 @@ func TestRedisUnavailable(t *testing.T) {
 			return err
 		},
 		"Forget": func() error { return s.Forget(ctx, k) },
-		"Stats": func() error {
-			_, _, err := s.Stats(ctx)
-			return err
-		},
 	} {
 		if err := call(); !errors.Is(err, ledger.ErrUnavailable) {
 			t.Errorf("%s with the server down: %v; want ErrUnavailable", name, err)
@@ -212,26 +209,19 @@ func TestRedisCloseKeepsClient(t *testing.T) {
 }
 
 // TestRedisOrderTTL checks the keys a store leaves: an order expires OrderTTL
-// after its last change, a capture in flight or not, and the index that
-// Stats counts follows it.
+// after its last change, a capture in flight or not.
 func TestRedisOrderTTL(t *testing.T) {
 	c := redistest.Client(t)
 	prefix := testPrefix(t, c)
 	s := ledger.NewRedis(c, ledger.RedisOptions{Prefix: prefix, OrderTTL: time.Hour})
 	k := ledger.Key{PSP: "klarna", Merchant: "PK:12345", OrderID: "o-1"}
-	hash := prefix + ":ledger:klarna:PK%3A12345:o-1"
-	index := prefix + ":ledger:index"
+	hash := prefix + ":v2:ledger:{" + k.Slot() + "}:klarna:PK%3A12345:o-1"
 
 	expiresInAnHour := func() {
 		t.Helper()
 		ttl, err := c.PTTL(ctx, hash).Result()
 		if err != nil || ttl < 59*time.Minute || ttl > time.Hour {
 			t.Fatalf("PTTL(%s) = %v, %v; want about an hour", hash, ttl, err)
-		}
-		score, err := c.ZScore(ctx, index, hash).Result()
-		now := time.Now().UnixMilli()
-		if err != nil || score < float64(now+59*60*1000) || score > float64(now+60*60*1000+1000) {
-			t.Fatalf("index score %v, %v; want about an hour from now (%d)", score, err, now)
 		}
 	}
 	if err := s.Learn(ctx, k, capturable(1000), true); err != nil {
@@ -253,69 +243,135 @@ func TestRedisOrderTTL(t *testing.T) {
 		t.Fatal(err)
 	}
 	expiresInAnHour()
-
-	// Orders whose hash expired leave the index when Stats counts.
-	if err := c.ZAdd(ctx, index, redis.Z{Score: 1, Member: prefix + ":ledger:klarna:PK:gone"}).Err(); err != nil {
-		t.Fatal(err)
-	}
-	wantOrders(t, s, 1, 0)
-	if n, err := c.ZCard(ctx, index).Result(); err != nil || n != 1 {
-		t.Fatalf("index holds %d, %v; want the expired order pruned", n, err)
-	}
 	if err := s.Forget(ctx, k); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := c.Exists(ctx, hash).Result(); err != nil || n != 0 {
 		t.Fatalf("order hash still there after Forget: %d, %v", n, err)
 	}
-	wantOrders(t, s, 0, 0)
 }
 
-// An order may expire with a reservation in flight (its gateway died and no
-// capture on the order followed). Its reservation then stops counting in
-// Stats, like the order itself, while other orders' still count.
-func TestRedisExpiredOrderLeavesStats(t *testing.T) {
+// TestRedisKeyLayout checks where an order lives: one hash, named with the
+// key schema and the order's hash tag, and no key shared by orders, so that
+// every script runs on its order's Cluster slot and different orders spread
+// over the slots.
+func TestRedisKeyLayout(t *testing.T) {
 	c := redistest.Client(t)
 	prefix := testPrefix(t, c)
 	s := ledger.NewRedis(c, ledger.RedisOptions{Prefix: prefix})
-	for _, id := range []string{"gone", "kept"} {
-		if err := s.Learn(ctx, orderKey(id), capturable(1000), true); err != nil {
+	k := ledger.Key{PSP: "klarna", Merchant: "PK12345", OrderID: "o-1"}
+	if err := s.Learn(ctx, k, capturable(1000), true); err != nil {
+		t.Fatal(err)
+	}
+	d, err := s.Reserve(ctx, k, ledger.ReserveRequest{Amount: 100})
+	if err != nil || d.Outcome != ledger.Reserved {
+		t.Fatalf("Reserve = %v, %v", d.Outcome, err)
+	}
+	if _, err := s.Hold(ctx, k, ledger.Change{Kind: ledger.ChangeRelease}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkUncertain(ctx, d.Reservation); err != nil {
+		t.Fatal(err)
+	}
+	if err := reconcile(s, k, capturable(1000)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Stats(ctx); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := c.Keys(ctx, prefix+":*").Result()
+	want := prefix + ":v2:ledger:{" + k.Slot() + "}:klarna:PK12345:o-1"
+	if err != nil || len(keys) != 1 || keys[0] != want {
+		t.Fatalf("keys = %q, %v; want only the order's hash %q", keys, err, want)
+	}
+
+	// Orders spread over the slots: 1000 orders of one merchant land on
+	// hundreds of the 16384.
+	slots := map[int]bool{}
+	for i := range 1000 {
+		slots[KeySlot(ledger.Key{PSP: "klarna", Merchant: "PK12345", OrderID: fmt.Sprintf("o-%d", i)}.Slot())] = true
+	}
+	if len(slots) < 900 {
+		t.Errorf("1000 orders on %d slots; want them spread", len(slots))
+	}
+}
+
+// An order may expire with a reservation of unknown outcome (no capture on
+// the order followed). The process that left it stops counting it then,
+// and stops counting one another instance reconciled.
+func TestRedisStatsCountsWhatIsHeld(t *testing.T) {
+	c := redistest.Client(t)
+	prefix := testPrefix(t, c)
+	a := ledger.NewRedis(c, ledger.RedisOptions{Prefix: prefix})
+	b := ledger.NewRedis(c, ledger.RedisOptions{Prefix: prefix})
+	var res []ledger.Reservation
+	for _, id := range []string{"gone", "read", "kept"} {
+		if err := a.Learn(ctx, orderKey(id), capturable(1000), true); err != nil {
 			t.Fatal(err)
 		}
-		if d, err := s.Reserve(ctx, orderKey(id), ledger.ReserveRequest{Amount: 100}); err != nil || d.Outcome != ledger.Reserved {
+		d, err := a.Reserve(ctx, orderKey(id), ledger.ReserveRequest{Amount: 100})
+		if err != nil || d.Outcome != ledger.Reserved {
 			t.Fatalf("Reserve(%s) = %v, %v", id, d.Outcome, err)
 		}
+		res = append(res, d.Reservation)
 	}
-	wantOrders(t, s, 2, 2)
+	wantOrders(t, a, -1, 3)
+	wantOrders(t, b, -1, 0) // each instance counts its own
+	for _, r := range res[:2] {
+		if err := a.MarkUncertain(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantOrders(t, a, -1, 3)
 
-	// What Redis leaves once the order's TTL has run out: no hash, and an
-	// index entry scored in the past.
-	hash := prefix + ":ledger:klarna:PK12345:gone"
-	if err := c.Del(ctx, hash).Err(); err != nil {
+	// What Redis leaves once the order's TTL has run out: no hash.
+	if err := c.Del(ctx, prefix+":v2:ledger:{"+orderKey("gone").Slot()+"}:klarna:PK12345:gone").Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.ZAdd(ctx, prefix+":ledger:index", redis.Z{Score: 1, Member: hash}).Err(); err != nil {
+	if err := reconcile(b, orderKey("read"), capturable(1000)); err != nil {
 		t.Fatal(err)
 	}
-	wantOrders(t, s, 1, 1)
-	if n, err := c.HLen(ctx, prefix+":ledger:inflight-by-order").Result(); err != nil || n != 1 {
-		t.Fatalf("in-flight counts held for %d orders, %v; want only the order still held", n, err)
+	wantOrders(t, a, -1, 1)
+	if err := a.Commit(ctx, res[2]); err != nil {
+		t.Fatal(err)
 	}
+	wantOrders(t, a, -1, 0)
 }
 
-// The in-flight counter earlier versions kept is dropped: nothing reads it,
-// and it had no expiry.
-func TestRedisStatsDropsLegacyCounter(t *testing.T) {
-	c := redistest.Client(t)
-	prefix := testPrefix(t, c)
-	legacy := prefix + ":ledger:inflight"
-	if err := c.Set(ctx, legacy, "3", 0).Err(); err != nil {
-		t.Fatal(err)
+// KeySlot is Redis Cluster's slot of key: CRC16 (XMODEM) of its hash tag,
+// or of the whole key without one, modulo 16384. A server not in cluster
+// mode refuses CLUSTER KEYSLOT, so the test computes it.
+func KeySlot(key string) int {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			key = key[i+1 : i+1+j]
+		}
 	}
-	s := ledger.NewRedis(c, ledger.RedisOptions{Prefix: prefix})
-	wantOrders(t, s, 0, 0)
-	if n, err := c.Exists(ctx, legacy).Result(); err != nil || n != 0 {
-		t.Fatalf("the old counter is still there (%d, %v)", n, err)
+	var crc uint16
+	for i := 0; i < len(key); i++ {
+		crc ^= uint16(key[i]) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return int(crc) & 16383
+}
+
+// The slots of Redis's own documentation (CLUSTER KEYSLOT), and the check
+// value of CRC16/XMODEM.
+func TestKeySlot(t *testing.T) {
+	for key, want := range map[string]int{"somekey": 11058, "foo{hash_tag}": 2515, "{hash_tag}bar": 2515, "123456789": 0x31c3} {
+		if got := KeySlot(key); got != want {
+			t.Errorf("KeySlot(%q) = %d; want %d", key, got, want)
+		}
+	}
+	// Empty braces are no tag: the whole key is hashed.
+	if KeySlot("foo{}{bar}") == KeySlot("bar") {
+		t.Error("KeySlot(foo{}{bar}) used {bar} as the tag")
 	}
 }
 
@@ -327,7 +383,7 @@ func TestRedisReservationWithoutTime(t *testing.T) {
 	prefix := testPrefix(t, c)
 	s := ledger.NewRedis(c, ledger.RedisOptions{Prefix: prefix})
 	k := ledger.Key{PSP: "klarna", Merchant: "PK12345", OrderID: "o-old"}
-	hash := prefix + ":ledger:klarna:PK12345:o-old"
+	hash := prefix + ":v2:ledger:{" + k.Slot() + "}:klarna:PK12345:o-old"
 	if err := s.Learn(ctx, k, capturable(1000), true); err != nil {
 		t.Fatal(err)
 	}

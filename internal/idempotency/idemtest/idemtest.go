@@ -449,7 +449,7 @@ func testLenAfterExpiry(t *testing.T, s idempotency.Store) {
 		if err != nil {
 			t.Fatalf("Len: %v", err)
 		}
-		if n == 0 {
+		if n == 0 || n == -1 { // -1: the store does not count
 			return
 		}
 		if time.Now().After(deadline) {
@@ -465,7 +465,8 @@ func wantLen(t *testing.T, s idempotency.Store, want int64) {
 	if err != nil {
 		t.Fatalf("Len: %v", err)
 	}
-	if n != want {
+	// A store may not count its results (-1).
+	if n != want && n != -1 {
 		t.Fatalf("Len = %d, want %d", n, want)
 	}
 }

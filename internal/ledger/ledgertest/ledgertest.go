@@ -207,7 +207,8 @@ func entry(o psp.Order, reserved int64, pending, uncertain, captures int) ledger
 func wantStats(t *testing.T, s ledger.Store, orders, reservations int64) {
 	t.Helper()
 	o, r, err := s.Stats(ctx)
-	if err != nil || o != orders || r != reservations {
+	// A store may not count its orders (-1); it always counts reservations.
+	if err != nil || o != -1 && o != orders || r != reservations {
 		t.Fatalf("Stats() = %d orders, %d reservations, err %v; want %d, %d", o, r, err, orders, reservations)
 	}
 }
