@@ -91,12 +91,18 @@ func (h *Handler) afterCreate(x *exchange, rec caddyhttp.ResponseRecorder, buf *
 		return
 	}
 	x.route.OrderID = orderID
-	ctx, cancel := h.storeContext(context.Background())
-	defer cancel()
-	verified := x.r.Header.Get(h.dialect.IdempotencyHeader()) == ""
-	if err := h.ledger.Learn(ctx, h.ledgerKey(x, orderID), order, verified); err != nil {
-		// Not fatal: the order is re-learned from the PSP before its first capture.
-		h.forwardStoreDown(x, err)
+	// The answer to a keyed request may be a replay of an earlier
+	// request's, so it would only make the order known unverified: read
+	// from the PSP before its first capture, as an order the ledger does not
+	// hold is. The ledger learns only what belongs to the request, and a
+	// keyed create-order costs the store its claim and its result alone.
+	if x.r.Header.Get(h.dialect.IdempotencyHeader()) == "" {
+		ctx, cancel := h.storeContext(context.Background())
+		defer cancel()
+		if err := h.ledger.Learn(ctx, h.ledgerKey(x, orderID), order, true); err != nil {
+			// Not fatal: the order is re-learned from the PSP before its first capture.
+			h.forwardStoreDown(x, err)
+		}
 	}
 	if order.Captured > 0 {
 		h.m.capturedAmount(order.Currency, order.Captured)
@@ -169,8 +175,8 @@ func (h *Handler) serveChange(w http.ResponseWriter, r *http.Request, next caddy
 		return h.refuseChange(w, r, next, x, d)
 	}
 	res := d.Reservation
-	return h.forward(w, r, next, x, func(x *exchange, rec caddyhttp.ResponseRecorder, _ *bytes.Buffer, err error) {
-		h.settle(x, res, rec, err)
+	return h.forward(w, r, next, x, func(x *exchange, rec caddyhttp.ResponseRecorder, buf *bytes.Buffer, err error) {
+		h.settle(x, res, rec, buf, err)
 	})
 }
 

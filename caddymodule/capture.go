@@ -13,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/pspguard/pspguard/internal/idempotency"
 	"github.com/pspguard/pspguard/internal/ledger"
 	"github.com/pspguard/pspguard/internal/psp"
 )
@@ -27,16 +28,20 @@ func (h *Handler) serveCapture(w http.ResponseWriter, r *http.Request, next cadd
 	}
 	key := h.ledgerKey(x, x.route.OrderID)
 	tag := ""
-	if x.idemTok != "" {
+	if x.idemTok != "" || x.claimWithReserve {
 		tag = tagOf(x.idemKey)
 	}
 	var d ledger.Decision
 	for attempt := 0; ; attempt++ {
 		var needsLearn bool
 		var err error
-		d, needsLearn, err = h.reserve(r.Context(), key, tag, x)
+		var claim *idempotency.Claim
+		d, claim, needsLearn, err = h.reserve(r.Context(), key, tag, x)
 		if err != nil {
 			return h.storeDown(w, x, err)
+		}
+		if claim != nil && h.answerClaim(w, x, *claim) {
+			return nil
 		}
 		if !needsLearn && attempt == 0 && h.mustVerify(r.Context(), x, d) {
 			// The refusal would tell what the ledger knows of the order:
@@ -75,8 +80,8 @@ func (h *Handler) serveCapture(w http.ResponseWriter, r *http.Request, next cadd
 	}
 
 	res := d.Reservation
-	return h.forward(w, r, next, x, func(x *exchange, rec caddyhttp.ResponseRecorder, _ *bytes.Buffer, err error) {
-		if h.settle(x, res, rec, err) {
+	return h.forward(w, r, next, x, func(x *exchange, rec caddyhttp.ResponseRecorder, buf *bytes.Buffer, err error) {
+		if h.settle(x, res, rec, buf, err) {
 			h.m.capturedAmount(d.Entry.Currency, res.Amount)
 		}
 	})
@@ -85,21 +90,40 @@ func (h *Handler) serveCapture(w http.ResponseWriter, r *http.Request, next cadd
 // settle settles a reservation, a capture's or an order change's, by what
 // the PSP answered: Commit on success, Release on a definite refusal (the
 // PSP did nothing), MarkUncertain when the outcome is unknown (timeout,
-// lost connection, 5xx: the amount stays held until the order is read). It
-// reports whether the ledger committed it.
-func (h *Handler) settle(x *exchange, res ledger.Reservation, rec caddyhttp.ResponseRecorder, err error) (committed bool) {
+// lost connection, 5xx: the amount stays held until the order is read). A
+// claimed idempotency key is finished in the same store call: the answer
+// stored for replay, or the claim abandoned. It reports whether the ledger
+// committed the reservation.
+func (h *Handler) settle(x *exchange, res ledger.Reservation, rec caddyhttp.ResponseRecorder, buf *bytes.Buffer, err error) (committed bool) {
 	ctx, cancel := h.storeContext(context.Background())
 	defer cancel()
-	var serr error
+	how := ledger.SettleUncertain
 	switch {
 	case err == nil && rec.Status() >= 200 && rec.Status() <= 299:
-		serr = h.ledger.Commit(ctx, res)
-		committed = serr == nil
+		how = ledger.SettleCommit
 	case err == nil && rec.Status() >= 400 && rec.Status() <= 499:
-		serr = h.ledger.Release(ctx, res)
-	default:
-		serr = h.ledger.MarkUncertain(ctx, res)
+		how = ledger.SettleRelease
 	}
+	var serr error
+	if x.idemTok != "" {
+		var result *idempotency.Result
+		if err == nil {
+			result = resultOf(rec, buf)
+		}
+		var ferr error
+		serr, ferr = h.keyed.SettleFinish(ctx, res, how, x.idemKey, x.idemTok, result)
+		h.finishedKey(x, result, ferr)
+	} else {
+		switch how {
+		case ledger.SettleCommit:
+			serr = h.ledger.Commit(ctx, res)
+		case ledger.SettleRelease:
+			serr = h.ledger.Release(ctx, res)
+		default:
+			serr = h.ledger.MarkUncertain(ctx, res)
+		}
+	}
+	committed = how == ledger.SettleCommit && serr == nil
 	if serr != nil {
 		h.logger.Error("settling a reservation", zap.String("op", x.route.Op.String()), zap.Error(serr))
 	}
@@ -167,26 +191,39 @@ func (h *Handler) mayTell(ctx context.Context, x *exchange) bool {
 	return ok
 }
 
-// reserve works out the capture amount and reserves it. needsLearn reports
-// that the ledger must first learn the order from the PSP, or reconcile it.
-func (h *Handler) reserve(ctx context.Context, key ledger.Key, tag string, x *exchange) (d ledger.Decision, needsLearn bool, err error) {
+// reserve works out the capture amount and reserves it, claiming the
+// request's idempotency key in the same store call if it is still to be
+// claimed (claim is then set). needsLearn reports that the ledger must
+// first learn the order from the PSP, or reconcile it.
+func (h *Handler) reserve(ctx context.Context, key ledger.Key, tag string, x *exchange) (d ledger.Decision, claim *idempotency.Claim, needsLearn bool, err error) {
 	amount := x.req.Amount
 	if !x.req.HasAmount {
 		// Hellgate: no amount is a full capture of the authorized amount.
 		e, ok, err := h.getEntry(ctx, key)
 		if err != nil || !ok || e.Unverified {
-			return d, err == nil, err
+			return d, nil, err == nil, err
 		}
 		amount = e.Amount
 	}
 	x.amount = amount
 	sctx, cancel := h.storeContext(ctx)
 	defer cancel()
-	d, err = h.ledger.Reserve(sctx, key, ledger.ReserveRequest{Amount: amount, Tag: tag})
-	if err != nil {
-		return d, false, err
+	req := ledger.ReserveRequest{Amount: amount, Tag: tag}
+	if x.claimWithReserve {
+		x.claimWithReserve = false
+		var c idempotency.Claim
+		c, d, err = h.keyed.ClaimReserve(sctx, key, req, x.idemKey, x.req.Fingerprint)
+		if err != nil {
+			return d, nil, false, err
+		}
+		if c.Outcome != idempotency.Started {
+			return d, &c, false, nil
+		}
+		claim = &c
+	} else if d, err = h.ledger.Reserve(sctx, key, req); err != nil {
+		return d, nil, false, err
 	}
-	return d, d.Outcome == ledger.NotFound || d.Outcome == ledger.NeedsReconcile, nil
+	return d, claim, d.Outcome == ledger.NotFound || d.Outcome == ledger.NeedsReconcile, nil
 }
 
 // captureRefusal explains a refused reservation.

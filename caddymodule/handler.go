@@ -98,6 +98,7 @@ type Handler struct {
 	watcher *rulesWatcher
 	ledger  ledger.Store
 	idem    idempotency.Store
+	keyed   ledger.Keyed // a keyed capture's claim with its reservation, and their settlement
 	// storeUp tells whether the shared store answered its last probe; nil
 	// for the memory store, which always does.
 	storeUp  func() bool

@@ -41,6 +41,11 @@ func (h *Handler) claimKey(w http.ResponseWriter, r *http.Request, x *exchange) 
 		// reservation can be one script.
 		x.idemKey.Slot = h.ledgerKey(x, x.route.OrderID).Slot()
 	}
+	if x.route.Op == psp.OpCapture && x.req.HasAmount && x.id.Merchant != "" {
+		// Claimed with the reservation, in one store call (serveCapture).
+		x.claimWithReserve = true
+		return false
+	}
 	ctx, cancel := h.storeContext(r.Context())
 	defer cancel()
 	claim, err := h.idem.Begin(ctx, x.idemKey, x.req.Fingerprint)
@@ -55,6 +60,12 @@ func (h *Handler) claimKey(w http.ResponseWriter, r *http.Request, x *exchange) 
 		h.unavailable(w, x, "the idempotency store is unavailable; retry with the same key")
 		return true
 	}
+	return h.answerClaim(w, x, claim)
+}
+
+// answerClaim takes the claim of the request's key, or answers the caller
+// itself (replay, 409, 422) and returns true.
+func (h *Handler) answerClaim(w http.ResponseWriter, x *exchange, claim idempotency.Claim) bool {
 	x.idemOut = claim.Outcome.String()
 	switch claim.Outcome {
 	case idempotency.Started:
@@ -90,11 +101,26 @@ func (h *Handler) claimKey(w http.ResponseWriter, r *http.Request, x *exchange) 
 // storeKey keeps the PSP's complete answer (2xx or 4xx) for replay. 5xx
 // answers are not stored, so a retry runs again.
 func (h *Handler) storeKey(x *exchange, rec caddyhttp.ResponseRecorder, buf *bytes.Buffer) {
-	if x.idemTok == "" || !rec.Buffered() || rec.Status() >= 500 {
+	if x.idemTok == "" {
 		return
 	}
-	// The stores encode the result before Complete returns, so it can
-	// share the recorder's header values and buffer.
+	res := resultOf(rec, buf)
+	if res == nil {
+		return
+	}
+	ctx, cancel := h.storeContext(context.Background())
+	defer cancel()
+	h.finishedKey(x, res, h.idem.Complete(ctx, x.idemKey, x.idemTok, *res))
+}
+
+// resultOf is the PSP's answer to keep for replay, or nil for one that is
+// not kept: a 5xx, or an answer not buffered. The stores encode the result
+// before they return, so it can share the recorder's header values and
+// buffer.
+func resultOf(rec caddyhttp.ResponseRecorder, buf *bytes.Buffer) *idempotency.Result {
+	if !rec.Buffered() || rec.Status() >= 500 {
+		return nil
+	}
 	hdr := make(http.Header, 4)
 	src := rec.Header()
 	for _, k := range replayHeaders {
@@ -102,16 +128,25 @@ func (h *Handler) storeKey(x *exchange, rec caddyhttp.ResponseRecorder, buf *byt
 			hdr[k] = v
 		}
 	}
-	res := idempotency.Result{Status: rec.Status(), Header: hdr, Body: buf.Bytes()}
-	ctx, cancel := h.storeContext(context.Background())
-	defer cancel()
-	if err := h.idem.Complete(ctx, x.idemKey, x.idemTok, res); err != nil {
+	return &idempotency.Result{Status: rec.Status(), Header: hdr, Body: buf.Bytes()}
+}
+
+// finishedKey records what became of the claim of x: its result stored
+// (res, err nil), abandoned (res nil), or left to expire (err).
+func (h *Handler) finishedKey(x *exchange, res *idempotency.Result, err error) {
+	switch {
+	case err != nil && res != nil:
 		h.logger.Error("storing idempotency result", zap.Error(err))
 		return
+	case err != nil && !errors.Is(err, idempotency.ErrNotHeld):
+		h.logger.Error("abandoning idempotency claim", zap.Error(err))
 	}
 	x.idemTok = ""
 	x.idemOut = idemStored
-	h.m.idem(idemStored)
+	if res == nil {
+		x.idemOut = idemAbandoned
+	}
+	h.m.idem(x.idemOut)
 }
 
 // settleKey abandons a claim that was not completed: the gateway refused,
@@ -122,9 +157,5 @@ func (h *Handler) settleKey(x *exchange) {
 	}
 	ctx, cancel := h.storeContext(context.Background())
 	defer cancel()
-	if err := h.idem.Abandon(ctx, x.idemKey, x.idemTok); err != nil && !errors.Is(err, idempotency.ErrNotHeld) {
-		h.logger.Error("abandoning idempotency claim", zap.Error(err))
-	}
-	x.idemOut = idemAbandoned
-	h.m.idem(idemAbandoned)
+	h.finishedKey(x, nil, h.idem.Abandon(ctx, x.idemKey, x.idemTok))
 }

@@ -24,26 +24,29 @@ import (
 // read and decided, and what the PSP answered. It carries everything the
 // decision log needs.
 type exchange struct {
-	r         *http.Request
-	route     psp.Route
-	id        psp.Identity
-	req       *psp.Request
-	body      []byte
-	start     time.Time
-	corrID    string
-	outcome   string // decisions_total outcome
-	reason    string // refusal reason code, if any
-	message   string // refusal message, if any
-	status    int    // the status the caller got
-	upstream  int    // the PSP's status, 0 if not forwarded or no answer
-	upDur     time.Duration
-	amount    int64
-	currency  string
-	idemKey   idempotency.Key
-	idemTok   string
-	idemOut   string
-	forwarded bool
-	storeDown bool // forwarded although the store did not answer
+	r        *http.Request
+	route    psp.Route
+	id       psp.Identity
+	req      *psp.Request
+	body     []byte
+	start    time.Time
+	corrID   string
+	outcome  string // decisions_total outcome
+	reason   string // refusal reason code, if any
+	message  string // refusal message, if any
+	status   int    // the status the caller got
+	upstream int    // the PSP's status, 0 if not forwarded or no answer
+	upDur    time.Duration
+	amount   int64
+	currency string
+	idemKey  idempotency.Key
+	idemTok  string
+	// claimWithReserve: the key of this capture is claimed together with
+	// its reservation (Handler.keyed), not before.
+	claimWithReserve bool
+	idemOut          string
+	forwarded        bool
+	storeDown        bool // forwarded although the store did not answer
 
 	// What the compliance rules read and rested on, for the decision log.
 	ruled       bool    // the rules decided this create-order

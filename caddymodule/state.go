@@ -175,6 +175,7 @@ func (h *Handler) acquireState() error {
 		return err
 	}
 	h.idem = i
+	h.keyed = ledger.NewKeyed(l.Store, i.Store)
 	c, err := acquire(h, ckey, func() *pooledCreds { return &pooledCreds{Store: newCreds()} })
 	if err != nil {
 		return err

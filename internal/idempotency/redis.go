@@ -96,14 +96,27 @@ func (r *Redis) Begin(ctx context.Context, key Key, fingerprint [32]byte) (Claim
 
 // begin claims key for token.
 func (r *Redis) begin(ctx context.Context, key Key, fingerprint [32]byte, token string) (Claim, error) {
-	rec := make([]byte, 0, 1+len(fingerprint)+len(token))
-	rec = append(rec, 'F')
-	rec = append(rec, fingerprint[:]...)
-	rec = append(rec, token...)
-	reply, err := beginScript.Run(ctx, r.client, []string{r.Key(key)}, rec, millis(r.cfg.InFlightTTL)).Slice()
+	k, rec, ttl := r.ClaimArgs(key, fingerprint, token)
+	reply, err := beginScript.Run(ctx, r.client, []string{k}, rec, ttl).Slice()
 	if err != nil {
 		return Claim{}, unavailable("claiming key", err)
 	}
+	return ParseClaim(reply, token)
+}
+
+// ClaimArgs are what idemClaim (LuaClaim) takes to claim key for token:
+// the record's Redis key, the in-flight record and its TTL in
+// milliseconds.
+func (r *Redis) ClaimArgs(key Key, fingerprint [32]byte, token string) (k string, rec []byte, ttl int64) {
+	rec = make([]byte, 0, 1+len(fingerprint)+len(token))
+	rec = append(rec, 'F')
+	rec = append(rec, fingerprint[:]...)
+	rec = append(rec, token...)
+	return r.Key(key), rec, millis(r.cfg.InFlightTTL)
+}
+
+// ParseClaim reads idemClaim's reply to a claim for token.
+func ParseClaim(reply []any, token string) (Claim, error) {
 	var code int64 = -1
 	if len(reply) > 0 {
 		if c, ok := reply[0].(int64); ok {
@@ -127,17 +140,33 @@ func (r *Redis) begin(ctx context.Context, key Key, fingerprint [32]byte, token 
 	return Claim{}, unavailable("claiming key", fmt.Errorf("unexpected reply %v", reply))
 }
 
+// CompleteArgs are what idemComplete (LuaFinish) takes besides the key and
+// token: the encoded result and its TTL in milliseconds.
+func (r *Redis) CompleteArgs(res Result) (enc []byte, ttl int64, err error) {
+	enc, err = appendResult(nil, res)
+	return enc, millis(r.cfg.TTL), err
+}
+
+// Closed reports whether Close was called: calls then fail with
+// ErrUnavailable.
+func (r *Redis) Closed() error {
+	if r.closed.Load() {
+		return errClosed
+	}
+	return nil
+}
+
 // Complete turns the claim held by token into a result replayed for
 // Config.TTL.
 func (r *Redis) Complete(ctx context.Context, key Key, token string, res Result) error {
-	enc, err := appendResult(nil, res)
+	enc, ttl, err := r.CompleteArgs(res)
 	if err != nil {
 		return err
 	}
 	if r.closed.Load() {
 		return errClosed
 	}
-	n, err := completeScript.Run(ctx, r.client, []string{r.Key(key)}, token, enc, millis(r.cfg.TTL)).Int64()
+	n, err := completeScript.Run(ctx, r.client, []string{r.Key(key)}, token, enc, ttl).Int64()
 	if err != nil {
 		return unavailable("storing result", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pspguard/pspguard/internal/idempotency"
 	"github.com/pspguard/pspguard/internal/ledger"
 	"github.com/pspguard/pspguard/internal/ledger/ledgertest"
 	"github.com/pspguard/pspguard/internal/psp"
@@ -175,4 +176,13 @@ func reconcile(s ledger.Store, k ledger.Key, o psp.Order) error {
 	}
 	_, err = s.Reconcile(ctx, k, o, tok)
 	return err
+}
+
+func TestMemoryKeyed(t *testing.T) {
+	ledgertest.RunKeyed(t, func(t *testing.T, now func() time.Time) (ledger.Store, idempotency.Store, ledger.Keyed) {
+		l := ledger.NewMemory(ledger.MemoryOptions{Now: now, Lease: ledgertest.Lease})
+		i := idempotency.NewMemory(idempotency.Config{})
+		t.Cleanup(func() { l.Close(); i.Close() })
+		return l, i, ledger.NewKeyed(l, i)
+	})
 }

@@ -211,7 +211,11 @@ end
 // lapsed reservations counted as uncertain), in one string: outcome, a, cur,
 // cap, rel, st, sc, exs, exn, res, pen, unc, n, uv, chg, lim, separated by
 // commas; only the outcome when the order is not held.
-const luaReserve = luaDecide + `
+const luaReserve = luaDecide + luaReserveBody
+
+// luaReserveBody is the reserve script after luaDecide; a keyed capture's
+// script runs it as a function (redis_keyed.go).
+const luaReserveBody = `
 local v = redis.call('HMGET', key, 'a', 'cur', 'cap', 'rel', 'st', 'sc', 'exs', 'exn', 'res', 'pen', 'unc', 'n', 'ps',
   'uv', 'chg', 'lim')
 if not v[1] then return int(NOT_FOUND) end

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pspguard/pspguard/internal/idempotency"
 	"github.com/pspguard/pspguard/internal/ledger"
 	"github.com/pspguard/pspguard/internal/ledger/ledgertest"
 	"github.com/pspguard/pspguard/internal/redistest"
@@ -402,4 +403,15 @@ func TestRedisReservationWithoutTime(t *testing.T) {
 	if d, err := s.Reserve(ctx, k, ledger.ReserveRequest{Amount: 1000}); err != nil || d.Outcome != ledger.Reserved {
 		t.Fatalf("Reserve after reconciling = %v, %v; want reserved, the old reservation dropped", d.Outcome, err)
 	}
+}
+
+// The keyed capture's two scripts, on the order's slot.
+func TestRedisKeyed(t *testing.T) {
+	ledgertest.RunKeyed(t, func(t *testing.T, now func() time.Time) (ledger.Store, idempotency.Store, ledger.Keyed) {
+		c := redistest.Client(t)
+		prefix := testPrefix(t, c)
+		l := ledger.NewRedis(c, ledger.RedisOptions{Now: now, Lease: ledgertest.Lease, Prefix: prefix})
+		i := idempotency.NewRedis(c, idempotency.RedisOptions{Prefix: prefix})
+		return l, i, ledger.NewKeyed(l, i)
+	})
 }
