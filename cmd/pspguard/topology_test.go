@@ -129,9 +129,14 @@ func TestRedisCluster(t *testing.T) {
 			g.waitStoreUp(t, 0)
 		}
 		before := c.stats()
+		// Checkout continues: new orders, keyed or not, need no store.
 		during := c.gw[1].createOrder(t, 3000)
-		if n := c.stats().Requests["klarna.create_order"] - before.Requests["klarna.create_order"]; n != 1 {
-			t.Errorf("with the cluster down the PSP received %d create-orders, want 1", n)
+		if r := do(t, "POST", c.gw[0].base+"/payments/v1/authorizations/auth-cluster-down-keyed/order", "digitalshop",
+			"cluster-down-create", orderBody(2000, false)); r.status != http.StatusOK {
+			t.Errorf("a keyed new order with the cluster down: %d %s, want 200", r.status, r.body)
+		}
+		if n := c.stats().Requests["klarna.create_order"] - before.Requests["klarna.create_order"]; n != 2 {
+			t.Errorf("with the cluster down the PSP received %d create-orders, want 2", n)
 		}
 		before = c.stats()
 		for i, g := range c.gw {
