@@ -78,6 +78,27 @@ func TestRedisCluster(t *testing.T) {
 		}
 	})
 
+	t.Run("orders on more than one master", func(t *testing.T) {
+		// With 12 orders, all of them on one of three masters by chance
+		// is a 3 in 3^12 event.
+		for i := range 12 {
+			id := c.gw[i%2].createOrder(t, 1000)
+			if r := c.gw[(i+1)%2].capture(t, id, 1000, fmt.Sprintf("cluster-spread-%d", i)); r.status != http.StatusCreated {
+				t.Fatalf("capture: %d %s", r.status, r.body)
+			}
+		}
+		byMaster := rc.KeysByMaster("*:ledger:*")
+		holding := 0
+		for _, n := range byMaster {
+			if n > 0 {
+				holding++
+			}
+		}
+		if holding < 2 {
+			t.Errorf("the ledger's keys by master: %v; want them spread over more than one master", byMaster)
+		}
+	})
+
 	t.Run("one master down", func(t *testing.T) {
 		id := c.gw[0].createOrder(t, 5000)
 		rc.Masters[0].Kill()
