@@ -67,6 +67,7 @@ func siteAddress(h httpcaddyfile.Helper) string {
 //		store           memory
 //		store           redis <url> | sentinel <master name> <addr>... | cluster <addr>... {
 //			timeout     <duration>
+//			failover_fence <duration>
 //			prefix      <key prefix>
 //			username    <ACL user name>
 //			password    <password>
@@ -271,6 +272,8 @@ func (h *Handler) unmarshalStore(d *caddyfile.Dispenser) error {
 		switch name {
 		case "timeout":
 			h.Store.Timeout, err = durationArg(d)
+		case "failover_fence":
+			h.Store.FailoverFence, err = durationArg(d)
 		case "prefix":
 			h.Store.Prefix, err = oneArg(d)
 			if v := h.Store.Prefix; err == nil && strings.ContainsAny(envPlaceholders.ReplaceAllString(v, ""), "{}") {

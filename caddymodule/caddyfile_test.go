@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -75,13 +76,14 @@ func TestUnmarshalCaddyfileStoreRedis(t *testing.T) {
 			CertFile: "/etc/redis/client.pem", KeyFile: "/etc/redis/client-key.pem"}},
 		{"sentinel", `store redis sentinel payments 10.0.0.1:26379 10.0.0.2:26379 10.0.0.3:26379 {
 			timeout 300ms
+			failover_fence 40s
 			prefix shop
 			password {env.REDIS_PASSWORD}
 			sentinel_password {env.SENTINEL_PASSWORD}
 			db {env.REDIS_DB}
 		}`, StoreConfig{Type: "redis", Topology: "sentinel", MasterName: "payments",
 			Addrs:   []string{"10.0.0.1:26379", "10.0.0.2:26379", "10.0.0.3:26379"},
-			Timeout: caddy.Duration(300e6), Prefix: "shop", Password: "{env.REDIS_PASSWORD}",
+			Timeout: caddy.Duration(300e6), FailoverFence: caddy.Duration(40e9), Prefix: "shop", Password: "{env.REDIS_PASSWORD}",
 			SentinelPassword: "{env.SENTINEL_PASSWORD}", DB: "{env.REDIS_DB}"}},
 		{"cluster", `store redis cluster 10.0.0.1:6379 10.0.0.2:6379 {
 			username gateway
@@ -180,5 +182,38 @@ func TestCaddyfileAdapt(t *testing.T) {
 				t.Fail()
 			}
 		})
+	}
+}
+
+// A failover fence shorter than upstream_timeout would let a capture sent
+// before a failover reach the PSP after the order was read again.
+func TestFailoverFenceBounds(t *testing.T) {
+	for _, tc := range []struct {
+		input, want string // want: the error, or the fence
+	}{
+		{"upstream_timeout 30s\nstore redis redis://r:6379 {\nfailover_fence 10s\n}", "shorter than upstream_timeout"},
+		{"upstream_timeout 30s\nstore redis redis://r:6379 {\nfailover_fence 30s\n}", "30s"},
+		{"upstream_timeout 30s\nstore redis redis://r:6379", "40s"},
+		{"store redis redis://r:6379", "2m10s"},
+	} {
+		var h Handler
+		if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("psp_guard {\nrules r.yaml\n" + tc.input + "\n}")); err != nil {
+			t.Fatal(err)
+		}
+		h.setDefaults()
+		err := h.Validate()
+		switch {
+		case strings.Contains(tc.want, " "):
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%q: Validate() = %v, want an error with %q", tc.input, err, tc.want)
+			}
+		default:
+			if got := time.Duration(h.Store.FailoverFence).String(); got != tc.want {
+				t.Errorf("%q: failover_fence %s, want %s", tc.input, got, tc.want)
+			}
+			if err != nil && strings.Contains(err.Error(), "fence") {
+				t.Errorf("%q: Validate() = %v", tc.input, err)
+			}
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -312,6 +313,14 @@ func (h *Handler) learn(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	tok, err := h.beginRead(r.Context(), key)
 	if err != nil {
 		_ = h.storeDown(w, x, err)
+		return true
+	}
+	if f := tok.Fence(); f > 0 {
+		// A Redis failover may have lost reservations of captures still on
+		// their way to the PSP: a read now could miss them.
+		w.Header().Set("Retry-After", strconv.FormatInt(int64((f+time.Second-1)/time.Second), 10))
+		h.refuse(w, x, http.StatusServiceUnavailable, psp.CodeTemporarilyUnavail, reasonStoreFailover,
+			"the gateway's store has just failed over; the order is decided again once captures sent before have reached the PSP")
 		return true
 	}
 	lw, err := h.readOrder(r, next, x)

@@ -30,13 +30,17 @@ func init() {
 
 // Defaults, documented on the fields they apply to.
 const (
-	defaultMaxBody        = 1 << 20
-	defaultIdemCapacity   = 100000
-	defaultIdemTTL        = 24 * time.Hour
-	defaultInFlightTTL    = 5 * time.Minute
-	defaultMaxOrders      = 1000000
-	defaultOrderTTL       = 30 * 24 * time.Hour
-	defaultLookupTimeout  = 10 * time.Second
+	defaultMaxBody       = 1 << 20
+	defaultIdemCapacity  = 100000
+	defaultIdemTTL       = 24 * time.Hour
+	defaultInFlightTTL   = 5 * time.Minute
+	defaultMaxOrders     = 1000000
+	defaultOrderTTL      = 30 * 24 * time.Hour
+	defaultLookupTimeout = 10 * time.Second
+	// defaultFenceMargin is what the failover fence adds to upstream_timeout
+	// by default: time for a primary cut off from its replicas to stop
+	// taking writes (Redis's min-replicas-max-lag, 10 s by default).
+	defaultFenceMargin    = 10 * time.Second
 	defaultUpstreamTimout = 2 * time.Minute
 	defaultStoreTimeout   = 500 * time.Millisecond
 	defaultRedisPrefix    = "pspguard"
@@ -161,6 +165,12 @@ type StoreConfig struct {
 	KeyFile  string `json:"key_file,omitempty"`
 	// SentinelPassword authenticates to the Sentinels themselves.
 	SentinelPassword string `json:"sentinel_password,omitempty"`
+	// FailoverFence is how long after a Redis failover captures and order
+	// changes of orders the new primary may lack writes of wait (503 with
+	// Retry-After), so that every capture sent before the failover has
+	// reached the PSP when the order is read again. Default upstream_timeout
+	// + 10s; never less than upstream_timeout.
+	FailoverFence caddy.Duration `json:"failover_fence,omitempty"`
 }
 
 // LedgerConfig bounds the capture ledger.
@@ -279,6 +289,9 @@ func (h *Handler) setDefaults() {
 	if h.UpstreamTimeout == 0 {
 		h.UpstreamTimeout = caddy.Duration(defaultUpstreamTimout)
 	}
+	if h.Store.FailoverFence == 0 {
+		h.Store.FailoverFence = caddy.Duration(time.Duration(h.UpstreamTimeout) + defaultFenceMargin)
+	}
 }
 
 // Validate checks the provisioned configuration.
@@ -299,6 +312,10 @@ func (h *Handler) Validate() error {
 	}
 	if h.LookupTimeout < 0 || h.UpstreamTimeout < 0 || h.Store.Timeout < 0 {
 		return fmt.Errorf("psp_guard: timeouts must be positive")
+	}
+	if h.Store.FailoverFence < h.UpstreamTimeout {
+		return fmt.Errorf("psp_guard: store failover_fence %s is shorter than upstream_timeout %s: a capture sent before a failover could reach the PSP after the fence",
+			time.Duration(h.Store.FailoverFence), time.Duration(h.UpstreamTimeout))
 	}
 	if !utf8.ValidString(h.site) || strings.TrimSpace(h.site) != h.site || h.site == "" {
 		return fmt.Errorf("psp_guard: name %q must be valid UTF-8 without leading or trailing spaces", h.Name)

@@ -35,6 +35,7 @@ const (
 	reasonAmountBelowCaptured    = "amount_below_captured"
 	reasonOrderUnsettled         = "order_unsettled"
 	reasonCapturesInFlight       = "captures_in_flight"
+	reasonStoreFailover          = "store_failover"
 	reasonNoSuchOrder            = "no_such_order"
 	reasonLookupRefused          = "lookup_refused" // the PSP refused the caller's credentials for the order read
 	reasonBadValue               = "bad_value"
@@ -60,7 +61,7 @@ func refusalReasons() []string {
 		reasonCaptureExceeds, reasonNotCapturable, reasonAlreadyCaptured, reasonCurrencyMismatch,
 		reasonAmountBelowCaptured, reasonNoSuchOrder, reasonLookupRefused, reasonBadValue, reasonRequestTooLarge,
 		reasonUnsupportedMediaType, reasonIdempotencyInUse, reasonIdempotencyReused,
-		reasonIdempotencyKeyRequired, reasonUnavailable, reasonOrderUnsettled, reasonCapturesInFlight)
+		reasonIdempotencyKeyRequired, reasonUnavailable, reasonOrderUnsettled, reasonCapturesInFlight, reasonStoreFailover)
 }
 
 // Idempotency outcomes, the values of the idempotency_total "outcome" label.

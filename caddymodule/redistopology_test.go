@@ -63,14 +63,15 @@ func TestRedisTLS(t *testing.T) {
 }
 
 // An ACL user that may touch only the keys under pspguard's prefix, and
-// no dangerous command (FLUSHALL, CONFIG, KEYS, DEBUG, ...), is all the
-// guard needs: the README recommends it.
+// no dangerous command (FLUSHALL, CONFIG, KEYS, DEBUG, ...) but INFO (the
+// failover fence reads the replication ID), is all the guard needs: the
+// README recommends it.
 func TestRedisACLUser(t *testing.T) {
 	srv := redistest.Server(t)
 	admin := srv.Client()
 	ctx := context.Background()
 	const user, password, prefix = "pspguard", "acl-secret-4be1", "acl-shop"
-	if err := admin.Do(ctx, "ACL", "SETUSER", user, "reset", "on", ">"+password, "~"+prefix+":*", "+@all", "-@dangerous").Err(); err != nil {
+	if err := admin.Do(ctx, "ACL", "SETUSER", user, "reset", "on", ">"+password, "~"+prefix+":*", "+@all", "-@dangerous", "+info").Err(); err != nil {
 		t.Fatal(err)
 	}
 	g := newGateway(t, exampleRules, fmt.Sprintf("store redis redis://%s/0 {\nusername %s\npassword %s\nprefix %s\n}", srv.Addr(), user, password, prefix))
@@ -109,10 +110,11 @@ func TestRedisACLUser(t *testing.T) {
 
 // Through Sentinel: the guard finds the primary, keeps its ledger and
 // idempotency results there, and after a failover to a replica that holds
-// every write follows the new primary, with the same state.
+// every write follows the new primary, with the same state, once the
+// failover fence is over.
 func TestRedisSentinel(t *testing.T) {
 	s := redistest.StartSentinels(t, "payments")
-	g := newGateway(t, exampleRules, fmt.Sprintf("store redis sentinel payments %s {\ntimeout 300ms\nprefix sentinel-test\n}", strings.Join(s.Addrs(), " ")))
+	g := newGateway(t, exampleRules, fmt.Sprintf("upstream_timeout 2s\nstore redis sentinel payments %s {\ntimeout 300ms\nfailover_fence 3s\nprefix sentinel-test\n}", strings.Join(s.Addrs(), " ")))
 	if got := grepLines(g.scrape(), "caddy_psp_guard_store_up{"); got != `caddy_psp_guard_store_up{site=":9080",store="redis"} 1` {
 		t.Errorf("store_up through Sentinel: %q, want 1", got)
 	}
@@ -126,8 +128,9 @@ func TestRedisSentinel(t *testing.T) {
 	}
 
 	s.Failover()
-	// The guard learns the new primary from the Sentinels; until then a
-	// capture may get 503, which is safe to retry.
+	// The guard learns the new primary from the Sentinels, then waits out
+	// the failover fence; until then a capture gets 503, which is safe to
+	// retry.
 	deadline := time.Now().Add(20 * time.Second)
 	var resp *http.Response
 	for {

@@ -147,11 +147,13 @@ func (h *Handler) acquireState() error {
 		// two per call under load, and costs nothing when calls are few.
 		client := conn.pipeline
 		prefix := store.Prefix
-		lkey = fmt.Sprintf("%s/ledger/prefix=%s/ttl=%s/lease=%s", key, prefix, time.Duration(h.Ledger.OrderTTL), h.lease())
+		fence := time.Duration(store.FailoverFence)
+		lkey = fmt.Sprintf("%s/ledger/prefix=%s/ttl=%s/lease=%s/fence=%s", key, prefix, time.Duration(h.Ledger.OrderTTL), h.lease(), fence)
 		ikey = fmt.Sprintf("%s/idempotency/prefix=%s/ttl=%s", key, prefix, idemCfg.TTL)
 		newLedger = func() ledger.Store {
 			return ledger.NewRedis(client, ledger.RedisOptions{Prefix: prefix,
-				OrderTTL: time.Duration(h.Ledger.OrderTTL), Lease: h.lease()})
+				OrderTTL: time.Duration(h.Ledger.OrderTTL), Lease: h.lease(),
+				Fence: fence, Cluster: store.Topology == topologyCluster})
 		}
 		newIdem = func() idempotency.Store {
 			return idempotency.NewRedis(client, idempotency.RedisOptions{Prefix: prefix, Config: idemCfg})

@@ -115,10 +115,18 @@ const (
 // ReadToken marks the start of an order read: the order's version then,
 // and the time. See BeginRead.
 type ReadToken struct {
-	inc string // Redis: the order hash's incarnation
-	ver uint64
-	at  int64 // unixNano
+	inc   string // Redis: the order hash's incarnation
+	ver   uint64
+	at    int64 // unixNano
+	fence int64 // Redis: milliseconds left of the failover fence when the read began
 }
+
+// Fence is how long the store's failover fence still lasts (zero for the
+// memory store, and for a shared store no failover touched lately): a read
+// begun now can verify nothing, since captures a failover lost may not
+// have reached the PSP yet. The caller answers "retry after" instead of
+// reading.
+func (t ReadToken) Fence() time.Duration { return time.Duration(t.fence) * time.Millisecond }
 
 // Outcome says why Reserve did or did not reserve.
 type Outcome uint8

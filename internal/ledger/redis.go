@@ -44,7 +44,24 @@ type RedisOptions struct {
 	// See MemoryOptions.Lease. The gateways sharing a ledger should use the
 	// same lease.
 	Lease time.Duration
+
+	// Fence is how long, after a slot's primary changed (a failover, or a
+	// server that restarted without its data), no decision in the slot is
+	// taken on a read of the PSP begun earlier: at least as long as a
+	// capture can take to reach the PSP after its reservation (epoch.go).
+	// Default DefaultFence.
+	Fence time.Duration
+
+	// Cluster says that the store is a Redis Cluster: the fence is then kept
+	// per hash slot (a script may touch only keys of its slot), and starts
+	// for each slot when a script first runs in it after a failover. On one
+	// server or under Sentinel it is one key, and starts with the first
+	// script after the failover.
+	Cluster bool
 }
+
+// DefaultFence is the failover fence by default (see RedisOptions.Fence).
+const DefaultFence = DefaultLease
 
 // Redis is a Store in Redis, shared by every gateway instance that uses the
 // same server (or Cluster) and prefix. Each order is one hash, changed only
@@ -56,6 +73,8 @@ type Redis struct {
 	prefix string
 	ttl    string // OrderTTL in milliseconds, as the scripts take it
 	lease  int64  // Lease in milliseconds
+	fence  int64  // Fence in milliseconds
+	epoch  string // the epoch key, or empty on a Cluster: one per slot
 	now    func() time.Time
 	held   heldSet
 }
@@ -75,15 +94,23 @@ func NewRedis(client redis.Cmdable, opts RedisOptions) *Redis {
 	if opts.Lease <= 0 {
 		opts.Lease = DefaultLease
 	}
-	return &Redis{
+	if opts.Fence <= 0 {
+		opts.Fence = DefaultFence
+	}
+	r := &Redis{
 		client: client,
 		prefix: opts.Prefix + ":" + KeySchema + ":ledger:",
 		// An order outlives the lease of any reservation on it.
 		ttl:   strconv.FormatInt(max(opts.OrderTTL.Milliseconds(), opts.Lease.Milliseconds(), 1), 10),
 		lease: max(opts.Lease.Milliseconds(), 1),
+		fence: max(opts.Fence.Milliseconds(), 1),
 		now:   opts.Now,
 		held:  heldSet{pending: map[string]heldField{}, uncertain: map[string]heldField{}},
 	}
+	if !opts.Cluster {
+		r.epoch = r.prefix + "epoch"
+	}
+	return r
 }
 
 // KeySchema is the version of the key layout, the second component of
@@ -115,8 +142,19 @@ func (r *Redis) orderKey(k Key) string {
 	return r.prefix + "{" + k.Slot() + "}:" + keyEscaper.Replace(k.PSP) + ":" + keyEscaper.Replace(k.Merchant) + ":" + k.OrderID
 }
 
+// epochKey is the key of the failover fence of k's order: on a Cluster
+// {prefix}:v2:ledger:epoch:{tag}, tag a hash tag of the order's slot;
+// otherwise {prefix}:v2:ledger:epoch.
+func (r *Redis) epochKey(k Key) string {
+	if r.epoch != "" {
+		return r.epoch
+	}
+	return r.prefix + "epoch:{" + epochTag(k.Slot()) + "}"
+}
+
+// keys are an order script's keys: the order's and its slot's epoch key.
 func (r *Redis) keys(k Key) []string {
-	return []string{r.orderKey(k)}
+	return []string{r.orderKey(k), r.epochKey(k)}
 }
 
 // unavailable wraps a Redis failure so that errors.Is(err, ErrUnavailable).
@@ -156,16 +194,18 @@ func (r *Redis) Learn(ctx context.Context, key Key, order psp.Order, verified bo
 // BeginRead implements Store.
 func (r *Redis) BeginRead(ctx context.Context, key Key) (ReadToken, error) {
 	at := unixNano(r.now())
-	v, err := scriptBeginRead.Run(ctx, r.client, r.keys(key), r.ttl, newToken()).Text()
+	v, err := scriptBeginRead.Run(ctx, r.client, r.keys(key), r.ttl, newToken(), r.fence).Text()
 	if err != nil {
 		return ReadToken{}, unavailable(err)
 	}
-	inc, ver, _ := strings.Cut(v, ":")
+	inc, rest, _ := strings.Cut(v, ":")
+	ver, fence, _ := strings.Cut(rest, ":")
 	n, err := strconv.ParseUint(ver, 10, 64)
-	if err != nil {
+	f, ferr := strconv.ParseInt(fence, 10, 64)
+	if err != nil || ferr != nil || f < 0 {
 		return ReadToken{}, unavailable(fmt.Errorf("unexpected begin-read reply %q", v))
 	}
-	return ReadToken{inc: inc, ver: n, at: at}, nil
+	return ReadToken{inc: inc, ver: n, at: at, fence: f}, nil
 }
 
 // Reconcile implements Store.
@@ -175,7 +215,7 @@ func (r *Redis) Reconcile(ctx context.Context, key Key, order psp.Order, tok Rea
 		return false, err
 	}
 	fresh, err := scriptReconcile.Run(ctx, r.client, r.keys(key), append(append([]any{r.ttl}, args...),
-		floorDiv(tok.at, 1e6), r.lease, tok.inc, strconv.FormatUint(tok.ver, 10), newToken())...).Int64()
+		floorDiv(tok.at, 1e6), r.lease, tok.inc, strconv.FormatUint(tok.ver, 10), newToken(), tok.fence, r.fence)...).Int64()
 	if err != nil {
 		return false, unavailable(err)
 	}
@@ -206,7 +246,7 @@ func (r *Redis) Reserve(ctx context.Context, key Key, req ReserveRequest) (Decis
 	sec, nsec := splitNano(now)
 	nowMs := floorDiv(now, 1e6)
 	v, err := scriptReserve.Run(ctx, r.client, r.keys(key),
-		r.ttl, sec, nsec, clampRequest(req.Amount), req.Tag, token, nowMs, r.lease).Text()
+		r.ttl, sec, nsec, clampRequest(req.Amount), req.Tag, token, nowMs, r.lease, r.fence).Text()
 	if err != nil {
 		return Decision{}, unavailable(err)
 	}
@@ -307,7 +347,7 @@ func (r *Redis) settle(ctx context.Context, s *redis.Script, res Reservation) er
 			s = scriptMarkChangeUnsure
 		}
 	}
-	held, err := s.Run(ctx, r.client, r.keys(res.Key), r.ttl, res.Token).Int64()
+	held, err := s.Run(ctx, r.client, r.keys(res.Key), r.ttl, res.Token, r.fence).Int64()
 	// A committed or released reservation leaves the hash, as does one no
 	// longer held; one marked uncertain, or not settled, stays.
 	r.held.settled(res, err == nil && (held == 0 || s != scriptMarkUncertain && s != scriptMarkChangeUnsure))
@@ -328,7 +368,7 @@ func (r *Redis) Hold(ctx context.Context, key Key, c Change) (Decision, error) {
 		}
 	}
 	token := newToken()
-	v, err := scriptHold.Run(ctx, r.client, r.keys(key), r.ttl, token, int(c.Kind), c.Amount, r.nowMillis()).Result()
+	v, err := scriptHold.Run(ctx, r.client, r.keys(key), r.ttl, token, int(c.Kind), c.Amount, r.nowMillis(), r.fence).Result()
 	if err != nil {
 		return Decision{}, unavailable(err)
 	}
@@ -377,7 +417,7 @@ func (r *Redis) Forget(ctx context.Context, key Key) error {
 
 // run runs an order script whose reply does not matter.
 func (r *Redis) run(ctx context.Context, s *redis.Script, key Key, args ...any) error {
-	if err := s.Run(ctx, r.client, r.keys(key), append([]any{r.ttl}, args...)...).Err(); err != nil {
+	if err := s.Run(ctx, r.client, r.keys(key), append(append([]any{r.ttl}, args...), r.fence)...).Err(); err != nil {
 		return unavailable(err)
 	}
 	return nil

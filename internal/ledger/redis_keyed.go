@@ -8,8 +8,9 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// A keyed capture's scripts: KEYS = {order, idempotency record}, which
-// share the order's slot (the record's key carries the order's Slot).
+// A keyed capture's scripts: KEYS = {order, idempotency record, epoch key},
+// which share the order's slot (the record's key carries the order's Slot),
+// and the failover fence last in ARGV.
 //
 // scriptClaimReserve: ARGV[1..8] as the reserve script's, then the
 // in-flight record and its TTL (idempotency.Redis.ClaimArgs). Replies
@@ -69,8 +70,8 @@ func (k redisKeyed) ClaimReserve(ctx context.Context, key Key, req ReserveReques
 	rk, rec, ttl := k.idem.ClaimArgs(ik, fp, claimToken)
 	now := unixNano(k.r.now())
 	sec, nsec := splitNano(now)
-	reply, err := scriptClaimReserve.Run(ctx, k.r.client, []string{k.r.orderKey(key), rk},
-		k.r.ttl, sec, nsec, clampRequest(req.Amount), req.Tag, token, floorDiv(now, 1e6), k.r.lease, rec, ttl).Slice()
+	reply, err := scriptClaimReserve.Run(ctx, k.r.client, []string{k.r.orderKey(key), rk, k.r.epochKey(key)},
+		k.r.ttl, sec, nsec, clampRequest(req.Amount), req.Tag, token, floorDiv(now, 1e6), k.r.lease, rec, ttl, k.r.fence).Slice()
 	if err != nil {
 		return idempotency.Claim{}, Decision{}, unavailable(err)
 	}
@@ -117,8 +118,8 @@ func (k redisKeyed) SettleFinish(ctx context.Context, res Reservation, s Settlem
 			finish = "c"
 		}
 	}
-	v, err := settleFinishScripts[script].Run(ctx, k.r.client, []string{k.r.orderKey(res.Key), k.idem.Key(ik)},
-		k.r.ttl, res.Token, token, finish, enc, ttl).Int64Slice()
+	v, err := settleFinishScripts[script].Run(ctx, k.r.client, []string{k.r.orderKey(res.Key), k.idem.Key(ik), k.r.epochKey(res.Key)},
+		k.r.ttl, res.Token, token, finish, enc, ttl, k.r.fence).Int64Slice()
 	if err == nil && len(v) != 2 {
 		err = fmt.Errorf("unexpected settle reply %v", v)
 	}

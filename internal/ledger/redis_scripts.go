@@ -31,7 +31,11 @@ import (
 // v, a counter every change but a reservation bumps: a hash dropped and
 // made again never repeats a version.
 //
-// Every order script takes KEYS = {order} and ARGV[1] = the order TTL in
+// ep is the replication ID of the primary the order was last written on
+// (epoch.go).
+//
+// Every order script takes KEYS = {order, epoch key of the order's slot},
+// ARGV[1] = the order TTL in milliseconds and, last, the failover fence in
 // milliseconds, and touches no other key: on Redis Cluster each runs on its
 // order's slot.
 //
@@ -50,6 +54,34 @@ local key = KEYS[1]
 
 local function int(x)
   return string.format('%%d', x)
+end
+
+-- The failover fence (epoch.go). KEYS ends with the epoch key of the
+-- order's slot, ARGV with the fence in milliseconds. replid is the
+-- replication ID of the primary running the script; fenceLeft is how long
+-- decisions in the slot still wait for captures sent before the slot's
+-- primary last changed to reach the PSP (0 when they need not).
+local replid, fenceLeft = '', 0
+do
+  local info = redis.call('INFO', 'replication')
+  replid = string.match(info, 'master_replid:(%%x+)') or ''
+  -- A primary that was a replica keeps the ID of the primary it followed
+  -- as its second ID; one that never was has zeros.
+  local promoted = string.match(info, 'master_replid2:([1-9a-f])') ~= nil
+  local epochKey, fence = KEYS[#KEYS], tonumber(ARGV[#ARGV])
+  local t = redis.call('TIME')
+  local nowMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local e = redis.call('HMGET', epochKey, 'id', 'since')
+  local since = tonumber(e[2] or '0')
+  if e[1] ~= replid then
+    -- The epoch key was written under another primary, or, on a promoted
+    -- replica, may have been: this primary may lack that one's last
+    -- writes. A store that never had another primary has nothing to lose.
+    since = 0
+    if e[1] or promoted then since = nowMs end
+    redis.call('HSET', epochKey, 'id', replid, 'since', int(since))
+  end
+  if since > 0 and nowMs < since + fence then fenceLeft = since + fence - nowMs end
 end
 
 local function num(v)
@@ -104,8 +136,16 @@ end
 
 -- create makes the hash of an order, unverified if uv, in incarnation inc.
 local function create(inc, uv)
-  redis.call('HSET', key, 'res', 0, 'pen', 0, 'unc', 0, 'n', 0, 'inc', inc)
+  redis.call('HSET', key, 'res', 0, 'pen', 0, 'unc', 0, 'n', 0, 'inc', inc, 'ep', replid)
   if uv then redis.call('HSET', key, 'uv', '1') end
+end
+
+-- An order last written under another primary may lack writes that one
+-- took: it is unverified until the PSP's account is read, and a read begun
+-- before is stale.
+if redis.call('EXISTS', key) == 1 and redis.call('HGET', key, 'ep') ~= replid then
+  redis.call('HSET', key, 'uv', '1', 'ep', replid)
+  bump()
 end
 
 -- placeholder makes the hash of an order nothing is known of.
@@ -334,7 +374,8 @@ return 1
 `
 
 // ARGV: ttl, a fresh incarnation. Makes an unverified order if none is
-// held and returns its version: inc:v.
+// held and returns its version and what is left of the failover fence in
+// milliseconds: inc:v:fence.
 const luaBeginRead = `
 if redis.call('EXISTS', key) == 0 then
   placeholder(ARGV[2])
@@ -342,12 +383,14 @@ if redis.call('EXISTS', key) == 0 then
   touch()
 end
 local v = redis.call('HMGET', key, 'inc', 'v')
-return (v[1] or '') .. ':' .. (v[2] or '0')
+return (v[1] or '') .. ':' .. (v[2] or '0') .. ':' .. int(fenceLeft)
 `
 
 // ARGV: ttl, then the order facts (see setFacts), the time the read began
 // and the lease in milliseconds, the version it began at (inc, v), a fresh
-// incarnation. Returns 1 if the order did not change since (fresh): the
+// incarnation, what was left of the failover fence when the read began
+// (a read begun in the fence is stale: captures lost by the failover may
+// not have reached the PSP yet). Returns 1 if the order did not change since (fresh): the
 // facts replace the order's, which is verified, and every reservation
 // uncertain or pending past its lease when the read began is dropped (the
 // PSP's account includes whatever of them it applied). Otherwise only the
@@ -362,7 +405,7 @@ if not o then
   touch()
   return 0
 end
-if (h.inc or '') ~= ARGV[12] or (h.v or '0') ~= ARGV[13] then
+if (h.inc or '') ~= ARGV[12] or (h.v or '0') ~= ARGV[13] or ARGV[15] ~= '0' then
   meetFacts(o)
   bump()
   touch()
@@ -399,6 +442,12 @@ if not o then
 end
 local kind, amount, limit = tonumber(ARGV[3]), tonumber(ARGV[4])
 -- A refusal returns the order's fields and the outcome's name last.
+if fenceLeft > 0 then
+  -- Captures the failover lost may be on their way: no change is decided
+  -- before the PSP's account read after the fence.
+  f[#f + 1] = 'needs_reconcile'
+  return f
+end
 if kind == CHANGE_AMOUNT then
   if o.uv then
     f[#f + 1] = 'needs_reconcile'
