@@ -37,8 +37,10 @@ func TestSentinelFailover(t *testing.T) {
 	c := &cluster{t: t, dir: t.TempDir()}
 	// Short PSP timeouts (the simulator answers in milliseconds) bound how
 	// long a capture can be on its way, and so how long state a failover
-	// left in doubt must be waited on.
-	c.startGateways(fmt.Sprintf("store redis sentinel payments %s {\n\t\t\ttimeout 300ms\n\t\t}\n\t\tlookup_timeout 2s\n\t\tupstream_timeout 1s",
+	// left in doubt must be waited on: a 5 s fence leaves the 20 s room
+	// for a Sentinel failover that takes a second attempt. (The old
+	// primary is dead, so no margin for a partitioned one is needed.)
+	c.startGateways(fmt.Sprintf("store redis sentinel payments %s {\n\t\t\ttimeout 300ms\n\t\t\tfailover_fence 5s\n\t\t}\n\t\tlookup_timeout 2s\n\t\tupstream_timeout 1s",
 		strings.Join(s.Addrs(), " ")), "-no-limits")
 	ids := make([]string, orders)
 	for i := range ids {
