@@ -77,10 +77,21 @@ func newPooledRedis(client redis.UniversalClient, timeout time.Duration) *pooled
 }
 
 // probe pings the store within timeout and records whether it answered.
+// A Cluster answers only when every master it knows does: one master down
+// leaves the orders of its slots undecidable (and, once the Cluster marks
+// itself failed, every order), and a PING to any other master would hide
+// it.
 func (p *pooledRedis) probe(timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	err := p.client.Ping(ctx).Err()
+	var err error
+	if c, ok := p.client.(*redis.ClusterClient); ok {
+		err = c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+			return m.Ping(ctx).Err()
+		})
+	} else {
+		err = p.client.Ping(ctx).Err()
+	}
 	p.up.Store(err == nil)
 	return err
 }
