@@ -93,11 +93,10 @@ func (k redisKeyed) ClaimReserve(ctx context.Context, key Key, req ReserveReques
 
 // SettleFinish implements Keyed.
 func (k redisKeyed) SettleFinish(ctx context.Context, res Reservation, s Settlement, ik idempotency.Key, token string, result *idempotency.Result) (error, error) {
-	if res.Token == "" {
+	if res.Token == "" || k.idem.Closed() != nil {
+		// Nothing to settle, or a cache closed by a reload: the ledger
+		// settles all the same, and the cache reports itself.
 		return sequence{k.r, k.idem}.SettleFinish(ctx, res, s, ik, token, result)
-	}
-	if err := k.idem.Closed(); err != nil {
-		return err, err
 	}
 	script := scriptMarkUncertain
 	switch s {

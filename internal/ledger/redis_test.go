@@ -395,3 +395,30 @@ func TestRedisKeyed(t *testing.T) {
 		return l, i, ledger.NewKeyed(l, i)
 	})
 }
+
+// A cache closed by a reload between a keyed capture's claim and its
+// settlement: the reservation is settled all the same.
+func TestRedisKeyedSettlesWithTheCacheClosed(t *testing.T) {
+	c := redistest.Client(t)
+	prefix := testPrefix(t, c)
+	l := ledger.NewRedis(c, ledger.RedisOptions{Prefix: prefix})
+	i := idempotency.NewRedis(c, idempotency.RedisOptions{Prefix: prefix})
+	kd := ledger.NewKeyed(l, i)
+	k := orderKey("o")
+	if err := l.Learn(ctx, k, capturable(1000), true); err != nil {
+		t.Fatal(err)
+	}
+	ik := idempotency.Key{ID: "capture-1", Slot: k.Slot()}
+	claim, d, err := kd.ClaimReserve(ctx, k, ledger.ReserveRequest{Amount: 300}, ik, [32]byte{1})
+	if err != nil || d.Outcome != ledger.Reserved {
+		t.Fatalf("ClaimReserve = %v, %v", d.Outcome, err)
+	}
+	i.Close()
+	serr, ferr := kd.SettleFinish(ctx, d.Reservation, ledger.SettleCommit, ik, claim.Token, &idempotency.Result{Status: 201})
+	if serr != nil || !errors.Is(ferr, idempotency.ErrUnavailable) {
+		t.Fatalf("SettleFinish = %v, %v; want nil, ErrUnavailable", serr, ferr)
+	}
+	if e, _, err := l.Get(ctx, k); err != nil || e.Captured != 300 || e.Reserved != 0 {
+		t.Fatalf("entry %+v, %v; want 300 captured", e, err)
+	}
+}
