@@ -200,22 +200,39 @@ func (c *cluster) startGateways(store string, simArgs ...string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	simPort := c.startSim(bins, append([]string{"-seed", "1"}, simArgs...)...)
+	for i, name := range []string{"A", "B"} {
+		c.gw[i] = c.startGateway(bins, name, store, simPort)
+	}
+}
+
+// startSim starts the simulator with args besides its address, and
+// returns its port.
+func (c *cluster) startSim(bins string, args ...string) int {
+	t := c.t
+	t.Helper()
 	simPort := freePort(t)
 	sim := start(t, "pspsim", nil, filepath.Join(bins, "pspsim"),
-		append([]string{"-listen", "127.0.0.1:" + strconv.Itoa(simPort), "-seed", "1"}, simArgs...)...)
+		append([]string{"-listen", "127.0.0.1:" + strconv.Itoa(simPort)}, args...)...)
 	sim.waitPort(t, simPort)
 	c.sim = "http://127.0.0.1:" + strconv.Itoa(simPort)
+	return simPort
+}
 
+// startGateway starts a gateway named name in front of the simulator on
+// simPort, with the example rules and the store line given.
+func (c *cluster) startGateway(bins, name, store string, simPort int) *gateway {
+	t := c.t
+	t.Helper()
 	rules, err := filepath.Abs("../../testdata/rules/example.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, name := range []string{"A", "B"} {
-		g := &gateway{name: name, httpPort: freePort(t), admin: freePort(t), cluster: c,
-			xdgConfig: filepath.Join(c.dir, name, "config"), xdgData: filepath.Join(c.dir, name, "data")}
-		g.base = "http://127.0.0.1:" + strconv.Itoa(g.httpPort)
-		g.config = filepath.Join(c.dir, name+".caddyfile")
-		caddyfile := fmt.Sprintf(`{
+	g := &gateway{name: name, httpPort: freePort(t), admin: freePort(t), cluster: c,
+		xdgConfig: filepath.Join(c.dir, name, "config"), xdgData: filepath.Join(c.dir, name, "data")}
+	g.base = "http://127.0.0.1:" + strconv.Itoa(g.httpPort)
+	g.config = filepath.Join(c.dir, name+".caddyfile")
+	caddyfile := fmt.Sprintf(`{
 	admin 127.0.0.1:%d
 	persist_config off
 }
@@ -227,12 +244,11 @@ func (c *cluster) startGateways(store string, simArgs ...string) {
 	reverse_proxy 127.0.0.1:%d
 }
 `, g.admin, g.httpPort, rules, store, simPort)
-		if err := os.WriteFile(g.config, []byte(caddyfile), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		g.start(bins)
-		c.gw[i] = g
+	if err := os.WriteFile(g.config, []byte(caddyfile), 0o644); err != nil {
+		t.Fatal(err)
 	}
+	g.start(bins)
+	return g
 }
 
 func (c *cluster) startRedis(path string) {
@@ -397,24 +413,32 @@ func TestInstancesShareIdempotencyKeys(t *testing.T) {
 	c := newCluster(t)
 	id := c.gw[0].createOrder(t, 5000)
 
-	first := c.gw[0].capture(t, id, 2000, "cross-instance-1")
+	c.captureThroughBoth(t, id, 2000, "cross-instance-1")
+
+	// The same key with another amount is another request: refused, not replayed.
+	if a := c.gw[1].capture(t, id, 1000, "cross-instance-1"); a.status != http.StatusUnprocessableEntity {
+		t.Errorf("the key reused for another capture through B: %d %s, want 422", a.status, a.body)
+	}
+}
+
+// captureThroughBoth captures amount of order id through A, then sends the
+// same capture with the same key through B: B must answer with A's
+// answer, replayed, and the PSP must hold that one capture only.
+func (c *cluster) captureThroughBoth(t *testing.T, id string, amount int64, key string) {
+	t.Helper()
+	first := c.gw[0].capture(t, id, amount, key)
 	if first.status != http.StatusCreated || first.header.Get("Capture-Id") == "" {
 		t.Fatalf("capture through A: %d %s", first.status, first.body)
 	}
-	again := c.gw[1].capture(t, id, 2000, "cross-instance-1")
+	again := c.gw[1].capture(t, id, amount, key)
 	if again.status != first.status || again.header.Get("Capture-Id") != first.header.Get("Capture-Id") ||
 		again.header.Get("Idempotent-Replayed") != "true" {
 		t.Fatalf("the same capture through B: %d Capture-Id %q Idempotent-Replayed %q, want %d %q true",
 			again.status, again.header.Get("Capture-Id"), again.header.Get("Idempotent-Replayed"),
 			first.status, first.header.Get("Capture-Id"))
 	}
-	if got := c.stats().Orders[id]; got.Captures != 1 || got.CapturedAmount != 2000 {
-		t.Errorf("the PSP holds %d captures of %d in all, want the one capture of 2000", got.Captures, got.CapturedAmount)
-	}
-
-	// The same key with another amount is another request: refused, not replayed.
-	if a := c.gw[1].capture(t, id, 1000, "cross-instance-1"); a.status != http.StatusUnprocessableEntity {
-		t.Errorf("the key reused for another capture through B: %d %s, want 422", a.status, a.body)
+	if got := c.stats().Orders[id]; got.Captures != 1 || got.CapturedAmount != amount {
+		t.Errorf("the PSP holds %d captures of %d in all, want the one capture of %d", got.Captures, got.CapturedAmount, amount)
 	}
 }
 

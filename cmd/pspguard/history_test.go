@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -153,37 +152,8 @@ func newSoundCluster(t *testing.T, store string, seed int64) *cluster {
 		c.startRedis(redisServer(t))
 		storeConf = fmt.Sprintf("store redis redis://127.0.0.1:%d/0 {\n\t\t\ttimeout 500ms\n\t\t}", c.redisPort)
 	}
-	simPort := freePort(t)
-	sim := start(t, "pspsim", nil, filepath.Join(bins, "pspsim"), "-listen", "127.0.0.1:"+strconv.Itoa(simPort),
-		"-seed", strconv.FormatInt(seed, 10), "-no-limits")
-	sim.waitPort(t, simPort)
-	c.sim = "http://127.0.0.1:" + strconv.Itoa(simPort)
-
-	rules, err := filepath.Abs("../../testdata/rules/example.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := &gateway{name: "pspguard", httpPort: freePort(t), admin: freePort(t), cluster: c,
-		xdgConfig: filepath.Join(c.dir, "config"), xdgData: filepath.Join(c.dir, "data")}
-	g.base = "http://127.0.0.1:" + strconv.Itoa(g.httpPort)
-	g.config = filepath.Join(c.dir, "Caddyfile")
-	caddyfile := fmt.Sprintf(`{
-	admin 127.0.0.1:%d
-	persist_config off
-}
-:%d {
-	psp_guard {
-		rules %s
-		%s
-	}
-	reverse_proxy 127.0.0.1:%d
-}
-`, g.admin, g.httpPort, rules, storeConf, simPort)
-	if err := os.WriteFile(g.config, []byte(caddyfile), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	g.start(bins)
-	c.gw[0] = g
+	simPort := c.startSim(bins, "-seed", strconv.FormatInt(seed, 10), "-no-limits")
+	c.gw[0] = c.startGateway(bins, "pspguard", storeConf, simPort)
 	return c
 }
 

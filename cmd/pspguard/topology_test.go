@@ -20,20 +20,7 @@ func TestRedisCluster(t *testing.T) {
 
 	t.Run("replay across instances", func(t *testing.T) {
 		id := c.gw[0].createOrder(t, 5000)
-		first := c.gw[0].capture(t, id, 2000, "cluster-replay-1")
-		if first.status != http.StatusCreated || first.header.Get("Capture-Id") == "" {
-			t.Fatalf("capture through A: %d %s", first.status, first.body)
-		}
-		again := c.gw[1].capture(t, id, 2000, "cluster-replay-1")
-		if again.status != first.status || again.header.Get("Capture-Id") != first.header.Get("Capture-Id") ||
-			again.header.Get("Idempotent-Replayed") != "true" {
-			t.Errorf("the same capture through B: %d Capture-Id %q Idempotent-Replayed %q, want %d %q true",
-				again.status, again.header.Get("Capture-Id"), again.header.Get("Idempotent-Replayed"),
-				first.status, first.header.Get("Capture-Id"))
-		}
-		if got := c.stats().Orders[id]; got.Captures != 1 || got.CapturedAmount != 2000 {
-			t.Errorf("the PSP holds %d captures of %d in all, want the one capture of 2000", got.Captures, got.CapturedAmount)
-		}
+		c.captureThroughBoth(t, id, 2000, "cluster-replay-1")
 	})
 
 	t.Run("over-captures refused across instances", func(t *testing.T) {
