@@ -16,14 +16,15 @@ import (
 	"github.com/pspguard/pspguard/rules"
 )
 
-// checkAutoCapture applies the compliance rules to a Klarna request that
-// may ask for capture at purchase (every route of psp.Operation.AsksCapture).
+// checkAutoCapture applies the compliance rules to a request that may ask
+// for capture at purchase (every route of psp.Operation.AsksCapture), where
+// the dialect's requests say whether they do.
 // It answers 403 AUTO_CAPTURE_NOT_ALLOWED and returns true when the rules
 // refuse in enforce mode; in shadow mode a would-be refusal is logged and
 // counted and the request goes through.
 func (h *Handler) checkAutoCapture(w http.ResponseWriter, x *exchange) bool {
-	if h.dialect.Name() != "klarna" {
-		// Hellgate decides auto-capture by the processing flow, not per request.
+	if !h.dialect.RulesDecideAutoCapture() {
+		// The PSP decides it by the merchant's configuration, not per request.
 		return false
 	}
 	req := x.req
@@ -184,9 +185,10 @@ func (h *Handler) serveChange(w http.ResponseWriter, r *http.Request, next caddy
 // in shadow mode lets it through unheld and reads the order after it. The
 // amounts are told only to credentials the PSP accepted lately.
 func (h *Handler) refuseChange(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, x *exchange, d ledger.Decision) error {
-	msg := "order_amount is below what the order has captured or holds for captures in flight"
+	field := h.dialect.AmountField(x.route.Op)
+	msg := field + " is below what the order has captured or holds for captures in flight"
 	if h.mayTell(r.Context(), x) {
-		msg = fmt.Sprintf("order_amount %d is below the captured amount %d", x.req.Amount, d.Entry.Captured)
+		msg = fmt.Sprintf("%s %d is below the captured amount %d", field, x.req.Amount, d.Entry.Captured)
 		if d.Entry.Reserved > 0 {
 			msg += fmt.Sprintf(" and the %d held by captures in flight", d.Entry.Reserved)
 		}

@@ -11,6 +11,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
+
+	"github.com/pspguard/pspguard/internal/psp"
 )
 
 func init() {
@@ -55,7 +57,7 @@ func siteAddress(h httpcaddyfile.Helper) string {
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
 //
 //	psp_guard {
-//		psp             klarna|hellgate
+//		psp             <name>   (one of psp.Names())
 //		rules           <file>
 //		mode            enforce|shadow
 //		max_body        <size>
@@ -111,8 +113,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err != nil {
 				return err
 			}
-			if v != "klarna" && v != "hellgate" {
-				return d.Errf("psp must be klarna or hellgate, not %q", v)
+			if _, ok := psp.Lookup(v); !ok {
+				return d.Errf("psp must be %s, not %q", psp.NamesText(), v)
 			}
 			h.PSP = v
 		case "rules":

@@ -109,7 +109,7 @@ func (h *Handler) settle(x *exchange, res ledger.Reservation, rec caddyhttp.Resp
 	if x.idemTok != "" {
 		var result *idempotency.Result
 		if err == nil {
-			result = resultOf(rec, buf)
+			result = resultOf(rec, buf, h.dialect.ReplayHeaders())
 		}
 		var ferr error
 		serr, ferr = h.keyed.SettleFinish(ctx, res, how, x.idemKey, x.idemTok, result)
@@ -199,7 +199,8 @@ func (h *Handler) mayTell(ctx context.Context, x *exchange) bool {
 func (h *Handler) reserve(ctx context.Context, key ledger.Key, tag string, x *exchange) (d ledger.Decision, claim *idempotency.Claim, needsLearn bool, err error) {
 	amount := x.req.Amount
 	if !x.req.HasAmount {
-		// Hellgate: no amount is a full capture of the authorized amount.
+		// A capture without an amount (the PSP allows it) takes the whole
+		// authorized amount.
 		e, ok, err := h.getEntry(ctx, key)
 		if err != nil || !ok || e.Unverified {
 			return d, nil, err == nil, err
@@ -229,10 +230,7 @@ func (h *Handler) reserve(ctx context.Context, key ledger.Key, tag string, x *ex
 
 // captureRefusal explains a refused reservation.
 func (h *Handler) captureRefusal(x *exchange, d ledger.Decision) (reason, msg string) {
-	field := "captured_amount"
-	if h.dialect.Name() == "hellgate" {
-		field = "amount"
-	}
+	field := h.dialect.AmountField(x.route.Op)
 	e := d.Entry
 	switch d.Outcome {
 	case ledger.Exceeds:
@@ -342,7 +340,7 @@ func (h *Handler) learn(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 		x.status, x.upstream, x.outcome, x.reason = lw.status, lw.status, outcomeError, reasonLookupRefused
 		h.m.decision(x.route.Op, outcomeError)
 		h.m.refusal(reasonLookupRefused)
-		lw.copyTo(w)
+		lw.copyTo(w, h.dialect.ReadHeaders())
 		return true
 	default:
 		h.unavailable(w, x, fmt.Sprintf("the PSP answered the order read with %d; nothing was sent", lw.status))
@@ -467,8 +465,10 @@ func (l *lookupWriter) Write(p []byte) (int, error) {
 // well below it).
 const maxLookupBody = 8 << 20
 
-func (l *lookupWriter) copyTo(w http.ResponseWriter) {
-	for _, k := range []string{"Content-Type", "Klarna-Correlation-Id", "X-Correlation-Id", "WWW-Authenticate"} {
+// copyTo passes the PSP's refusal of the read on to the caller, with the
+// headers the dialect names.
+func (l *lookupWriter) copyTo(w http.ResponseWriter, headers []string) {
+	for _, k := range headers {
 		if v := l.header.Values(k); len(v) > 0 {
 			w.Header()[k] = v
 		}

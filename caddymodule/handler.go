@@ -52,7 +52,8 @@ const (
 // against the compliance rules, captures against the ledger, and idempotency
 // keys against the result cache. Everything else passes through untouched.
 type Handler struct {
-	// PSP dialect: "klarna" (default) or "hellgate".
+	// PSP dialect: the name of one of internal/psp's dialects (Klarna's by
+	// default).
 	PSP string `json:"psp,omitempty"`
 
 	// Path of the compliance rules file (YAML, version 1). Required. The
@@ -245,7 +246,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 func (h *Handler) setDefaults() {
 	if h.PSP == "" {
-		h.PSP = "klarna"
+		h.PSP = psp.Default
 	}
 	if h.Mode == "" {
 		h.Mode = "enforce"

@@ -14,13 +14,6 @@ import (
 	"github.com/pspguard/pspguard/internal/psp"
 )
 
-// replayHeaders are the response headers a replay carries. Everything
-// else (Set-Cookie above all) is never stored.
-var replayHeaders = []string{
-	"Content-Type", "Location", "Capture-Id", "Refund-Id", "Order-Id",
-	"Klarna-Correlation-Id", "X-Correlation-Id",
-}
-
 // claimKey claims the request's idempotency key, if it has one. It answers
 // the caller itself (replay, 409, 422, 503, 400) and returns true when the
 // request must not go further.
@@ -104,7 +97,7 @@ func (h *Handler) storeKey(x *exchange, rec caddyhttp.ResponseRecorder, buf *byt
 	if x.idemTok == "" {
 		return
 	}
-	res := resultOf(rec, buf)
+	res := resultOf(rec, buf, h.dialect.ReplayHeaders())
 	if res == nil {
 		return
 	}
@@ -113,11 +106,13 @@ func (h *Handler) storeKey(x *exchange, rec caddyhttp.ResponseRecorder, buf *byt
 	h.finishedKey(x, res, h.idem.Complete(ctx, x.idemKey, x.idemTok, *res))
 }
 
-// resultOf is the PSP's answer to keep for replay, or nil for one that is
-// not kept: a 5xx, or an answer not buffered. The stores encode the result
+// resultOf is the PSP's answer to keep for replay, with the headers the
+// dialect says a replay carries (no other: Set-Cookie above all is never
+// stored), or nil for one that is not kept: a 5xx, or an answer not
+// buffered. The stores encode the result
 // before they return, so it can share the recorder's header values and
 // buffer.
-func resultOf(rec caddyhttp.ResponseRecorder, buf *bytes.Buffer) *idempotency.Result {
+func resultOf(rec caddyhttp.ResponseRecorder, buf *bytes.Buffer, replayHeaders []string) *idempotency.Result {
 	if !rec.Buffered() || rec.Status() >= 500 {
 		return nil
 	}

@@ -104,9 +104,9 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	}
 	x.id = id
 	// A release or cancel may come without a body; anything that carries one
-	// must say it is JSON.
+	// must say it is of the dialect's media type.
 	hasBody := op.HasBody() && r.ContentLength != 0
-	if e := psp.CheckHeaders(r.Header, h.dialect.IdempotencyHeader(), hasBody); e != nil {
+	if e := psp.CheckHeaders(r.Header, h.dialect.IdempotencyHeader(), h.dialect.MediaType(), hasBody); e != nil {
 		h.refuseErr(w, x, e)
 		return nil
 	}

@@ -42,7 +42,7 @@ func TestLogMessageLeavesOutRequestText(t *testing.T) {
 	}
 	_, err := Klarna().Classify(secret, "/ordermanagement/v1/orders/"+orderID+"/captures")
 	check("method", err)
-	check("content encoding", CheckHeaders(http.Header{"Content-Type": {"application/json"}, "Content-Encoding": {secret}}, "Klarna-Idempotency-Key", true))
+	check("content encoding", CheckHeaders(http.Header{"Content-Type": {"application/json"}, "Content-Encoding": {secret}}, "Klarna-Idempotency-Key", "application/json", true))
 	_, err = Klarna().ParseRequest(createRoute, []byte(`{"order_amount":0,"purchase_currency":"EUR","order_lines":[],
 		"attachment":{"content_type":"application/vnd.klarna.internal.emd-v2+json","body":"{\"`+secret+`\": 1.}"}}`))
 	check("emd", err)

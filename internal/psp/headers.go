@@ -16,10 +16,10 @@ var methodOverrideHeaders = [...]string{"X-HTTP-Method-Override", "X-HTTP-Method
 
 // CheckHeaders checks the headers of a guarded request: no method override,
 // at most one well-formed idempotency key, and, for a request with a body,
-// exactly one Content-Type of application/json (UTF-8) and no
-// Content-Encoding but identity. A lenient PSP could read anything else
-// differently from the gateway.
-func CheckHeaders(h http.Header, idempotencyHeader string, hasBody bool) *Error {
+// exactly one Content-Type of mediaType (the dialect's MediaType), in
+// UTF-8 if it names a charset, and no Content-Encoding but identity. A
+// lenient PSP could read anything else differently from the gateway.
+func CheckHeaders(h http.Header, idempotencyHeader, mediaType string, hasBody bool) *Error {
 	if e := MethodOverride(h); e != nil {
 		return e
 	}
@@ -29,10 +29,10 @@ func CheckHeaders(h http.Header, idempotencyHeader string, hasBody bool) *Error 
 	if !hasBody {
 		return nil
 	}
-	if e := checkContentEncoding(h); e != nil {
+	if e := checkContentEncoding(h, mediaType); e != nil {
 		return e
 	}
-	return checkContentType(h)
+	return checkContentType(h, mediaType)
 }
 
 // MethodOverride refuses a request that carries a method-override header:
@@ -121,12 +121,12 @@ func checkIdempotencyKey(h http.Header, name string) *Error {
 	return nil
 }
 
-func checkContentEncoding(h http.Header) *Error {
+func checkContentEncoding(h http.Header, mediaType string) *Error {
 	for _, v := range h.Values("Content-Encoding") {
 		for _, coding := range strings.Split(v, ",") {
 			if !strings.EqualFold(strings.TrimSpace(coding), "identity") {
-				e := unsupportedMedia("Content-Encoding", "the request body must not be encoded (Content-Encoding %q): send it as plain JSON", v)
-				e.Log = "the request body must not be encoded: send it as plain JSON"
+				e := unsupportedMedia("Content-Encoding", "the request body must not be encoded (Content-Encoding %q): send it as plain %s", v, mediaName(mediaType))
+				e.Log = "the request body must not be encoded: send it as plain " + mediaName(mediaType)
 				return e
 			}
 		}
@@ -134,7 +134,15 @@ func checkContentEncoding(h http.Header) *Error {
 	return nil
 }
 
-func checkContentType(h http.Header) *Error {
+// mediaName is how messages name a media type: JSON, or the type itself.
+func mediaName(mediaType string) string {
+	if mediaType == "application/json" {
+		return "JSON"
+	}
+	return mediaType
+}
+
+func checkContentType(h http.Header, mediaType string) *Error {
 	vals := h.Values("Content-Type")
 	switch len(vals) {
 	case 0:
@@ -142,19 +150,22 @@ func checkContentType(h http.Header) *Error {
 		if h.Get("Content-Length") == "0" {
 			return nil
 		}
-		return unsupportedMedia("Content-Type", "the Content-Type header is required: send application/json")
+		return unsupportedMedia("Content-Type", "the Content-Type header is required: send %s", mediaType)
 	case 1:
 	default:
 		return unsupportedMedia("Content-Type", "the Content-Type header must be sent once")
 	}
-	switch vals[0] {
-	case "application/json", "application/json; charset=utf-8", "application/json; charset=UTF-8":
-		// The spellings clients send, accepted without a parse.
-		return nil
+	// The spellings clients send, accepted without a parse (and without
+	// building a string).
+	if v := vals[0]; strings.HasPrefix(v, mediaType) {
+		switch v[len(mediaType):] {
+		case "", "; charset=utf-8", "; charset=UTF-8":
+			return nil
+		}
 	}
 	mt, params, err := mime.ParseMediaType(vals[0])
-	if err != nil || mt != "application/json" {
-		return unsupportedMedia("Content-Type", "the Content-Type must be application/json")
+	if err != nil || mt != mediaType {
+		return unsupportedMedia("Content-Type", "the Content-Type must be %s", mediaType)
 	}
 	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
 		return unsupportedMedia("Content-Type", "the Content-Type charset must be utf-8")

@@ -20,12 +20,12 @@ func TestCheckHeadersAccepts(t *testing.T) {
 		{"Content-Type": {"application/json"}, "Content-Encoding": {"Identity"}},
 		{"Content-Length": {"0"}}, // an empty body needs no Content-Type
 	} {
-		if e := CheckHeaders(h, "Klarna-Idempotency-Key", true); e != nil {
+		if e := CheckHeaders(h, "Klarna-Idempotency-Key", "application/json", true); e != nil {
 			t.Errorf("CheckHeaders(%v) = %v", h, e)
 		}
 	}
 	// A read carries no body: its media headers are not looked at.
-	if e := CheckHeaders(http.Header{"Content-Type": {"text/plain"}, "Content-Encoding": {"gzip"}}, "Klarna-Idempotency-Key", false); e != nil {
+	if e := CheckHeaders(http.Header{"Content-Type": {"text/plain"}, "Content-Encoding": {"gzip"}}, "Klarna-Idempotency-Key", "application/json", false); e != nil {
 		t.Errorf("read: %v", e)
 	}
 }
@@ -99,7 +99,7 @@ func TestCheckHeadersRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := CheckHeaders(tt.h, "Klarna-Idempotency-Key", tt.hasBody)
+			e := CheckHeaders(tt.h, "Klarna-Idempotency-Key", "application/json", tt.hasBody)
 			if e == nil {
 				t.Fatal("accepted")
 			}
@@ -112,9 +112,43 @@ func TestCheckHeadersHellgateIdempotencyKey(t *testing.T) {
 	h := http.Header{}
 	h.Add("x-idempotency-key", "a")
 	h.Add("X-IDEMPOTENCY-KEY", "b")
-	e := CheckHeaders(h, Hellgate().IdempotencyHeader(), false)
+	e := CheckHeaders(h, Hellgate().IdempotencyHeader(), Hellgate().MediaType(), false)
 	if e == nil {
 		t.Fatal("repeated key accepted")
 	}
 	assertBadValue(t, e, "X-Idempotency-Key", "must be sent once")
+}
+
+// The body's media type is the dialect's: a form-encoded dialect accepts
+// its own type and refuses JSON, and its messages name its type.
+func TestCheckHeadersMediaType(t *testing.T) {
+	const form = "application/x-www-form-urlencoded"
+	for _, ct := range []string{form, form + "; charset=utf-8", form + "; charset=UTF-8", "Application/X-WWW-Form-Urlencoded"} {
+		if e := CheckHeaders(http.Header{"Content-Type": {ct}}, "Idempotency-Key", form, true); e != nil {
+			t.Errorf("Content-Type %q: %v", ct, e)
+		}
+	}
+	for _, tt := range []struct {
+		h   http.Header
+		msg string
+	}{
+		{http.Header{"Content-Type": {"application/json"}}, "the Content-Type must be " + form},
+		{http.Header{"Content-Type": {form + "x"}}, "the Content-Type must be " + form},
+		{http.Header{"Content-Type": {form + "; charset=latin1"}}, "charset must be utf-8"},
+		{http.Header{}, "the Content-Type header is required: send " + form},
+		{http.Header{"Content-Type": {form}, "Content-Encoding": {"gzip"}}, "send it as plain " + form},
+	} {
+		e := CheckHeaders(tt.h, "Idempotency-Key", form, true)
+		if e == nil {
+			t.Errorf("%v accepted", tt.h)
+			continue
+		}
+		if e.Status != http.StatusUnsupportedMediaType || !strings.Contains(e.Message, tt.msg) {
+			t.Errorf("%v: %d %q, want 415 with %q", tt.h, e.Status, e.Message, tt.msg)
+		}
+	}
+	// A JSON dialect refuses the form type.
+	if e := CheckHeaders(http.Header{"Content-Type": {form}}, "Klarna-Idempotency-Key", "application/json", true); e == nil || e.Status != http.StatusUnsupportedMediaType {
+		t.Errorf("JSON dialect, form body: %v", e)
+	}
 }

@@ -12,6 +12,8 @@ import (
 // Hellgate returns the dialect of Hellgate Commerce's payments API.
 func Hellgate() Dialect { return hellgate{} }
 
+var _ = register(Hellgate())
+
 type hellgate struct{}
 
 var hellgateRouter = &router{
@@ -32,6 +34,24 @@ func (hellgate) Classify(method, rawPath string) (Route, error) {
 func (hellgate) Identity(h http.Header) (Identity, error) { return apiKeyIdentity(h, "X-API-Key") }
 
 func (hellgate) IdempotencyHeader() string { return "X-Idempotency-Key" }
+
+func (hellgate) MediaType() string { return "application/json" }
+
+// RulesDecideAutoCapture is false: Hellgate captures at purchase or not by
+// the merchant's processing flow, set up with Hellgate, not by the request.
+func (hellgate) RulesDecideAutoCapture() bool { return false }
+
+// AmountField is "amount", the member of a Hellgate capture.
+func (hellgate) AmountField(Operation) string { return "amount" }
+
+var (
+	hellgateReplayHeaders = []string{"Content-Type", "Location", "X-Correlation-Id"}
+	hellgateReadHeaders   = []string{"Content-Type", "X-Correlation-Id", "WWW-Authenticate"}
+)
+
+func (hellgate) ReplayHeaders() []string { return hellgateReplayHeaders }
+
+func (hellgate) ReadHeaders() []string { return hellgateReadHeaders }
 
 func (hellgate) OrderPath(orderID string) string { return "/payments/" + orderID }
 

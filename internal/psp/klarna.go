@@ -12,6 +12,8 @@ import (
 // Management APIs.
 func Klarna() Dialect { return klarna{} }
 
+var _ = register(Klarna())
+
 type klarna struct{}
 
 var klarnaRouter = &router{
@@ -41,6 +43,36 @@ func (klarna) Classify(method, rawPath string) (Route, error) {
 func (klarna) Identity(h http.Header) (Identity, error) { return basicIdentity(h) }
 
 func (klarna) IdempotencyHeader() string { return "Klarna-Idempotency-Key" }
+
+func (klarna) MediaType() string { return "application/json" }
+
+// RulesDecideAutoCapture is true: every Klarna route that can capture at
+// purchase says so in its request (auto_capture and its other spellings).
+func (klarna) RulesDecideAutoCapture() bool { return true }
+
+// AmountField names the amount member of Klarna's capture, refund and
+// authorization update.
+func (klarna) AmountField(op Operation) string {
+	switch op {
+	case OpCapture:
+		return "captured_amount"
+	case OpRefund:
+		return "refunded_amount"
+	}
+	return "order_amount"
+}
+
+// klarnaReplayHeaders: Klarna answers a capture or refund with 201, an
+// empty body and the new capture's or refund's id and location
+// (Capture-Id, Refund-Id, Location); Checkout answers a create with its
+// Location.
+var klarnaReplayHeaders = []string{"Content-Type", "Location", "Capture-Id", "Refund-Id", "Order-Id", "Klarna-Correlation-Id"}
+
+func (klarna) ReplayHeaders() []string { return klarnaReplayHeaders }
+
+var klarnaReadHeaders = []string{"Content-Type", "Klarna-Correlation-Id", "WWW-Authenticate"}
+
+func (klarna) ReadHeaders() []string { return klarnaReadHeaders }
 
 func (klarna) OrderPath(orderID string) string { return "/ordermanagement/v1/orders/" + orderID }
 

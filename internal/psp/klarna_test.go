@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -489,6 +490,74 @@ func TestDialectBasics(t *testing.T) {
 	for _, name := range []string{"", "Klarna", "adyen"} {
 		if _, err := ByName(name); err == nil {
 			t.Errorf("ByName(%q) accepted", name)
+		}
+		if _, ok := Lookup(name); ok {
+			t.Errorf("Lookup(%q) found a dialect", name)
+		}
+	}
+}
+
+// The registry lists every dialect once, the default first, and finds each
+// by the name it gives itself.
+func TestRegistry(t *testing.T) {
+	names := Names()
+	if len(names) < 2 || names[0] != Default {
+		t.Fatalf("Names() = %v, want %s first", names, Default)
+	}
+	seen := map[string]bool{}
+	for _, name := range names {
+		if seen[name] {
+			t.Errorf("%s listed twice", name)
+		}
+		seen[name] = true
+		d, ok := Lookup(name)
+		if !ok || d.Name() != name {
+			t.Errorf("Lookup(%q) = %v, %v", name, d, ok)
+		}
+	}
+	for _, name := range []string{"klarna", "hellgate"} {
+		if !seen[name] {
+			t.Errorf("%s is not registered", name)
+		}
+	}
+	if !strings.HasPrefix(NamesText(), "klarna, ") && NamesText() != "klarna or hellgate" {
+		t.Errorf("NamesText() = %q", NamesText())
+	}
+	if _, err := ByName("adyen"); err == nil || !strings.Contains(err.Error(), NamesText()) {
+		t.Errorf("ByName(adyen): %v, want the names listed", err)
+	}
+}
+
+// What differs between the PSPs in the pipeline is the dialect's to say.
+func TestDialectTraits(t *testing.T) {
+	k, h := Klarna(), Hellgate()
+	if !k.RulesDecideAutoCapture() || h.RulesDecideAutoCapture() {
+		t.Error("the rules decide Klarna's capture at purchase, not Hellgate's")
+	}
+	if k.MediaType() != "application/json" || h.MediaType() != "application/json" {
+		t.Errorf("media types %q %q", k.MediaType(), h.MediaType())
+	}
+	if k.AmountField(OpCapture) != "captured_amount" || k.AmountField(OpUpdateAuthorization) != "order_amount" ||
+		k.AmountField(OpRefund) != "refunded_amount" || h.AmountField(OpCapture) != "amount" {
+		t.Error("amount fields")
+	}
+	for _, tt := range []struct {
+		d           Dialect
+		replay, got []string
+	}{
+		{k, []string{"Capture-Id", "Refund-Id", "Location", "Klarna-Correlation-Id"}, k.ReplayHeaders()},
+		{h, []string{"Location", "X-Correlation-Id"}, h.ReplayHeaders()},
+	} {
+		for _, want := range append(tt.replay, "Content-Type") {
+			if !slices.Contains(tt.got, want) {
+				t.Errorf("%s: a replay does not carry %s", tt.d.Name(), want)
+			}
+		}
+		if slices.Contains(tt.got, "Set-Cookie") {
+			t.Errorf("%s: a replay carries Set-Cookie", tt.d.Name())
+		}
+		if !slices.Contains(tt.d.ReadHeaders(), "WWW-Authenticate") {
+			t.Errorf("%s: a refused read loses WWW-Authenticate", tt.d.Name())
 		}
 	}
 }

@@ -2,8 +2,9 @@
 // of: which requests are guarded, who the caller is, where the policy fields
 // live in a request body, what the PSP answers, and how the PSP writes errors.
 //
-// A Dialect is chosen once per handler (Caddyfile `psp klarna|hellgate`). Every
-// check in the gateway reads the one typed Request that ParseRequest returns.
+// A Dialect is chosen once per handler (Caddyfile `psp <name>`, one of
+// Names()). Every check in the gateway reads the one typed Request that
+// ParseRequest returns.
 package psp
 
 import (
@@ -218,9 +219,21 @@ func (o Order) Remaining() int64 {
 	return r
 }
 
-// Dialect is one PSP's API as the gateway needs to know it.
+// Dialect is one PSP's API as the gateway needs to know it: everything the
+// gateway's pipeline does differently from one PSP to another is asked of
+// the dialect, so that the pipeline names no PSP.
+//
+// Adding a PSP is one file here that implements Dialect and registers it
+// (var _ = register(...)), its simulator in internal/pspsim, and their
+// tests; the Caddyfile's `psp` subdirective then accepts its name.
+//
+// A dialect is stateless and safe for concurrent use. Its methods run on
+// every guarded request: they must not allocate beyond what they return
+// (the header lists are package-level slices, never built per call).
 type Dialect interface {
-	// Name is "klarna" or "hellgate"; used in metrics and logs.
+	// Name is the name the configuration uses ("klarna"); it is also the
+	// psp label of the metrics and the psp field of the decision log, and
+	// part of the ledger's keys.
 	Name() string
 
 	// Classify maps a method and the raw request path (r.URL.EscapedPath(),
@@ -239,15 +252,33 @@ type Dialect interface {
 	// IdempotencyHeader is the header carrying the idempotency key.
 	IdempotencyHeader() string
 
+	// MediaType is the media type a guarded request body must be sent as
+	// (CheckHeaders refuses any other), such as "application/json".
+	MediaType() string
+
 	// ParseRequest parses a guarded body strictly. An empty body is allowed
 	// where the PSP allows it (release, cancel). Any ambiguity is an *Error
 	// (400 BAD_VALUE) whose message names the field.
 	ParseRequest(route Route, body []byte) (*Request, error)
 
+	// RulesDecideAutoCapture reports whether the compliance rules decide,
+	// request by request, the operations that may ask the PSP to capture at
+	// purchase (Operation.AsksCapture). It is false for a PSP whose
+	// capture-at-purchase is set in the merchant's processing configuration
+	// rather than in the request, which the gateway cannot see.
+	RulesDecideAutoCapture() bool
+
+	// AmountField names the request member that Request.Amount was read
+	// from for op (the captured amount of a capture, the new order amount
+	// of an authorization update), as refusal messages name it.
+	AmountField(op Operation) string
+
 	// CreatedOrder reads a successful create-order response (status and body)
 	// together with the request that produced it, and returns the new order
 	// id and its state. ok is false if the response is not a success or
-	// cannot be read.
+	// cannot be read. An order of a PSP that allows one capture per order
+	// has Order.SingleCapture set, here and in ParseOrder: the ledger then
+	// refuses a second capture.
 	CreatedOrder(req *Request, status int, header http.Header, body []byte) (orderID string, order Order, ok bool)
 
 	// OrderPath is the path of the read that tells an order's state
@@ -256,6 +287,17 @@ type Dialect interface {
 
 	// ParseOrder reads the body of a successful order read.
 	ParseOrder(body []byte, now time.Time) (Order, error)
+
+	// ReplayHeaders are the headers of the PSP's answer that are stored
+	// with it for an idempotent replay (its content type, the ids and
+	// locations of what it made, its correlation id). No other header is
+	// stored: Set-Cookie above all.
+	ReplayHeaders() []string
+
+	// ReadHeaders are the headers of the PSP's refusal (a 4xx but 404) of
+	// the gateway's own order read that the caller gets with it: such a
+	// refusal, of the caller's credentials, is the caller's answer.
+	ReadHeaders() []string
 
 	// WriteError writes an error response in the PSP's own error format with
 	// the given status, code, message and correlation id.
