@@ -36,10 +36,7 @@ run: build
 	wait $$guard
 
 ## test: every test, with the race detector, a real Redis when redis-server is installed, the alert rule tests when promtool is installed, short fuzz runs and the shipped rules cases
-test:
-	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
-	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
-	$(GO) vet ./...
+test: lint
 	.ci/with-redis $(GO) test -race -count=1 -skip '$(BUILD_TESTS)' ./...
 	$(GO) test -count=1 -p 1 -run '$(BUILD_TESTS)' . ./cmd/pspguard
 	.ci/fuzz 5s
@@ -51,13 +48,13 @@ history:
 	HISTORY_SECONDS=$(HISTORY_SECONDS) HISTORY_SEED=$(HISTORY_SEED) $(GO) test -count=1 -v -run '^TestHistory$$' \
 		-timeout $$(( $(HISTORY_SECONDS) * 2 + 600 ))s ./cmd/pspguard/
 
-## bench: micro-benchmarks and the side-by-side load comparison
+## bench: micro-benchmarks and the side-by-side load comparison (needs wrk and redis-server; internal/benchrun)
 bench: build
-	.ci/bench
+	$(GO) run ./internal/benchrun/cmd/bench
 
 ## lint: gofmt and go vet
 lint:
-	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
