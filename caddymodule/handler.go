@@ -21,6 +21,7 @@ import (
 	"github.com/pspguard/pspguard/internal/idempotency"
 	"github.com/pspguard/pspguard/internal/ledger"
 	"github.com/pspguard/pspguard/internal/psp"
+	"github.com/pspguard/pspguard/internal/stores"
 	"github.com/pspguard/pspguard/rules"
 )
 
@@ -31,11 +32,6 @@ func init() {
 // Defaults, documented on the fields they apply to.
 const (
 	defaultMaxBody       = 1 << 20
-	defaultIdemCapacity  = 100000
-	defaultIdemTTL       = 24 * time.Hour
-	defaultInFlightTTL   = 5 * time.Minute
-	defaultMaxOrders     = 1000000
-	defaultOrderTTL      = 30 * 24 * time.Hour
 	defaultLookupTimeout = 10 * time.Second
 	// defaultFenceMargin is what the failover fence adds to upstream_timeout
 	// by default: time for a primary cut off from its replicas to stop
@@ -43,7 +39,6 @@ const (
 	defaultFenceMargin    = 10 * time.Second
 	defaultUpstreamTimout = 2 * time.Minute
 	defaultStoreTimeout   = 500 * time.Millisecond
-	defaultRedisPrefix    = "pspguard"
 	defaultSite           = "default"
 )
 
@@ -258,10 +253,10 @@ func (h *Handler) setDefaults() {
 		h.Idempotency = new(IdempotencyConfig)
 	}
 	if h.Idempotency.Capacity == 0 {
-		h.Idempotency.Capacity = defaultIdemCapacity
+		h.Idempotency.Capacity = idempotency.DefaultCapacity
 	}
 	if h.Idempotency.TTL == 0 {
-		h.Idempotency.TTL = caddy.Duration(defaultIdemTTL)
+		h.Idempotency.TTL = caddy.Duration(idempotency.DefaultTTL)
 	}
 	if h.Store == nil {
 		h.Store = new(StoreConfig)
@@ -273,16 +268,16 @@ func (h *Handler) setDefaults() {
 		h.Store.Timeout = caddy.Duration(defaultStoreTimeout)
 	}
 	if h.Store.Prefix == "" {
-		h.Store.Prefix = defaultRedisPrefix
+		h.Store.Prefix = stores.DefaultPrefix
 	}
 	if h.Ledger == nil {
 		h.Ledger = new(LedgerConfig)
 	}
 	if h.Ledger.MaxOrders == 0 {
-		h.Ledger.MaxOrders = defaultMaxOrders
+		h.Ledger.MaxOrders = ledger.DefaultMaxOrders
 	}
 	if h.Ledger.OrderTTL == 0 {
-		h.Ledger.OrderTTL = caddy.Duration(defaultOrderTTL)
+		h.Ledger.OrderTTL = caddy.Duration(ledger.DefaultOrderTTL)
 	}
 	if h.LookupTimeout == 0 {
 		h.LookupTimeout = caddy.Duration(defaultLookupTimeout)

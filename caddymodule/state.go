@@ -13,6 +13,7 @@ import (
 	"github.com/pspguard/pspguard/internal/credentials"
 	"github.com/pspguard/pspguard/internal/idempotency"
 	"github.com/pspguard/pspguard/internal/ledger"
+	"github.com/pspguard/pspguard/internal/stores"
 )
 
 // pool holds the state that must survive `caddy reload`: the ledger, the
@@ -106,11 +107,7 @@ func (p *pooledRedis) Destruct() error {
 // name everything that shapes a store, so a config change that needs a new
 // store gets one, and an unchanged config keeps its state across reloads.
 func (h *Handler) acquireState() error {
-	idemCfg := idempotency.Config{
-		Capacity:    h.Idempotency.Capacity,
-		TTL:         time.Duration(h.Idempotency.TTL),
-		InFlightTTL: defaultInFlightTTL,
-	}
+	idemOpts := idempotency.Options{Now: h.now, Capacity: h.Idempotency.Capacity, TTL: time.Duration(h.Idempotency.TTL)}
 	var (
 		lkey, ikey, ckey string
 		newLedger        func() ledger.Store
@@ -120,18 +117,18 @@ func (h *Handler) acquireState() error {
 	switch h.Store.Type {
 	case "memory":
 		lkey = memoryLedgerKey(h.Ledger.MaxOrders, h.lease())
-		ikey = fmt.Sprintf("idempotency/memory/capacity=%d/ttl=%s", idemCfg.Capacity, idemCfg.TTL)
+		ikey = fmt.Sprintf("idempotency/memory/capacity=%d/ttl=%s", idemOpts.Capacity, idemOpts.TTL)
 		newLedger = func() ledger.Store {
-			return ledger.NewMemory(ledger.MemoryOptions{MaxOrders: h.Ledger.MaxOrders, Lease: h.lease()})
+			return ledger.NewMemory(ledger.Options{Now: h.now, MaxOrders: h.Ledger.MaxOrders, Lease: h.lease()})
 		}
-		newIdem = func() idempotency.Store { return idempotency.NewMemory(idemCfg) }
+		newIdem = func() idempotency.Store { return idempotency.NewMemory(idemOpts) }
 		ckey = "credentials/memory/psp=" + h.dialect.Name()
 		newCreds = func() credentials.Store { return credentials.NewMemory(credentials.Options{Now: h.now}) }
 
 	case "redis":
 		store := h.Store.resolved()
 		if store.Prefix == "" { // a placeholder of an unset variable
-			store.Prefix = defaultRedisPrefix
+			store.Prefix = stores.DefaultPrefix
 		}
 		rc, err := newRedisClient(store)
 		if err != nil {
@@ -158,20 +155,21 @@ func (h *Handler) acquireState() error {
 		// two per call under load, and costs nothing when calls are few.
 		client := conn.pipeline
 		prefix := store.Prefix
+		idemOpts.Prefix = prefix
 		fence := time.Duration(store.FailoverFence)
 		lkey = fmt.Sprintf("%s/ledger/prefix=%s/ttl=%s/lease=%s/fence=%s", key, prefix, time.Duration(h.Ledger.OrderTTL), h.lease(), fence)
-		ikey = fmt.Sprintf("%s/idempotency/prefix=%s/ttl=%s", key, prefix, idemCfg.TTL)
+		ikey = fmt.Sprintf("%s/idempotency/prefix=%s/ttl=%s", key, prefix, idemOpts.TTL)
 		newLedger = func() ledger.Store {
-			return ledger.NewRedis(client, ledger.RedisOptions{Prefix: prefix,
+			return ledger.NewRedis(client, ledger.Options{Prefix: prefix,
 				OrderTTL: time.Duration(h.Ledger.OrderTTL), Lease: h.lease(),
 				Fence: fence, Cluster: store.Topology == topologyCluster})
 		}
 		newIdem = func() idempotency.Store {
-			return idempotency.NewRedis(client, idempotency.RedisOptions{Prefix: prefix, Config: idemCfg})
+			return idempotency.NewRedis(client, idemOpts)
 		}
 		ckey = fmt.Sprintf("%s/credentials/prefix=%s/psp=%s", key, prefix, h.dialect.Name())
 		newCreds = func() credentials.Store {
-			return credentials.NewRedis(client, prefix, h.dialect.Name(), credentials.Options{Now: h.now})
+			return credentials.NewRedis(client, credentials.Options{Prefix: prefix, Now: h.now, PSP: h.dialect.Name()})
 		}
 
 	default:

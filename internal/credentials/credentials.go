@@ -13,6 +13,7 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/pspguard/pspguard/internal/stores"
 )
 
 // Digest is the SHA-256 of a caller's complete credentials.
@@ -27,14 +28,30 @@ type Store interface {
 	Accepted(ctx context.Context, d Digest) (bool, error)
 }
 
-// Options shape a store.
+// Options shape a store; the zero value gives the defaults. Every field
+// applies to both stores unless it says otherwise.
 type Options struct {
-	TTL      time.Duration    // how long an acceptance counts; default DefaultTTL
-	Capacity int              // digests a memory store (or a Redis store's local cache) keeps; default DefaultCapacity
-	Now      func() time.Time // default time.Now
+	// Prefix starts every Redis key the store writes; default
+	// stores.DefaultPrefix. Redis only.
+	Prefix string
+
+	// Now is the clock acceptances age by; default time.Now. A Redis key
+	// expires by the server's clock.
+	Now func() time.Time
+
+	// PSP names the PSP whose acceptances the store shares: gateways of
+	// different PSPs on one Redis never trust each other's. Redis only.
+	PSP string
+
+	// Capacity is how many digests a memory store, or a Redis store's
+	// local cache, keeps; default DefaultCapacity.
+	Capacity int
+
+	// TTL is how long an acceptance counts; default DefaultTTL.
+	TTL time.Duration
 }
 
-// Defaults.
+// Defaults of Options.
 const (
 	DefaultTTL      = 5 * time.Minute
 	DefaultCapacity = 10000
@@ -43,15 +60,17 @@ const (
 // ErrUnavailable wraps every error of a store that cannot answer.
 var ErrUnavailable = errors.New("credentials store unavailable")
 
+// withDefaults fills the zero (or negative) fields of o.
 func (o Options) withDefaults() Options {
+	if o.Prefix == "" {
+		o.Prefix = stores.DefaultPrefix
+	}
+	o.Now = stores.Clock(o.Now)
 	if o.TTL <= 0 {
 		o.TTL = DefaultTTL
 	}
 	if o.Capacity <= 0 {
 		o.Capacity = DefaultCapacity
-	}
-	if o.Now == nil {
-		o.Now = time.Now
 	}
 	return o
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pspguard/pspguard/internal/stores"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -27,14 +28,12 @@ type Redis struct {
 
 var _ Store = (*Redis)(nil)
 
-// NewRedis returns a store on client for what the PSP named psp accepted,
-// whose keys start with prefix (default "pspguard").
-func NewRedis(client redis.Cmdable, prefix, psp string, opts Options) *Redis {
+// NewRedis returns a store on client for what the PSP opts.PSP accepted.
+// The caller owns client.
+func NewRedis(client redis.Cmdable, opts Options) *Redis {
 	opts = opts.withDefaults()
-	if prefix == "" {
-		prefix = "pspguard"
-	}
-	return &Redis{client: client, prefix: prefix + ":v2:cred:" + psp + ":", ttl: opts.TTL, now: opts.Now, local: NewMemory(opts)}
+	return &Redis{client: client, prefix: stores.Prefix(opts.Prefix, "cred") + opts.PSP + ":",
+		ttl: opts.TTL, now: opts.Now, local: NewMemory(opts)}
 }
 
 func (r *Redis) key(d Digest) string {

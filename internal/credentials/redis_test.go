@@ -20,10 +20,12 @@ func TestRedis(t *testing.T) {
 	credtest.Run(t, func(t *testing.T, opts credentials.Options) (credentials.Store, func()) {
 		c := newClock()
 		opts.Now = c.Now
-		s := credentials.NewRedis(redistest.Client(t), uniquePrefix(t), "klarna", opts)
+		client := redistest.Client(t)
+		opts.Prefix, opts.PSP = uniquePrefix(t), "klarna"
+		s := credentials.NewRedis(client, opts)
 		return s, func() {
 			// Redis expires the key by its own clock.
-			time.Sleep(opts.TTL + 50*time.Millisecond)
+			redistest.Advance(t, client, opts.Prefix, opts.TTL)
 			c.Add(opts.TTL)
 		}
 	})
@@ -35,9 +37,9 @@ func TestRedisShared(t *testing.T) {
 	ctx := context.Background()
 	client, prefix := redistest.Client(t), uniquePrefix(t)
 	c := newClock()
-	opts := credentials.Options{TTL: time.Minute, Now: c.Now}
-	a := credentials.NewRedis(client, prefix, "klarna", opts)
-	b := credentials.NewRedis(client, prefix, "klarna", opts)
+	opts := credentials.Options{Prefix: prefix, PSP: "klarna", TTL: time.Minute, Now: c.Now}
+	a := credentials.NewRedis(client, opts)
+	b := credentials.NewRedis(client, opts)
 	d := credentials.Digest{9}
 	if err := a.Accept(ctx, d); err != nil {
 		t.Fatal(err)
@@ -45,10 +47,14 @@ func TestRedisShared(t *testing.T) {
 	if ok, err := b.Accepted(ctx, d); err != nil || !ok {
 		t.Fatalf("the other gateway: Accepted = %v, %v", ok, err)
 	}
-	if ok, _ := credentials.NewRedis(client, uniquePrefix(t), "klarna", opts).Accepted(ctx, d); ok {
+	other := opts
+	other.Prefix = uniquePrefix(t)
+	if ok, _ := credentials.NewRedis(client, other).Accepted(ctx, d); ok {
 		t.Fatal("a gateway with another prefix trusts the acceptance")
 	}
-	if ok, _ := credentials.NewRedis(client, prefix, "hellgate", opts).Accepted(ctx, d); ok {
+	other = opts
+	other.PSP = "hellgate"
+	if ok, _ := credentials.NewRedis(client, other).Accepted(ctx, d); ok {
 		t.Fatal("what Klarna accepted is trusted for Hellgate")
 	}
 	// The key holds a digest of the digest, never the digest itself.
@@ -77,7 +83,7 @@ func TestRedisShared(t *testing.T) {
 func TestRedisUnavailable(t *testing.T) {
 	client := redis.NewClient(&redis.Options{Addr: redistest.ClosedAddr(t), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	defer client.Close()
-	s := credentials.NewRedis(client, "pspguard", "klarna", credentials.Options{})
+	s := credentials.NewRedis(client, credentials.Options{PSP: "klarna"})
 	if ok, err := s.Accepted(context.Background(), credentials.Digest{1}); ok || !errors.Is(err, credentials.ErrUnavailable) {
 		t.Fatalf("Accepted = %v, %v; want false and ErrUnavailable", ok, err)
 	}

@@ -30,10 +30,10 @@ func BenchmarkFootprint(b *testing.B) {
 		// Each shard of either store is bounded on its own and hashing
 		// does not fill them evenly, so the bounds leave room to hold
 		// every entry.
-		l := ledger.NewMemory(ledger.MemoryOptions{MaxOrders: 2 * entries})
+		l := ledger.NewMemory(ledger.Options{MaxOrders: 2 * entries})
 		fillLedger(b, ctx, l)
 		withLedger := heapAlloc()
-		c := idempotency.NewMemory(idempotency.Config{Capacity: 2 * entries})
+		c := idempotency.NewMemory(idempotency.Options{Capacity: 2 * entries})
 		fillCache(b, ctx, c)
 		withBoth := heapAlloc()
 

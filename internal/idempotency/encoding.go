@@ -11,29 +11,49 @@ import (
 
 // A Result is stored as one compact byte string rather than as an
 // http.Header map per entry: a million cached captures must fit in memory.
-// Both stores use the same layout:
+// Both stores use one layout:
 //
 //	result = status header-count header* body
-//	header = string value-count string*
+//	header = name value-count string*
+//	name   = n, then n-len(names) bytes if n >= len(names)
 //	string = length bytes
 //
-// status is two bytes, big endian; counts and lengths are unsigned varints;
-// the body is everything after the last header.
+// status is two bytes, big endian; counts, lengths and n are unsigned
+// varints; the body is everything after the last header. A layout is that
+// encoding with a table of header names: a name n below len(names) stands
+// for names[n], a larger n is followed by a literal name of n-len(names)
+// bytes. With no table, a name is spelled out like any string.
+type layout []string
+
+var (
+	// redisLayout spells every name out: a Redis record is read by every
+	// gateway on the server, whatever version it runs, so no table may
+	// change what a record means.
+	redisLayout layout
+	// memoryLayout names the headers a PSP answer carries with one byte
+	// each, which over a million cached results is worth about 15 MiB.
+	// Results in memory live no longer than the process that wrote them,
+	// so the table may change from one version to the next.
+	memoryLayout = layout{
+		"Capture-Id", "Content-Type", "Klarna-Correlation-Id", "Location",
+		"Order-Id", "Refund-Id", "X-Correlation-Id",
+	}
+)
 
 // errCorrupt reports a stored result that does not parse.
 var errCorrupt = errors.New("corrupt stored result")
 
-// appendResult appends the encoding of r to dst. It refuses a status that an
+// append appends the encoding of r to dst. It refuses a status that an
 // http.ResponseWriter would reject, so a replay can never panic.
-func appendResult(dst []byte, r Result) ([]byte, error) {
+func (l layout) append(dst []byte, r Result) ([]byte, error) {
 	if r.Status < 100 || r.Status > 999 {
 		return dst, fmt.Errorf("idempotency: result status %d is not a valid HTTP status", r.Status)
 	}
-	dst = slices.Grow(dst, encodedLen(r))
+	dst = slices.Grow(dst, plainLen(r))
 	dst = binary.BigEndian.AppendUint16(dst, uint16(r.Status))
 	dst = binary.AppendUvarint(dst, uint64(len(r.Header)))
 	for name, values := range r.Header {
-		dst = appendString(dst, name)
+		dst = l.appendName(dst, name)
 		dst = binary.AppendUvarint(dst, uint64(len(values)))
 		for _, v := range values {
 			dst = appendString(dst, v)
@@ -42,8 +62,19 @@ func appendResult(dst []byte, r Result) ([]byte, error) {
 	return append(dst, r.Body...), nil
 }
 
-// encodedLen returns the length of r's encoding.
-func encodedLen(r Result) int {
+func (l layout) appendName(dst []byte, name string) []byte {
+	for i, k := range l {
+		if k == name {
+			return binary.AppendUvarint(dst, uint64(i))
+		}
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(l)+len(name)))
+	return append(dst, name...)
+}
+
+// plainLen returns the length of r's encoding without a table of names,
+// the most any layout takes.
+func plainLen(r Result) int {
 	n := 2 + uvarintLen(len(r.Header)) + len(r.Body)
 	for name, values := range r.Header {
 		n += uvarintLen(len(name)) + len(name) + uvarintLen(len(values))
@@ -61,14 +92,9 @@ func appendString(dst []byte, s string) []byte {
 	return append(dst, s...)
 }
 
-// parseResult decodes an encoded result. Header names and values share the
+// parse decodes an encoded result. Header names and values share the
 // memory of s (strings are immutable); the body is a copy the caller owns.
-func parseResult(s string) (Result, error) { return parseWith(s, false) }
-
-// parseWith decodes a result. The Redis encoding spells header names out;
-// the memory one (compact) abbreviates common ones. A flag rather than a
-// function picks the reader, so the parser stays on the stack.
-func parseWith(s string, compact bool) (Result, error) {
+func (l layout) parse(s string) (Result, error) {
 	if len(s) < 2 {
 		return Result{}, errCorrupt
 	}
@@ -81,12 +107,7 @@ func parseWith(s string, compact bool) (Result, error) {
 	// appending to one never writes into the next.
 	values := make([]string, 0, n)
 	for range n {
-		var k string
-		if compact {
-			k = p.name()
-		} else {
-			k = p.string()
-		}
+		k := p.name(l)
 		start := len(values)
 		for range p.count() {
 			values = append(values, p.string())
@@ -123,8 +144,19 @@ func (p *parser) count() int {
 	return int(n)
 }
 
-func (p *parser) string() string {
+// name reads a header name of layout l.
+func (p *parser) name(l layout) string {
 	n := p.uvarint()
+	if n < uint64(len(l)) {
+		return l[n]
+	}
+	return p.bytes(n - uint64(len(l)))
+}
+
+func (p *parser) string() string { return p.bytes(p.uvarint()) }
+
+// bytes reads n bytes.
+func (p *parser) bytes(n uint64) string {
 	if n > uint64(len(p.s)) {
 		p.bad = true
 		return ""

@@ -1,12 +1,6 @@
 package idempotency
 
-import (
-	"context"
-	"time"
-)
-
-// SetNow replaces the clock m reads for claims in flight.
-func SetNow(m *Memory, now func() time.Time) { m.now = now }
+import "context"
 
 // InFlightLen reports how many claims m keeps, lapsed or not.
 func InFlightLen(m *Memory) int {

@@ -13,7 +13,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"time"
 )
 
 // Key scopes a cached result: Scope is a digest of the caller's full
@@ -82,13 +81,4 @@ type Store interface {
 	// -1 when no key counts them (Redis: they spread over the keyspace).
 	Len(ctx context.Context) (int64, error)
 	Close() error
-}
-
-// Config sizes a store.
-type Config struct {
-	Capacity int           // completed results held at most (memory store; LRU). Default 100000.
-	TTL      time.Duration // how long a completed result is replayed. Default 24h.
-	// InFlightTTL bounds how long a claim stays in flight if its owner never
-	// completes or abandons it (a crashed gateway). Default 5m.
-	InFlightTTL time.Duration
 }

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"sync/atomic"
 	"time"
+
+	"github.com/pspguard/pspguard/internal/stores"
 )
 
 // Memory is a Store in the process's memory, for a single gateway.
 //
-// Completed results live in an LRU bounded by Config.Capacity. Each result
+// Completed results live in an LRU bounded by Options.Capacity. Each result
 // carries its own expiry, checked when it is read: an expired result is
 // dropped the moment its key is used again, when LRU pressure evicts it, or
 // when it reaches the least recently used end of the LRU. Len counts an
@@ -22,7 +24,7 @@ import (
 // Claims in flight live in a separate map, so pressure on the LRU never
 // evicts a claim (which would let a concurrent retry through); that map is
 // bounded by the number of requests in flight, and claims older than
-// Config.InFlightTTL count as absent and are swept.
+// Options.InFlightTTL count as absent and are swept.
 //
 // A million results must fit next to the ledger, and the garbage collector
 // must not have to look at them. Results are spread over up to 64 shards,
@@ -33,7 +35,7 @@ import (
 // expiry) sits in a slice of slots indexed by a map from the first half of
 // the digest and kept in LRU order by slot number (internal/slotlru); its
 // bytes (the first 128 bits of the request's fingerprint, then the result
-// in the layout of memory_encoding.go) sit in a block of large byte pages,
+// in memoryLayout, encoding.go) sit in a block of large byte pages,
 // in the smallest of a ladder of block sizes that holds them. Slots, index,
 // order and pages hold no pointers, so a full cache adds nothing to the
 // work of a garbage collection. Only a result larger than the largest block
@@ -44,7 +46,7 @@ import (
 // results of a size it has held at once since that size was last unused.
 // The store starts no goroutine, so a replaced store leaves nothing behind.
 type Memory struct {
-	cfg     Config
+	opts    Options
 	now     func() time.Time
 	shards  []memShard
 	closed  atomic.Bool
@@ -84,15 +86,15 @@ const (
 )
 
 // NewMemory returns an empty memory store.
-func NewMemory(cfg Config) *Memory {
-	cfg = cfg.withDefaults()
+func NewMemory(opts Options) *Memory {
+	opts = opts.withDefaults()
 	n := 1
-	for n < maxMemShards && cfg.Capacity/(2*n) >= minShardResults {
+	for n < maxMemShards && opts.Capacity/(2*n) >= minShardResults {
 		n *= 2
 	}
-	m := &Memory{cfg: cfg, now: time.Now, shards: make([]memShard, n)}
+	m := &Memory{opts: opts, now: opts.Now, shards: make([]memShard, n)}
 	for i := range m.shards {
-		m.shards[i].init(cfg.Capacity / n)
+		m.shards[i].init(opts.Capacity / n)
 	}
 	return m
 }
@@ -131,7 +133,7 @@ func (m *Memory) Begin(_ context.Context, key Key, fingerprint [32]byte) (Claim,
 		}
 		encoded := string(stored[fingerprintLen:]) // a copy the replay owns
 		sh.mu.Unlock()
-		res, err := parseCompact(encoded)
+		res, err := memoryLayout.parse(encoded)
 		if err != nil {
 			return Claim{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
@@ -144,7 +146,7 @@ func (m *Memory) Begin(_ context.Context, key Key, fingerprint [32]byte) (Claim,
 		}
 		return Claim{Outcome: InFlight}, nil
 	}
-	c := claim{fingerprint: fingerprint, token: newToken(), expires: now.Add(m.cfg.InFlightTTL)}
+	c := claim{fingerprint: fingerprint, token: stores.NewToken(), expires: now.Add(m.opts.InFlightTTL)}
 	sh.inflight[d] = c
 	return Claim{Outcome: Started, Token: c.token}, nil
 }
@@ -153,7 +155,7 @@ func (m *Memory) Begin(_ context.Context, key Key, fingerprint [32]byte) (Claim,
 // InFlightTTL, so a crashed caller's claims do not pile up.
 func (m *Memory) sweep(now time.Time) {
 	next := m.sweepAt.Load()
-	if now.UnixNano() < next || !m.sweepAt.CompareAndSwap(next, now.Add(m.cfg.InFlightTTL).UnixNano()) {
+	if now.UnixNano() < next || !m.sweepAt.CompareAndSwap(next, now.Add(m.opts.InFlightTTL).UnixNano()) {
 		return
 	}
 	for i := range m.shards {
@@ -167,11 +169,11 @@ func (m *Memory) sweep(now time.Time) {
 }
 
 // Complete turns the claim held by token into a result replayed for
-// Config.TTL.
+// Options.TTL.
 func (m *Memory) Complete(_ context.Context, key Key, token string, res Result) error {
 	// The fingerprint is filled in once the claim is known.
 	var buf [completeStackSize]byte
-	enc, err := appendCompact(buf[:fingerprintLen], res)
+	enc, err := memoryLayout.append(buf[:fingerprintLen], res)
 	if err != nil {
 		return err
 	}
@@ -188,7 +190,7 @@ func (m *Memory) Complete(_ context.Context, key Key, token string, res Result) 
 	}
 	copy(enc, c.fingerprint[:fingerprintLen])
 	delete(sh.inflight, d)
-	sh.store(d, now.Add(m.cfg.TTL).UnixNano(), enc)
+	sh.store(d, now.Add(m.opts.TTL).UnixNano(), enc)
 	sh.expire(now, sweepPerComplete)
 	return nil
 }

@@ -29,7 +29,7 @@ func BenchmarkMemoryFootprint(b *testing.B) {
 		before := heapAlloc()
 		// Each shard is bounded on its own and hashing does not fill them
 		// evenly, so the bound leaves room to hold every result.
-		m := idempotency.NewMemory(idempotency.Config{Capacity: 2 * n})
+		m := idempotency.NewMemory(idempotency.Options{Capacity: 2 * n})
 		for i := range n {
 			k := benchKey(i)
 			c, err := m.Begin(ctx, k, fp)
@@ -61,7 +61,7 @@ func heapAlloc() uint64 {
 // PSP's answer.
 func BenchmarkMemoryBeginComplete(b *testing.B) {
 	ctx := b.Context()
-	m := idempotency.NewMemory(idempotency.Config{Capacity: 100_000})
+	m := idempotency.NewMemory(idempotency.Options{Capacity: 100_000})
 	defer m.Close()
 	fp := idemtest.Fingerprint(`{"captured_amount":1000}`)
 	res := idemtest.Capture()
@@ -83,7 +83,7 @@ func BenchmarkMemoryBeginComplete(b *testing.B) {
 // core at once: they meet on the store's locks.
 func BenchmarkMemoryBeginCompleteParallel(b *testing.B) {
 	ctx := b.Context()
-	m := idempotency.NewMemory(idempotency.Config{Capacity: 100_000})
+	m := idempotency.NewMemory(idempotency.Options{Capacity: 100_000})
 	defer m.Close()
 	fp := idemtest.Fingerprint(`{"captured_amount":1000}`)
 	res := idemtest.Capture()
@@ -108,7 +108,7 @@ func BenchmarkMemoryBeginCompleteParallel(b *testing.B) {
 // failed: claim, then release.
 func BenchmarkMemoryBeginAbandon(b *testing.B) {
 	ctx := b.Context()
-	m := idempotency.NewMemory(idempotency.Config{})
+	m := idempotency.NewMemory(idempotency.Options{})
 	defer m.Close()
 	fp := idemtest.Fingerprint(`{"captured_amount":1000}`)
 	i := 0
@@ -128,7 +128,7 @@ func BenchmarkMemoryBeginAbandon(b *testing.B) {
 // BenchmarkMemoryReplay is a retry answered from the cache.
 func BenchmarkMemoryReplay(b *testing.B) {
 	ctx := b.Context()
-	m := idempotency.NewMemory(idempotency.Config{})
+	m := idempotency.NewMemory(idempotency.Options{})
 	defer m.Close()
 	fp := idemtest.Fingerprint(`{"captured_amount":1000}`)
 	const keys = 1024

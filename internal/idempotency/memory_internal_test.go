@@ -18,7 +18,7 @@ import (
 // fingerprint; its own result then takes the place.
 func TestMemoryIndexCollision(t *testing.T) {
 	ctx := t.Context()
-	m := NewMemory(Config{})
+	m := NewMemory(Options{})
 	defer m.Close()
 	k := Key{ID: "capture-1"}
 	var fp [32]byte
@@ -27,7 +27,7 @@ func TestMemoryIndexCollision(t *testing.T) {
 	mine := Result{Status: http.StatusCreated, Header: http.Header{"Capture-Id": {"c-1"}}}
 
 	d := digest(k)
-	v, err := appendCompact(append([]byte(nil), fp[:fingerprintLen]...), other)
+	v, err := memoryLayout.append(append([]byte(nil), fp[:fingerprintLen]...), other)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func TestMemoryStorageHoldsNoPointers(t *testing.T) {
 // block is reused.
 func TestMemoryResultSizes(t *testing.T) {
 	ctx := t.Context()
-	m := NewMemory(Config{Capacity: 8})
+	m := NewMemory(Options{Capacity: 8})
 	defer m.Close()
 	var fp [32]byte
 	for round := range 3 {
@@ -131,7 +131,7 @@ func TestMemorySlotLayout(t *testing.T) {
 func TestMemoryPagesFollowResults(t *testing.T) {
 	ctx := t.Context()
 	const n = 1000 // one shard
-	m := NewMemory(Config{Capacity: n})
+	m := NewMemory(Options{Capacity: n})
 	defer m.Close()
 	var fp [32]byte
 	body := func(i int) []byte { return fmt.Appendf(bytes.Repeat([]byte{'x'}, 900), "%d", i) }

@@ -9,18 +9,21 @@ import (
 
 	"github.com/pspguard/pspguard/internal/idempotency"
 	"github.com/pspguard/pspguard/internal/idempotency/idemtest"
+	"github.com/pspguard/pspguard/internal/testclock"
 )
 
 func TestMemory(t *testing.T) {
-	idemtest.Run(t, func(t *testing.T, cfg idempotency.Config) idempotency.Store {
-		return idempotency.NewMemory(cfg)
+	idemtest.Run(t, func(t *testing.T, opts idempotency.Options) (idempotency.Store, func(time.Duration)) {
+		c := testclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+		opts.Now = c.Now
+		return idempotency.NewMemory(opts), c.Add
 	})
 }
 
 // TestMemoryEvictsLeastRecentlyUsed checks that a full cache forgets the
 // result replayed least recently, and only that one.
 func TestMemoryEvictsLeastRecentlyUsed(t *testing.T) {
-	m := idempotency.NewMemory(idempotency.Config{Capacity: 2})
+	m := idempotency.NewMemory(idempotency.Options{Capacity: 2})
 	defer m.Close()
 	complete := func(id string) {
 		k := idemtest.Key("merchant", id)
@@ -43,7 +46,7 @@ func TestMemoryEvictsLeastRecentlyUsed(t *testing.T) {
 // TestMemoryKeepsClaimsUnderPressure checks that filling the LRU never
 // drops a claim in flight, which would let a concurrent retry through.
 func TestMemoryKeepsClaimsUnderPressure(t *testing.T) {
-	m := idempotency.NewMemory(idempotency.Config{Capacity: 1})
+	m := idempotency.NewMemory(idempotency.Options{Capacity: 1})
 	defer m.Close()
 	held := idemtest.Key("merchant", "held")
 	c := idemtest.Begin(t, m, held, idemtest.Fingerprint("held"), idempotency.Started)
@@ -62,10 +65,9 @@ func TestMemoryKeepsClaimsUnderPressure(t *testing.T) {
 // crashed gateway's claims do not pile up.
 func TestMemoryClaimLapse(t *testing.T) {
 	ctx := t.Context()
-	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	m := idempotency.NewMemory(idempotency.Config{InFlightTTL: time.Minute})
+	clock := testclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	m := idempotency.NewMemory(idempotency.Options{InFlightTTL: time.Minute, Now: clock.Now})
 	defer m.Close()
-	idempotency.SetNow(m, func() time.Time { return now })
 
 	fp := idemtest.Fingerprint("capture")
 	for i := range 100 {
@@ -74,10 +76,10 @@ func TestMemoryClaimLapse(t *testing.T) {
 	k := idemtest.Key("merchant", "k")
 	c := idemtest.Begin(t, m, k, fp, idempotency.Started)
 
-	now = now.Add(time.Minute - time.Nanosecond)
+	clock.Add(time.Minute - time.Nanosecond)
 	idemtest.Begin(t, m, k, fp, idempotency.InFlight)
 
-	now = now.Add(time.Nanosecond)
+	clock.Add(time.Nanosecond)
 	if err := m.Abandon(ctx, k, c.Token); !errors.Is(err, idempotency.ErrNotHeld) {
 		t.Fatalf("Abandon at InFlightTTL = %v, want ErrNotHeld", err)
 	}
@@ -94,7 +96,7 @@ func TestMemoryClaimLapse(t *testing.T) {
 // TestMemoryLongKeys checks that keys are digested: a key far longer than
 // any buffer works, and two keys differing only at the end stay apart.
 func TestMemoryLongKeys(t *testing.T) {
-	m := idempotency.NewMemory(idempotency.Config{})
+	m := idempotency.NewMemory(idempotency.Options{})
 	defer m.Close()
 	long := string(make([]byte, 4096))
 	a, b := idemtest.Key("merchant", long+"a"), idemtest.Key("merchant", long+"b")
@@ -112,11 +114,10 @@ func TestMemoryLongKeys(t *testing.T) {
 func TestMemoryResultLifetime(t *testing.T) {
 	ctx := t.Context()
 	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	now := start
+	clock := testclock.New(start)
 	// A small capacity keeps one shard, so the LRU order below is global.
-	m := idempotency.NewMemory(idempotency.Config{TTL: time.Hour, Capacity: 100})
+	m := idempotency.NewMemory(idempotency.Options{TTL: time.Hour, Capacity: 100, Now: clock.Now})
 	defer m.Close()
-	idempotency.SetNow(m, func() time.Time { return now })
 	complete := func(id string) {
 		k := idemtest.Key("merchant", id)
 		c := idemtest.Begin(t, m, k, idemtest.Fingerprint(id), idempotency.Started)
@@ -130,17 +131,17 @@ func TestMemoryResultLifetime(t *testing.T) {
 	}
 
 	complete("a")
-	now = start.Add(5 * time.Minute)
+	clock.Set(start.Add(5 * time.Minute))
 	complete("c")
-	now = start.Add(30 * time.Minute)
+	clock.Set(start.Add(30 * time.Minute))
 	complete("b")
-	now = start.Add(40 * time.Minute)
+	clock.Set(start.Add(40 * time.Minute))
 	// a is replayed: it is now the most recently used, though the oldest.
 	idemtest.Begin(t, m, idemtest.Key("merchant", "a"), idemtest.Fingerprint("a"), idempotency.Replay)
 
-	now = start.Add(time.Hour - time.Nanosecond)
+	clock.Set(start.Add(time.Hour - time.Nanosecond))
 	wantLen(3)
-	now = start.Add(time.Hour + 5*time.Minute)
+	clock.Set(start.Add(time.Hour + 5*time.Minute))
 	// c is at the least recently used end and expired at this instant: it
 	// is dropped. a expired too, but sits ahead of b, which is live, so it
 	// is still counted.
@@ -149,9 +150,9 @@ func TestMemoryResultLifetime(t *testing.T) {
 	wantLen(1) // a was dropped when its key was used again
 	idemtest.Begin(t, m, idemtest.Key("merchant", "c"), idemtest.Fingerprint("c"), idempotency.Started)
 
-	now = start.Add(time.Hour + 30*time.Minute - time.Nanosecond)
+	clock.Set(start.Add(time.Hour + 30*time.Minute - time.Nanosecond))
 	idemtest.Begin(t, m, idemtest.Key("merchant", "b"), idemtest.Fingerprint("b"), idempotency.Replay)
-	now = start.Add(time.Hour + 30*time.Minute)
+	clock.Set(start.Add(time.Hour + 30*time.Minute))
 	idemtest.Begin(t, m, idemtest.Key("merchant", "b"), idemtest.Fingerprint("b"), idempotency.Started)
 	wantLen(0)
 }
@@ -163,7 +164,7 @@ func TestMemoryStartsNoGoroutine(t *testing.T) {
 	before := runtime.NumGoroutine()
 	const stores = 50
 	for i := range stores {
-		m := idempotency.NewMemory(idempotency.Config{Capacity: 10 + i, TTL: time.Duration(i+1) * time.Minute})
+		m := idempotency.NewMemory(idempotency.Options{Capacity: 10 + i, TTL: time.Duration(i+1) * time.Minute})
 		k := idemtest.Key("merchant", "k")
 		c := idemtest.Begin(t, m, k, idemtest.Fingerprint("k"), idempotency.Started)
 		idemtest.Complete(t, m, k, c.Token, idemtest.Capture())

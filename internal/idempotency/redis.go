@@ -8,18 +8,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pspguard/pspguard/internal/stores"
 	"github.com/redis/go-redis/v9"
 )
-
-// RedisOptions configures a Redis store.
-type RedisOptions struct {
-	// Prefix starts every key the store writes. Default "pspguard". It
-	// must not contain '{' or '}': each record carries its own hash tag.
-	Prefix string
-	// Config.Capacity is not used: the server's maxmemory policy bounds a
-	// Redis store.
-	Config
-}
 
 // Redis is a Store shared by every gateway on one Redis server (5 or later),
 // so a retry is answered from the cache whichever gateway it reaches.
@@ -32,7 +23,7 @@ type RedisOptions struct {
 type Redis struct {
 	client redis.Cmdable
 	prefix string
-	cfg    Config
+	opts   Options
 	closed atomic.Bool
 }
 
@@ -40,20 +31,10 @@ type Redis struct {
 // it open. Begin is safe to retry. A Complete retried after its first reply
 // was lost reports ErrNotHeld although the result is stored; a client with
 // MaxRetries -1 does not retry.
-func NewRedis(client redis.Cmdable, opts RedisOptions) *Redis {
-	if opts.Prefix == "" {
-		opts.Prefix = "pspguard"
-	}
-	return &Redis{
-		client: client,
-		prefix: opts.Prefix + ":" + KeySchema + ":idem:",
-		cfg:    opts.Config.withDefaults(),
-	}
+func NewRedis(client redis.Cmdable, opts Options) *Redis {
+	opts = opts.withDefaults()
+	return &Redis{client: client, prefix: stores.Prefix(opts.Prefix, "idem"), opts: opts}
 }
-
-// KeySchema is the version of the key layout (as the ledger's): records
-// of another layout are never read.
-const KeySchema = "v2"
 
 // Key returns the Redis key of k's record.
 func (r *Redis) Key(k Key) string {
@@ -91,7 +72,7 @@ func (r *Redis) Begin(ctx context.Context, key Key, fingerprint [32]byte) (Claim
 	if r.closed.Load() {
 		return Claim{}, errClosed
 	}
-	return r.begin(ctx, key, fingerprint, newToken())
+	return r.begin(ctx, key, fingerprint, stores.NewToken())
 }
 
 // begin claims key for token.
@@ -112,7 +93,7 @@ func (r *Redis) ClaimArgs(key Key, fingerprint [32]byte, token string) (k string
 	rec = append(rec, 'F')
 	rec = append(rec, fingerprint[:]...)
 	rec = append(rec, token...)
-	return r.Key(key), rec, millis(r.cfg.InFlightTTL)
+	return r.Key(key), rec, millis(r.opts.InFlightTTL)
 }
 
 // ParseClaim reads idemClaim's reply to a claim for token.
@@ -130,7 +111,7 @@ func ParseClaim(reply []any, token string) (Claim, error) {
 		return Claim{Outcome: Outcome(code)}, nil
 	case int64(Replay):
 		if enc, ok := reply[len(reply)-1].(string); ok && len(reply) == 2 {
-			res, err := parseResult(enc)
+			res, err := redisLayout.parse(enc)
 			if err != nil {
 				return Claim{}, unavailable("reading result", err)
 			}
@@ -143,8 +124,8 @@ func ParseClaim(reply []any, token string) (Claim, error) {
 // CompleteArgs are what idemComplete (LuaFinish) takes besides the key and
 // token: the encoded result and its TTL in milliseconds.
 func (r *Redis) CompleteArgs(res Result) (enc []byte, ttl int64, err error) {
-	enc, err = appendResult(nil, res)
-	return enc, millis(r.cfg.TTL), err
+	enc, err = redisLayout.append(nil, res)
+	return enc, millis(r.opts.TTL), err
 }
 
 // Closed reports whether Close was called: calls then fail with
@@ -157,7 +138,7 @@ func (r *Redis) Closed() error {
 }
 
 // Complete turns the claim held by token into a result replayed for
-// Config.TTL.
+// Options.TTL.
 func (r *Redis) Complete(ctx context.Context, key Key, token string, res Result) error {
 	enc, ttl, err := r.CompleteArgs(res)
 	if err != nil {

@@ -7,8 +7,8 @@ import "github.com/redis/go-redis/v9"
 //	in flight: 'F' fingerprint(32 bytes) token(32 hex digits)
 //	completed: 'R' fingerprint(32 bytes) result (the layout of encoding.go)
 //
-// An in-flight record expires after Config.InFlightTTL, a completed one
-// after Config.TTL, by the server's clock. Each script runs atomically and
+// An in-flight record expires after Options.InFlightTTL, a completed one
+// after Options.TTL, by the server's clock. Each script runs atomically and
 // touches one record; the ledger's scripts that claim or complete a keyed
 // capture with its reservation touch the record and the order's hash,
 // which share a slot. Scripts reply with the Outcome values.

@@ -42,7 +42,7 @@ func TestRedisRecordInSlot(t *testing.T) {
 	ctx := t.Context()
 	client := redistest.Client(t)
 	prefix := uniquePrefix(t)
-	s := idempotency.NewRedis(client, idempotency.RedisOptions{Prefix: prefix})
+	s := idempotency.NewRedis(client, idempotency.Options{Prefix: prefix})
 	k := idemtest.Key("merchant", "capture 1")
 	k.Slot = "0123456789abcdef"
 	idemtest.Begin(t, s, k, idemtest.Fingerprint("capture"), idempotency.Started)
@@ -57,19 +57,23 @@ func TestRedisRecordInSlot(t *testing.T) {
 }
 
 func TestRedis(t *testing.T) {
-	idemtest.Run(t, func(t *testing.T, cfg idempotency.Config) idempotency.Store {
-		return idempotency.NewRedis(redistest.Client(t), idempotency.RedisOptions{Prefix: uniquePrefix(t), Config: cfg})
+	idemtest.Run(t, func(t *testing.T, opts idempotency.Options) (idempotency.Store, func(time.Duration)) {
+		client := redistest.Client(t)
+		opts.Prefix = uniquePrefix(t)
+		return idempotency.NewRedis(client, opts), func(d time.Duration) { redistest.Advance(t, client, opts.Prefix, d) }
 	})
 }
 
 // The gateway sends the scripts through the client's automatic pipeline.
 func TestRedisAutoPipeline(t *testing.T) {
-	idemtest.Run(t, func(t *testing.T, cfg idempotency.Config) idempotency.Store {
-		ap, err := redistest.Client(t).AutoPipeline()
+	idemtest.Run(t, func(t *testing.T, opts idempotency.Options) (idempotency.Store, func(time.Duration)) {
+		client := redistest.Client(t)
+		ap, err := client.AutoPipeline()
 		if err != nil {
 			t.Fatal(err)
 		}
-		return idempotency.NewRedis(ap, idempotency.RedisOptions{Prefix: uniquePrefix(t), Config: cfg})
+		opts.Prefix = uniquePrefix(t)
+		return idempotency.NewRedis(ap, opts), func(d time.Duration) { redistest.Advance(t, client, opts.Prefix, d) }
 	})
 }
 
@@ -79,8 +83,8 @@ func TestRedisAutoPipeline(t *testing.T) {
 func TestRedisSharedBetweenGateways(t *testing.T) {
 	ctx := t.Context()
 	prefix := uniquePrefix(t)
-	a := idempotency.NewRedis(redistest.Client(t), idempotency.RedisOptions{Prefix: prefix})
-	b := idempotency.NewRedis(redistest.Client(t), idempotency.RedisOptions{Prefix: prefix})
+	a := idempotency.NewRedis(redistest.Client(t), idempotency.Options{Prefix: prefix})
+	b := idempotency.NewRedis(redistest.Client(t), idempotency.Options{Prefix: prefix})
 	fp := idemtest.Fingerprint(`{"captured_amount":1000}`)
 
 	k := idemtest.Key("merchant", "capture-1")
@@ -105,7 +109,7 @@ func TestRedisLayout(t *testing.T) {
 	ctx := t.Context()
 	client := redistest.Client(t)
 	prefix := uniquePrefix(t)
-	s := idempotency.NewRedis(client, idempotency.RedisOptions{Prefix: prefix})
+	s := idempotency.NewRedis(client, idempotency.Options{Prefix: prefix})
 	k := idemtest.Key("merchant", "raw key: order 1 / capture 1")
 	fp := idemtest.Fingerprint("capture")
 
@@ -137,7 +141,7 @@ func TestRedisLayout(t *testing.T) {
 // the reply to the first was lost, still owns the claim it made.
 func TestRedisBeginRetried(t *testing.T) {
 	ctx := t.Context()
-	s := idempotency.NewRedis(redistest.Client(t), idempotency.RedisOptions{Prefix: uniquePrefix(t)})
+	s := idempotency.NewRedis(redistest.Client(t), idempotency.Options{Prefix: uniquePrefix(t)})
 	k := idemtest.Key("merchant", "retried")
 	fp := idemtest.Fingerprint("capture")
 	token := "0123456789abcdef0123456789abcdef"
@@ -160,7 +164,7 @@ func TestRedisCorruptRecord(t *testing.T) {
 	ctx := t.Context()
 	client := redistest.Client(t)
 	prefix := uniquePrefix(t)
-	s := idempotency.NewRedis(client, idempotency.RedisOptions{Prefix: prefix})
+	s := idempotency.NewRedis(client, idempotency.Options{Prefix: prefix})
 	k := idemtest.Key("merchant", "corrupt")
 	fp := idemtest.Fingerprint("capture")
 	if err := client.Set(ctx, recordKey(prefix, k), "R"+string(fp[:])+"\x00", time.Minute).Err(); err != nil {
@@ -229,7 +233,7 @@ func TestRedisUnavailable(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			client := tc.client(t)
 			defer client.Close()
-			s := idempotency.NewRedis(client, idempotency.RedisOptions{Prefix: uniquePrefix(t)})
+			s := idempotency.NewRedis(client, idempotency.Options{Prefix: uniquePrefix(t)})
 			k := idemtest.Key("merchant", "secret-looking-key")
 			check := func(op string, err error) {
 				t.Helper()
@@ -255,7 +259,7 @@ func TestRedisUnavailable(t *testing.T) {
 // caller's client usable: the ledger may share it.
 func TestRedisCloseKeepsClient(t *testing.T) {
 	client := redistest.Client(t)
-	s := idempotency.NewRedis(client, idempotency.RedisOptions{Prefix: uniquePrefix(t)})
+	s := idempotency.NewRedis(client, idempotency.Options{Prefix: uniquePrefix(t)})
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +272,7 @@ func TestRedisCloseKeepsClient(t *testing.T) {
 func TestRedisDefaultPrefix(t *testing.T) {
 	ctx := t.Context()
 	client := redistest.Client(t)
-	s := idempotency.NewRedis(client, idempotency.RedisOptions{})
+	s := idempotency.NewRedis(client, idempotency.Options{})
 	k := idemtest.Key(uniquePrefix(t), "default-prefix")
 	c := idemtest.Begin(t, s, k, idemtest.Fingerprint("x"), idempotency.Started)
 	defer s.Abandon(ctx, k, c.Token)

@@ -18,8 +18,8 @@ func BenchmarkReserveCommit(b *testing.B) {
 		name string
 		open func(b *testing.B) ledger.Store
 	}{
-		{"memory", func(*testing.B) ledger.Store { return ledger.NewMemory(ledger.MemoryOptions{}) }},
-		{"redis", func(b *testing.B) ledger.Store { return openRedis(b, ledger.RedisOptions{}) }},
+		{"memory", func(*testing.B) ledger.Store { return ledger.NewMemory(ledger.Options{}) }},
+		{"redis", func(b *testing.B) ledger.Store { return openRedis(b, ledger.Options{}) }},
 	}
 	for _, st := range stores {
 		b.Run(st.name, func(b *testing.B) {
@@ -75,7 +75,7 @@ func BenchmarkMemoryFootprint(b *testing.B) {
 		runtime.ReadMemStats(&before)
 		// Room to spare: each shard is bounded on its own, and hashing
 		// does not fill them evenly.
-		s := ledger.NewMemory(ledger.MemoryOptions{MaxOrders: 2 * orders})
+		s := ledger.NewMemory(ledger.Options{MaxOrders: 2 * orders})
 		for i := range orders {
 			k := ledger.Key{PSP: "klarna", Merchant: "PK12345", OrderID: fmt.Sprintf("%08x-6f1c-4c2a-9a3e-%012x", i, i)}
 			o := psp.Order{Amount: 10000, Currency: "EUR", State: psp.StateAuthorized, ExpiresAt: expires}

@@ -241,10 +241,6 @@ type Store interface {
 	Close() error
 }
 
-// DefaultLease is how long a reservation stays pending by default before
-// it counts as uncertain (see MemoryOptions.Lease).
-const DefaultLease = 2 * time.Minute
-
 // ErrNotHeld is returned when a reservation's token is not held (any more):
 // it was already settled, or dropped by a reconciliation.
 var ErrNotHeld = errors.New("reservation not held")

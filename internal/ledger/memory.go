@@ -6,34 +6,8 @@ import (
 	"time"
 
 	"github.com/pspguard/pspguard/internal/psp"
+	"github.com/pspguard/pspguard/internal/stores"
 )
-
-// DefaultMaxOrders is the default bound of a Memory store.
-const DefaultMaxOrders = 1000000
-
-// MemoryOptions configures a Memory store.
-type MemoryOptions struct {
-	// MaxOrders bounds the orders held; default 1,000,000 (about 120 MiB).
-	// Beyond it the least recently used order without a capture in flight
-	// is dropped; the gateway reads it from the PSP again when it next needs
-	// it. Orders with captures in flight are never dropped: if all of them
-	// have one, the store holds more than MaxOrders rather than forget an
-	// amount in flight. Each shard keeps its own share of the bound, so a
-	// full store holds slightly fewer than MaxOrders.
-	MaxOrders int
-
-	// Now tells the time an order's capture window is checked against;
-	// default time.Now.
-	Now func() time.Time
-
-	// Lease is how long a reservation stays pending; default DefaultLease.
-	// A gateway that dies between reserving and settling never settles its
-	// reservation, so one pending for longer counts as uncertain: the next
-	// capture on the order reconciles with the PSP, which drops it. The
-	// lease must exceed the longest a capture can be in flight (the
-	// upstream timeout and an order read before it).
-	Lease time.Duration
-}
 
 // Memory is a Store held in this process: fast, bounded, and lost on
 // restart. Orders are spread over up to 64 shards, each with its own lock
@@ -50,16 +24,8 @@ const (
 )
 
 // NewMemory returns an empty Memory store.
-func NewMemory(opts MemoryOptions) *Memory {
-	if opts.MaxOrders <= 0 {
-		opts.MaxOrders = DefaultMaxOrders
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	if opts.Lease <= 0 {
-		opts.Lease = DefaultLease
-	}
+func NewMemory(opts Options) *Memory {
+	opts = opts.withDefaults()
 	n := 1
 	for n < maxShards && opts.MaxOrders/(2*n) >= minShardOrders {
 		n *= 2
@@ -155,7 +121,7 @@ func (m *Memory) Reconcile(_ context.Context, key Key, order psp.Order, tok Read
 
 // Reserve implements Store.
 func (m *Memory) Reserve(_ context.Context, key Key, req ReserveRequest) (Decision, error) {
-	token := newToken()
+	token := stores.NewToken()
 	now := m.now()
 	id := keyDigest(key)
 	sh := m.shard(id)
@@ -247,7 +213,7 @@ func (m *Memory) Hold(_ context.Context, key Key, c Change) (Decision, error) {
 			return Decision{}, err
 		}
 	}
-	token := newToken()
+	token := stores.NewToken()
 	now := m.now().UnixNano()
 	id := keyDigest(key)
 	sh := m.shard(id)

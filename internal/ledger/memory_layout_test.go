@@ -30,7 +30,7 @@ func TestMemoryStorageHoldsNoPointers(t *testing.T) {
 
 // An entry whose currency is longer than the slot holds keeps it exactly.
 func TestMemoryLongCurrency(t *testing.T) {
-	m := NewMemory(MemoryOptions{MaxOrders: 4})
+	m := NewMemory(Options{MaxOrders: 4})
 	for _, cur := range []string{"SEK", "", "ABCDEFG", "ABCDEFGH-LONGER", "EUR"} {
 		k := Key{PSP: "klarna", Merchant: "m", OrderID: "o-" + cur}
 		if err := m.Learn(context.Background(), k, order(cur), true); err != nil {

@@ -14,7 +14,7 @@ import (
 
 func TestMemory(t *testing.T) {
 	ledgertest.Run(t, func(t *testing.T, now func() time.Time) ledger.Store {
-		return ledger.NewMemory(ledger.MemoryOptions{Now: now, Lease: ledgertest.Lease})
+		return ledger.NewMemory(ledger.Options{Now: now, Lease: ledgertest.Lease})
 	})
 }
 
@@ -93,7 +93,7 @@ func TestMemoryEvictsLeastRecentlyUsed(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := ledger.NewMemory(ledger.MemoryOptions{MaxOrders: 3})
+			s := ledger.NewMemory(ledger.Options{MaxOrders: 3})
 			mustLearn(t, s, "a", "b", "c")
 			if err := tt.touch(s); err != nil {
 				t.Fatal(err)
@@ -108,7 +108,7 @@ func TestMemoryEvictsLeastRecentlyUsed(t *testing.T) {
 }
 
 func TestMemoryNeverEvictsReservations(t *testing.T) {
-	s := ledger.NewMemory(ledger.MemoryOptions{MaxOrders: 2})
+	s := ledger.NewMemory(ledger.Options{MaxOrders: 2})
 	mustLearn(t, s, "a", "b")
 	pending, err := s.Reserve(ctx, orderKey("a"), ledger.ReserveRequest{Amount: 600})
 	if err != nil || pending.Outcome != ledger.Reserved {
@@ -149,7 +149,7 @@ func TestMemoryNeverEvictsReservations(t *testing.T) {
 func TestMemoryRespectsMaxOrders(t *testing.T) {
 	for _, max := range []int{1, 1000, 8192} {
 		t.Run(fmt.Sprint(max), func(t *testing.T) {
-			s := ledger.NewMemory(ledger.MemoryOptions{MaxOrders: max})
+			s := ledger.NewMemory(ledger.Options{MaxOrders: max})
 			const n = 20000
 			for i := range n {
 				mustLearn(t, s, fmt.Sprint(i))
@@ -180,8 +180,8 @@ func reconcile(s ledger.Store, k ledger.Key, o psp.Order) error {
 
 func TestMemoryKeyed(t *testing.T) {
 	ledgertest.RunKeyed(t, func(t *testing.T, now func() time.Time) (ledger.Store, idempotency.Store, ledger.Keyed) {
-		l := ledger.NewMemory(ledger.MemoryOptions{Now: now, Lease: ledgertest.Lease})
-		i := idempotency.NewMemory(idempotency.Config{})
+		l := ledger.NewMemory(ledger.Options{Now: now, Lease: ledgertest.Lease})
+		i := idempotency.NewMemory(idempotency.Options{})
 		t.Cleanup(func() { l.Close(); i.Close() })
 		return l, i, ledger.NewKeyed(l, i)
 	})

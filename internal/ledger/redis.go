@@ -10,58 +10,9 @@ import (
 	"time"
 
 	"github.com/pspguard/pspguard/internal/psp"
+	"github.com/pspguard/pspguard/internal/stores"
 	"github.com/redis/go-redis/v9"
 )
-
-// Defaults of RedisOptions.
-const (
-	DefaultRedisPrefix = "pspguard"
-	DefaultOrderTTL    = 30 * 24 * time.Hour
-)
-
-// RedisOptions configures a Redis store.
-type RedisOptions struct {
-	// Prefix starts every key; default "pspguard". Gateways that share a
-	// ledger use the same prefix. It must not contain '{' or '}': each
-	// order's key carries its own hash tag (see Key.Slot), which a brace in
-	// the prefix would replace.
-	Prefix string
-
-	// OrderTTL is how long an order is kept after its last change; default
-	// 30 days (longer than an authorization lives). It applies to orders
-	// with captures in flight too, and is raised to the lease if shorter, so
-	// that a reservation whose gateway died does not keep its order forever
-	// and an order never goes while a capture on it can still be in flight.
-	OrderTTL time.Duration
-
-	// Now tells the time leases and an order's capture window are judged
-	// by. Default: the Redis server's clock, from the local clock and an
-	// offset measured with TIME every 30 seconds, so that gateways whose
-	// clocks disagree still agree. The order TTL runs on the server's clock.
-	Now func() time.Time
-
-	// Lease is how long a reservation stays pending; default DefaultLease.
-	// See MemoryOptions.Lease. The gateways sharing a ledger should use the
-	// same lease.
-	Lease time.Duration
-
-	// Fence is how long, after a slot's primary changed (a failover, or a
-	// server that restarted without its data), no decision in the slot is
-	// taken on a read of the PSP begun earlier: at least as long as a
-	// capture can take to reach the PSP after its reservation (epoch.go).
-	// Default DefaultFence.
-	Fence time.Duration
-
-	// Cluster says that the store is a Redis Cluster: the fence is then kept
-	// per hash slot (a script may touch only keys of its slot), and starts
-	// for each slot when a script first runs in it after a failover. On one
-	// server or under Sentinel it is one key, and starts with the first
-	// script after the failover.
-	Cluster bool
-}
-
-// DefaultFence is the failover fence by default (see RedisOptions.Fence).
-const DefaultFence = DefaultLease
 
 // Redis is a Store in Redis, shared by every gateway instance that uses the
 // same server (or Cluster) and prefix. Each order is one hash, changed only
@@ -81,25 +32,14 @@ type Redis struct {
 
 // NewRedis returns a store on client. The caller keeps ownership of the
 // client: Close does not close it.
-func NewRedis(client redis.Cmdable, opts RedisOptions) *Redis {
-	if opts.Prefix == "" {
-		opts.Prefix = DefaultRedisPrefix
-	}
-	if opts.OrderTTL <= 0 {
-		opts.OrderTTL = DefaultOrderTTL
-	}
+func NewRedis(client redis.Cmdable, opts Options) *Redis {
 	if opts.Now == nil {
 		opts.Now = newServerClock(client, time.Now).now
 	}
-	if opts.Lease <= 0 {
-		opts.Lease = DefaultLease
-	}
-	if opts.Fence <= 0 {
-		opts.Fence = DefaultFence
-	}
+	opts = opts.withDefaults()
 	r := &Redis{
 		client: client,
-		prefix: opts.Prefix + ":" + KeySchema + ":ledger:",
+		prefix: stores.Prefix(opts.Prefix, "ledger"),
 		// An order outlives the lease of any reservation on it.
 		ttl:   strconv.FormatInt(max(opts.OrderTTL.Milliseconds(), opts.Lease.Milliseconds(), 1), 10),
 		lease: max(opts.Lease.Milliseconds(), 1),
@@ -112,12 +52,6 @@ func NewRedis(client redis.Cmdable, opts RedisOptions) *Redis {
 	}
 	return r
 }
-
-// KeySchema is the version of the key layout, the second component of
-// every key the Redis stores write. Keys of another layout are never read:
-// an order written under an earlier one is learned from the PSP again
-// before its next capture, as any order the ledger does not hold.
-const KeySchema = "v2"
 
 // keyEscaper keeps ':' out of the PSP and merchant components, so that the
 // order id, the last component, is the only one that may contain it and no
@@ -188,13 +122,13 @@ func (r *Redis) Learn(ctx context.Context, key Key, order psp.Order, verified bo
 	if err != nil {
 		return err
 	}
-	return r.run(ctx, scriptLearn, key, append(args, v, newToken())...)
+	return r.run(ctx, scriptLearn, key, append(args, v, stores.NewToken())...)
 }
 
 // BeginRead implements Store.
 func (r *Redis) BeginRead(ctx context.Context, key Key) (ReadToken, error) {
 	at := unixNano(r.now())
-	v, err := scriptBeginRead.Run(ctx, r.client, r.keys(key), r.ttl, newToken(), r.fence).Text()
+	v, err := scriptBeginRead.Run(ctx, r.client, r.keys(key), r.ttl, stores.NewToken(), r.fence).Text()
 	if err != nil {
 		return ReadToken{}, unavailable(err)
 	}
@@ -215,7 +149,7 @@ func (r *Redis) Reconcile(ctx context.Context, key Key, order psp.Order, tok Rea
 		return false, err
 	}
 	fresh, err := scriptReconcile.Run(ctx, r.client, r.keys(key), append(append([]any{r.ttl}, args...),
-		floorDiv(tok.at, 1e6), r.lease, tok.inc, strconv.FormatUint(tok.ver, 10), newToken(), tok.fence, r.fence)...).Int64()
+		floorDiv(tok.at, 1e6), r.lease, tok.inc, strconv.FormatUint(tok.ver, 10), stores.NewToken(), tok.fence, r.fence)...).Int64()
 	if err != nil {
 		return false, unavailable(err)
 	}
@@ -241,7 +175,7 @@ func factArgs(o psp.Order) ([]any, error) {
 
 // Reserve implements Store.
 func (r *Redis) Reserve(ctx context.Context, key Key, req ReserveRequest) (Decision, error) {
-	token := newToken()
+	token := stores.NewToken()
 	now := unixNano(r.now())
 	sec, nsec := splitNano(now)
 	nowMs := floorDiv(now, 1e6)
@@ -367,7 +301,7 @@ func (r *Redis) Hold(ctx context.Context, key Key, c Change) (Decision, error) {
 			return Decision{}, err
 		}
 	}
-	token := newToken()
+	token := stores.NewToken()
 	v, err := scriptHold.Run(ctx, r.client, r.keys(key), r.ttl, token, int(c.Kind), c.Amount, r.nowMillis(), r.fence).Result()
 	if err != nil {
 		return Decision{}, unavailable(err)

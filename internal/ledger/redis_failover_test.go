@@ -30,7 +30,7 @@ func testFailoverFence(t *testing.T, cluster bool) {
 	replica := redistest.Server(t, "--replicaof", "127.0.0.1", strconv.Itoa(primary.Port))
 	pc, rc := primary.Client(), replica.Client()
 	const fence = 1500 * time.Millisecond
-	opts := ledger.RedisOptions{Prefix: "failover", Fence: fence, Cluster: cluster}
+	opts := ledger.Options{Prefix: "failover", Fence: fence, Cluster: cluster}
 	before := ledger.NewRedis(pc, opts)
 
 	k := ledger.Key{PSP: "klarna", Merchant: "M1", OrderID: "o-1"}
@@ -121,7 +121,7 @@ func testFailoverFence(t *testing.T, cluster bool) {
 // A store that has never been written to has no primary to have lost:
 // no fence.
 func TestRedisNoFenceOnAFreshStore(t *testing.T) {
-	s := ledger.NewRedis(redistest.Server(t).Client(), ledger.RedisOptions{Prefix: "fresh", Fence: time.Hour})
+	s := ledger.NewRedis(redistest.Server(t).Client(), ledger.Options{Prefix: "fresh", Fence: time.Hour})
 	tok, err := s.BeginRead(context.Background(), ledger.Key{PSP: "klarna", Merchant: "M1", OrderID: "o-1"})
 	if err != nil || tok.Fence() != 0 {
 		t.Fatalf("BeginRead on a fresh store: fence %v, %v; want none", tok.Fence(), err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/pspguard/pspguard/internal/idempotency"
+	"github.com/pspguard/pspguard/internal/stores"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -66,7 +67,7 @@ func (k redisKeyed) ClaimReserve(ctx context.Context, key Key, req ReserveReques
 	if err := k.idem.Closed(); err != nil {
 		return idempotency.Claim{}, Decision{}, err
 	}
-	claimToken, token := newToken(), newToken()
+	claimToken, token := stores.NewToken(), stores.NewToken()
 	rk, rec, ttl := k.idem.ClaimArgs(ik, fp, claimToken)
 	now := unixNano(k.r.now())
 	sec, nsec := splitNano(now)

@@ -22,7 +22,7 @@ import (
 
 func TestRedis(t *testing.T) {
 	ledgertest.Run(t, func(t *testing.T, now func() time.Time) ledger.Store {
-		return openRedis(t, ledger.RedisOptions{Now: now, Lease: ledgertest.Lease})
+		return openRedis(t, ledger.Options{Now: now, Lease: ledgertest.Lease})
 	})
 }
 
@@ -34,7 +34,7 @@ func TestRedisAutoPipeline(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := ledger.NewRedis(ap, ledger.RedisOptions{Now: now, Lease: ledgertest.Lease, Prefix: testPrefix(t, c)})
+		s := ledger.NewRedis(ap, ledger.Options{Now: now, Lease: ledgertest.Lease, Prefix: testPrefix(t, c)})
 		t.Cleanup(func() { s.Close() })
 		return s
 	})
@@ -67,7 +67,7 @@ func testPrefix(t testing.TB, c *redis.Client) string {
 }
 
 // openRedis returns a store on a fresh prefix; opts.Prefix is overridden.
-func openRedis(t testing.TB, opts ledger.RedisOptions) *ledger.Redis {
+func openRedis(t testing.TB, opts ledger.Options) *ledger.Redis {
 	t.Helper()
 	c := redistest.Client(t)
 	opts.Prefix = testPrefix(t, c)
@@ -81,8 +81,8 @@ func openRedis(t testing.TB, opts ledger.RedisOptions) *ledger.Redis {
 func TestRedisSharedByInstances(t *testing.T) {
 	ca, cb := redistest.Client(t), redistest.Client(t)
 	prefix := testPrefix(t, ca)
-	a := ledger.NewRedis(ca, ledger.RedisOptions{Prefix: prefix})
-	b := ledger.NewRedis(cb, ledger.RedisOptions{Prefix: prefix})
+	a := ledger.NewRedis(ca, ledger.Options{Prefix: prefix})
+	b := ledger.NewRedis(cb, ledger.Options{Prefix: prefix})
 	k := orderKey("shared")
 	if err := a.Learn(ctx, k, capturable(1000), true); err != nil {
 		t.Fatal(err)
@@ -157,7 +157,7 @@ func TestRedisUnavailable(t *testing.T) {
 		DialerRetryTimeout: time.Millisecond,
 	})
 	defer c.Close()
-	s := ledger.NewRedis(c, ledger.RedisOptions{})
+	s := ledger.NewRedis(c, ledger.Options{})
 	k := orderKey("o")
 	res := ledger.Reservation{Key: k, Token: "00000000000000000000000000000000", Amount: 1}
 	for name, call := range map[string]func() error{
@@ -191,7 +191,7 @@ func TestRedisUnavailable(t *testing.T) {
 }
 
 func TestRedisDeadline(t *testing.T) {
-	s := openRedis(t, ledger.RedisOptions{})
+	s := openRedis(t, ledger.Options{})
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
 	_, err := s.Reserve(cctx, orderKey("o"), ledger.ReserveRequest{Amount: 1})
@@ -202,7 +202,7 @@ func TestRedisDeadline(t *testing.T) {
 
 func TestRedisCloseKeepsClient(t *testing.T) {
 	c := redistest.Client(t)
-	s := ledger.NewRedis(c, ledger.RedisOptions{Prefix: testPrefix(t, c)})
+	s := ledger.NewRedis(c, ledger.Options{Prefix: testPrefix(t, c)})
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +216,7 @@ func TestRedisCloseKeepsClient(t *testing.T) {
 func TestRedisOrderTTL(t *testing.T) {
 	c := redistest.Client(t)
 	prefix := testPrefix(t, c)
-	s := ledger.NewRedis(c, ledger.RedisOptions{Prefix: prefix, OrderTTL: time.Hour})
+	s := ledger.NewRedis(c, ledger.Options{Prefix: prefix, OrderTTL: time.Hour})
 	k := ledger.Key{PSP: "klarna", Merchant: "PK:12345", OrderID: "o-1"}
 	hash := prefix + ":v2:ledger:{" + k.Slot() + "}:klarna:PK%3A12345:o-1"
 
@@ -261,7 +261,7 @@ func TestRedisOrderTTL(t *testing.T) {
 func TestRedisKeyLayout(t *testing.T) {
 	c := redistest.Client(t)
 	prefix := testPrefix(t, c)
-	s := ledger.NewRedis(c, ledger.RedisOptions{Prefix: prefix})
+	s := ledger.NewRedis(c, ledger.Options{Prefix: prefix})
 	k := ledger.Key{PSP: "klarna", Merchant: "PK12345", OrderID: "o-1"}
 	if err := s.Learn(ctx, k, capturable(1000), true); err != nil {
 		t.Fatal(err)
@@ -306,8 +306,8 @@ func TestRedisKeyLayout(t *testing.T) {
 func TestRedisStatsCountsWhatIsHeld(t *testing.T) {
 	c := redistest.Client(t)
 	prefix := testPrefix(t, c)
-	a := ledger.NewRedis(c, ledger.RedisOptions{Prefix: prefix})
-	b := ledger.NewRedis(c, ledger.RedisOptions{Prefix: prefix})
+	a := ledger.NewRedis(c, ledger.Options{Prefix: prefix})
+	b := ledger.NewRedis(c, ledger.Options{Prefix: prefix})
 	var res []ledger.Reservation
 	for _, id := range []string{"gone", "read", "kept"} {
 		if err := a.Learn(ctx, orderKey(id), capturable(1000), true); err != nil {
@@ -362,7 +362,7 @@ func TestKeySlot(t *testing.T) {
 func TestRedisReservationWithoutTime(t *testing.T) {
 	c := redistest.Client(t)
 	prefix := testPrefix(t, c)
-	s := ledger.NewRedis(c, ledger.RedisOptions{Prefix: prefix})
+	s := ledger.NewRedis(c, ledger.Options{Prefix: prefix})
 	k := ledger.Key{PSP: "klarna", Merchant: "PK12345", OrderID: "o-old"}
 	hash := prefix + ":v2:ledger:{" + k.Slot() + "}:klarna:PK12345:o-old"
 	if err := s.Learn(ctx, k, capturable(1000), true); err != nil {
@@ -390,8 +390,8 @@ func TestRedisKeyed(t *testing.T) {
 	ledgertest.RunKeyed(t, func(t *testing.T, now func() time.Time) (ledger.Store, idempotency.Store, ledger.Keyed) {
 		c := redistest.Client(t)
 		prefix := testPrefix(t, c)
-		l := ledger.NewRedis(c, ledger.RedisOptions{Now: now, Lease: ledgertest.Lease, Prefix: prefix})
-		i := idempotency.NewRedis(c, idempotency.RedisOptions{Prefix: prefix})
+		l := ledger.NewRedis(c, ledger.Options{Now: now, Lease: ledgertest.Lease, Prefix: prefix})
+		i := idempotency.NewRedis(c, idempotency.Options{Prefix: prefix})
 		return l, i, ledger.NewKeyed(l, i)
 	})
 }
@@ -401,8 +401,8 @@ func TestRedisKeyed(t *testing.T) {
 func TestRedisKeyedSettlesWithTheCacheClosed(t *testing.T) {
 	c := redistest.Client(t)
 	prefix := testPrefix(t, c)
-	l := ledger.NewRedis(c, ledger.RedisOptions{Prefix: prefix})
-	i := idempotency.NewRedis(c, idempotency.RedisOptions{Prefix: prefix})
+	l := ledger.NewRedis(c, ledger.Options{Prefix: prefix})
+	i := idempotency.NewRedis(c, idempotency.Options{Prefix: prefix})
 	kd := ledger.NewKeyed(l, i)
 	k := orderKey("o")
 	if err := l.Learn(ctx, k, capturable(1000), true); err != nil {

@@ -37,9 +37,9 @@ func TestServerClock(t *testing.T) {
 func TestServerClockLeases(t *testing.T) {
 	client := redistest.Client(t)
 	prefix := "pspguard-test:" + t.Name() + ":" + rand.Text()
-	behind := NewRedis(client, RedisOptions{Prefix: prefix, Lease: time.Minute})
+	behind := NewRedis(client, Options{Prefix: prefix, Lease: time.Minute})
 	behind.now = newServerClock(client, skewed(-2*time.Minute)).now
-	ahead := NewRedis(client, RedisOptions{Prefix: prefix, Lease: time.Minute})
+	ahead := NewRedis(client, Options{Prefix: prefix, Lease: time.Minute})
 	ahead.now = newServerClock(client, skewed(2*time.Minute)).now
 
 	ctx := context.Background()

@@ -11,9 +11,12 @@
 package redistest
 
 import (
+	"context"
 	"net"
 	"os"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -60,3 +63,37 @@ func ClosedAddr(t testing.TB) string {
 	l.Close()
 	return addr
 }
+
+// Advance moves the expiry of every key whose name starts with prefix as
+// if the server's clock had moved forward by d: a key that would have
+// expired within d is deleted, every other key with a TTL expires d
+// sooner. Tests of stores whose keys Redis expires by its own clock use it
+// with their injected clock instead of waiting.
+func Advance(t testing.TB, c redis.Cmdable, prefix string, d time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	iter := c.Scan(ctx, 0, globEscaper.Replace(prefix)+"*", 1000).Iterator()
+	for iter.Next(ctx) {
+		k := iter.Val()
+		left, err := c.PTTL(ctx, k).Result()
+		if err != nil {
+			t.Fatalf("PTTL %s: %v", k, err)
+		}
+		switch {
+		case left < 0: // -1: no expiry; -2: gone since the scan
+		case left <= d:
+			err = c.Del(ctx, k).Err()
+		default:
+			err = c.PExpire(ctx, k, left-d).Err()
+		}
+		if err != nil {
+			t.Fatalf("advancing %s by %v: %v", k, d, err)
+		}
+	}
+	if err := iter.Err(); err != nil {
+		t.Fatalf("SCAN %s*: %v", prefix, err)
+	}
+}
+
+// globEscaper escapes the characters SCAN's MATCH pattern treats as glob.
+var globEscaper = strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`, `[`, `\[`, `]`, `\]`)

@@ -17,49 +17,61 @@ import (
 	"github.com/pspguard/pspguard/internal/idempotency"
 )
 
-// Short lifetimes for the expiry tests. Stores may measure time with the
-// real clock (the LRU and Redis do), so these tests wait for them to pass.
+// Lifetimes of the expiry tests. Time is moved by the Factory's advance,
+// never waited for.
 const (
-	shortTTL = 300 * time.Millisecond
-	waitPast = 400 * time.Millisecond
+	ttl         = time.Minute
+	inFlightTTL = 30 * time.Second
 )
 
-// Run runs the suite against stores made by open, which must return a new,
-// empty store configured by cfg each time it is called. Run closes every
-// store it opens.
-func Run(t *testing.T, open func(t *testing.T, cfg idempotency.Config) idempotency.Store) {
-	fresh := func(t *testing.T, cfg idempotency.Config) idempotency.Store {
+// Factory returns a new, empty store shaped by opts, and advance, which
+// moves the store's time forward by d: the clock it was given in opts.Now
+// and, for a store whose server expires keys by a clock of its own, the
+// expiry of every key it wrote (redistest.Advance).
+type Factory func(t *testing.T, opts idempotency.Options) (s idempotency.Store, advance func(d time.Duration))
+
+// Run runs the suite against stores made by open. Run closes every store
+// it opens.
+func Run(t *testing.T, open Factory) {
+	fresh := func(t *testing.T, opts idempotency.Options) (idempotency.Store, func(time.Duration)) {
 		t.Helper()
 		t.Parallel()
-		s := open(t, cfg)
+		s, advance := open(t, opts)
 		t.Cleanup(func() {
 			if err := s.Close(); err != nil {
 				t.Errorf("Close: %v", err)
 			}
 		})
-		return s
+		return s, advance
 	}
+	timeless := func(test func(*testing.T, idempotency.Store)) func(*testing.T, idempotency.Store, func(time.Duration)) {
+		return func(t *testing.T, s idempotency.Store, _ func(time.Duration)) { test(t, s) }
+	}
+	short := idempotency.Options{TTL: ttl, InFlightTTL: inFlightTTL}
 	for _, tc := range []struct {
 		name string
-		cfg  idempotency.Config
-		test func(*testing.T, idempotency.Store)
+		opts idempotency.Options
+		test func(*testing.T, idempotency.Store, func(time.Duration))
 	}{
-		{"Outcomes", idempotency.Config{}, testOutcomes},
-		{"ReplayIsExact", idempotency.Config{}, testReplayIsExact},
-		{"ReplayIsACopy", idempotency.Config{}, testReplayIsACopy},
-		{"WrongToken", idempotency.Config{}, testWrongToken},
-		{"Settled", idempotency.Config{}, testSettled},
-		{"AbandonThenBegin", idempotency.Config{}, testAbandonThenBegin},
-		{"InvalidStatus", idempotency.Config{}, testInvalidStatus},
-		{"ScopesIsolate", idempotency.Config{}, testScopesIsolate},
-		{"ResultExpires", idempotency.Config{TTL: shortTTL}, testResultExpires},
-		{"ClaimLapses", idempotency.Config{InFlightTTL: shortTTL}, testClaimLapses},
-		{"ConcurrentBegin", idempotency.Config{}, testConcurrentBegin},
-		{"Len", idempotency.Config{}, testLen},
-		{"LenAfterExpiry", idempotency.Config{TTL: shortTTL}, testLenAfterExpiry},
-		{"Closed", idempotency.Config{}, testClosed},
+		{"Outcomes", idempotency.Options{}, timeless(testOutcomes)},
+		{"ReplayIsExact", idempotency.Options{}, timeless(testReplayIsExact)},
+		{"ReplayIsACopy", idempotency.Options{}, timeless(testReplayIsACopy)},
+		{"WrongToken", idempotency.Options{}, timeless(testWrongToken)},
+		{"Settled", idempotency.Options{}, timeless(testSettled)},
+		{"AbandonThenBegin", idempotency.Options{}, timeless(testAbandonThenBegin)},
+		{"InvalidStatus", idempotency.Options{}, timeless(testInvalidStatus)},
+		{"ScopesIsolate", idempotency.Options{}, timeless(testScopesIsolate)},
+		{"ResultExpires", short, testResultExpires},
+		{"ClaimLapses", short, testClaimLapses},
+		{"ConcurrentBegin", idempotency.Options{}, timeless(testConcurrentBegin)},
+		{"Len", idempotency.Options{}, timeless(testLen)},
+		{"LenAfterExpiry", short, testLenAfterExpiry},
+		{"Closed", idempotency.Options{}, timeless(testClosed)},
 	} {
-		t.Run(tc.name, func(t *testing.T) { tc.test(t, fresh(t, tc.cfg)) })
+		t.Run(tc.name, func(t *testing.T) {
+			s, advance := fresh(t, tc.opts)
+			tc.test(t, s, advance)
+		})
 	}
 }
 
@@ -324,24 +336,28 @@ func testScopesIsolate(t *testing.T, s idempotency.Store) {
 	SameResult(t, Begin(t, s, a, fpA, idempotency.Replay).Result, Capture())
 }
 
-func testResultExpires(t *testing.T, s idempotency.Store) {
+func testResultExpires(t *testing.T, s idempotency.Store, advance func(time.Duration)) {
 	k := Key("merchant", "expires")
 	c := Begin(t, s, k, fpA, idempotency.Started)
 	Complete(t, s, k, c.Token, Capture())
 	Begin(t, s, k, fpA, idempotency.Replay)
-	time.Sleep(waitPast)
+	advance(ttl - time.Second)
+	Begin(t, s, k, fpA, idempotency.Replay)
+	advance(2 * time.Second)
 	// Forgotten: the key is free, for any request.
 	Begin(t, s, k, fpB, idempotency.Started)
 }
 
-func testClaimLapses(t *testing.T, s idempotency.Store) {
+func testClaimLapses(t *testing.T, s idempotency.Store, advance func(time.Duration)) {
 	ctx := t.Context()
 	k := Key("merchant", "crashed-owner")
 	old := Begin(t, s, k, fpA, idempotency.Started)
 	Begin(t, s, k, fpA, idempotency.InFlight)
 	idle := Key("merchant", "slow-owner")
 	slow := Begin(t, s, idle, fpA, idempotency.Started)
-	time.Sleep(waitPast)
+	advance(inFlightTTL - time.Second)
+	Begin(t, s, k, fpA, idempotency.InFlight)
+	advance(2 * time.Second)
 
 	// The claim lapsed: a retry runs again, and the old owner can no longer
 	// settle the key, even when nobody claimed it since.
@@ -435,28 +451,14 @@ func testLen(t *testing.T, s idempotency.Store) {
 	wantLen(t, s, 3)
 }
 
-func testLenAfterExpiry(t *testing.T, s idempotency.Store) {
+func testLenAfterExpiry(t *testing.T, s idempotency.Store, advance func(time.Duration)) {
 	for _, id := range []string{"a", "b"} {
 		k := Key("merchant", id)
 		Complete(t, s, k, Begin(t, s, k, fpA, idempotency.Started).Token, Capture())
 	}
 	wantLen(t, s, 2)
-	time.Sleep(waitPast)
-	// A store may drop expired results a little after they expire.
-	deadline := time.Now().Add(time.Second)
-	for {
-		n, err := s.Len(t.Context())
-		if err != nil {
-			t.Fatalf("Len: %v", err)
-		}
-		if n == 0 || n == -1 { // -1: the store does not count
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Len = %d a second after every result expired, want 0", n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	advance(ttl + time.Second)
+	wantLen(t, s, 0)
 }
 
 func wantLen(t *testing.T, s idempotency.Store, want int64) {
