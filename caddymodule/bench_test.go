@@ -145,7 +145,8 @@ func serve(b *testing.B, h *Handler, r *http.Request, body []byte, next caddyhtt
 func benchHandler(b *testing.B, store *StoreConfig) *Handler {
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	b.Cleanup(cancel)
-	h := &Handler{Rules: "../testdata/rules/example.yaml", Store: store}
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zapcore.InfoLevel)
+	h := &Handler{Rules: "../testdata/rules/example.yaml", Store: store, logger: zap.New(core)}
 	if err := h.Provision(ctx); err != nil {
 		b.Fatal(err)
 	}
@@ -153,31 +154,7 @@ func benchHandler(b *testing.B, store *StoreConfig) *Handler {
 	if err := h.Validate(); err != nil {
 		b.Fatal(err)
 	}
-	core := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zapcore.InfoLevel)
-	h.logger = zap.New(core)
-	h.decLog = h.logger.Named("decision")
 	return h
-}
-
-// BenchmarkReadBody reads a guarded request's body within max_body into a
-// pooled buffer, as the handler does once per guarded request.
-func BenchmarkReadBody(b *testing.B) {
-	h := &Handler{MaxBody: defaultMaxBody}
-	body := []byte(orderBody(10000, true, ""))
-	rb := &rewindBody{}
-	r := benchRequest(b, "POST", "/payments/v1/authorizations/b4bd3423-24e3-4a1a-a3ad-3d03c6ab8a43/order", body)
-	r.Body = rb
-	x := &exchange{}
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	for b.Loop() {
-		rb.Reset(body)
-		buf, err := h.readBody(r, x)
-		if err != nil || buf.Len() != len(body) {
-			b.Fatalf("read %d bytes of %d: %v", buf.Len(), len(body), err)
-		}
-		putBuffer(buf)
-	}
 }
 
 func benchRequest(b *testing.B, method, path string, body []byte) *http.Request {

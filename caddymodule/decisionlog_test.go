@@ -6,84 +6,10 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
-	"go.uber.org/zap/zaptest/observer"
-
-	"github.com/pspguard/pspguard/internal/psp"
-	"github.com/pspguard/pspguard/rules"
 )
-
-// The line writer keeps every line, in order; a full queue makes requests
-// write their own lines, and none is lost; stop writes what is queued, and
-// after it requests write their own.
-func TestLineWriter(t *testing.T) {
-	core, logs := observer.New(zapcore.InfoLevel)
-	d, err := psp.ByName("klarna")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &Handler{decLog: zap.New(core), dialect: d, Mode: "enforce", now: time.Now, rules: new(atomic.Pointer[rules.Rules])}
-	h.lines = startLineWriter()
-	ids := func() []int {
-		var out []int
-		for _, e := range logs.TakeAll() {
-			i, err := strconv.Atoi(e.ContextMap()["correlation_id"].(string))
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, i)
-		}
-		return out
-	}
-
-	// Fewer lines than the queue holds: all written by the writer, in order.
-	for i := range 100 {
-		h.logDecision(&exchange{corrID: strconv.Itoa(i)})
-	}
-	for deadline := time.Now().Add(5 * time.Second); logs.Len() < 100 && time.Now().Before(deadline); {
-		time.Sleep(time.Millisecond)
-	}
-	got := ids()
-	if len(got) != 100 {
-		t.Fatalf("%d lines written, want 100", len(got))
-	}
-	for i, id := range got {
-		if id != i {
-			t.Fatalf("line %d is request %d: out of order", i, id)
-		}
-	}
-
-	// Many more than the queue holds: every line is written once.
-	const n = 4 * lineQueue
-	for i := range n {
-		h.logDecision(&exchange{corrID: strconv.Itoa(i)})
-	}
-	h.lines.stop()
-	seen := make(map[int]bool, n)
-	for _, id := range ids() {
-		if seen[id] {
-			t.Fatalf("request %d logged twice", id)
-		}
-		seen[id] = true
-	}
-	if len(seen) != n {
-		t.Fatalf("%d of %d lines written by the time stop returned", len(seen), n)
-	}
-
-	// After stop, a request writes its own line at once.
-	h.logDecision(&exchange{corrID: "7"})
-	if got := ids(); len(got) != 1 || got[0] != 7 {
-		t.Fatalf("after stop: lines %v, want [7]", got)
-	}
-	h.lines.stop() // Cleanup may run twice (after a failed Provision)
-}
 
 // The decision log is an audit trail: written by a real Caddy to a file of
 // its own through a global log with include, rotated by size, with RFC 3339

@@ -1,8 +1,10 @@
 // Package caddymodule is the Caddy glue of pspguard: the psp_guard HTTP
-// handler, its Caddyfile syntax, its metrics and its CLI commands. Policy
-// lives in rules/, state in internal/ledger and internal/idempotency, and
-// knowledge of the PSPs' APIs in internal/psp; this package wires them into
-// Caddy's request pipeline.
+// handler, its Caddyfile syntax, its metrics and its CLI commands. The
+// request pipeline lives in internal/guard, policy in rules/, state in
+// internal/ledger, internal/idempotency and internal/credentials, and
+// knowledge of the PSPs' APIs in internal/psp; this package configures
+// them, keeps their state across reloads, and puts the guard in Caddy's
+// handler chain.
 package caddymodule
 
 import (
@@ -18,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pspguard/pspguard/internal/credentials"
+	"github.com/pspguard/pspguard/internal/guard"
 	"github.com/pspguard/pspguard/internal/idempotency"
 	"github.com/pspguard/pspguard/internal/ledger"
 	"github.com/pspguard/pspguard/internal/psp"
@@ -93,7 +96,7 @@ type Handler struct {
 
 	site    string // Name, or its default
 	dialect psp.Dialect
-	shadow  bool
+	guard   *guard.Guard                 // the pipeline, built in Provision
 	rules   *atomic.Pointer[rules.Rules] // the rules in force; swapped by the watcher
 	watcher *rulesWatcher
 	ledger  ledger.Store
@@ -104,8 +107,6 @@ type Handler struct {
 	storeUp  func() bool
 	poolKeys []string
 	logger   *zap.Logger
-	decLog   *zap.Logger
-	lines    *lineWriter
 	creds    credentials.Store // credentials the PSP accepted lately
 	m        *handlerMetrics
 	now      func() time.Time
@@ -190,8 +191,9 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 
 // Provision sets defaults, loads the rules, and acquires the shared state.
 func (h *Handler) Provision(ctx caddy.Context) error {
-	h.logger = ctx.Logger()
-	h.decLog = h.logger.Named("decision")
+	if h.logger == nil {
+		h.logger = ctx.Logger()
+	}
 	if h.now == nil {
 		h.now = time.Now
 	}
@@ -202,7 +204,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.dialect = d
-	h.shadow = h.Mode == "shadow"
 	h.site = h.Name
 	if h.site == "" {
 		h.site = defaultSite
@@ -234,7 +235,32 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.acquireState(); err != nil {
 		return err
 	}
-	h.lines = startLineWriter()
+	var storeTimeout time.Duration
+	if h.Store.Type != "memory" {
+		// The memory stores never block: no deadline, which would cost a
+		// timer per store call.
+		storeTimeout = time.Duration(h.Store.Timeout)
+	}
+	h.guard = guard.New(guard.Config{
+		Site:            h.site,
+		Dialect:         d,
+		Mode:            h.Mode,
+		MaxBody:         h.MaxBody,
+		RequireKey:      h.Idempotency.RequireKey,
+		LookupTimeout:   time.Duration(h.LookupTimeout),
+		UpstreamTimeout: time.Duration(h.UpstreamTimeout),
+		StoreTimeout:    storeTimeout,
+		Rules:           h.rules,
+		Ledger:          h.ledger,
+		Idempotency:     h.idem,
+		Keyed:           h.keyed,
+		Credentials:     h.creds,
+		Metrics:         m.guard,
+		Logger:          h.logger,
+		Now:             h.now,
+		UpstreamStatus:  upstreamStatus,
+		ReadContext:     readContext,
+	})
 	liveGuards.add(h)
 	return nil
 }
@@ -347,7 +373,9 @@ func (h *Handler) Cleanup() error {
 	if h.watcher != nil {
 		h.watcher.stop()
 	}
-	h.lines.stop()
+	if h.guard != nil {
+		h.guard.Close()
+	}
 	return h.releaseState()
 }
 

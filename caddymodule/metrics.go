@@ -3,152 +3,48 @@ package caddymodule
 import (
 	"context"
 	"errors"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/pspguard/pspguard/internal/psp"
-	"github.com/pspguard/pspguard/rules"
+	"github.com/pspguard/pspguard/internal/guard"
 )
-
-// Decision outcomes, the values of the decisions_total "outcome" label.
-const (
-	outcomeAllowed       = "allowed"
-	outcomeRefused       = "refused"
-	outcomeShadowRefused = "shadow_refused"
-	outcomeReplayed      = "replayed"
-	outcomeError         = "error"
-	outcomePassthrough   = "passthrough"
-)
-
-var allOutcomes = []string{outcomeAllowed, outcomeRefused, outcomeShadowRefused, outcomeReplayed, outcomeError, outcomePassthrough}
-
-// Refusal reasons of the gateway's own (rules reasons come from rules/).
-const (
-	reasonCaptureExceeds         = "capture_exceeds"
-	reasonNotCapturable          = "capture_not_capturable"
-	reasonAlreadyCaptured        = "capture_already_captured"
-	reasonCurrencyMismatch       = "capture_currency_mismatch"
-	reasonAmountBelowCaptured    = "amount_below_captured"
-	reasonOrderUnsettled         = "order_unsettled"
-	reasonCapturesInFlight       = "captures_in_flight"
-	reasonStoreFailover          = "store_failover"
-	reasonNoSuchOrder            = "no_such_order"
-	reasonLookupRefused          = "lookup_refused" // the PSP refused the caller's credentials for the order read
-	reasonBadValue               = "bad_value"
-	reasonRequestTooLarge        = "request_too_large"
-	reasonUnsupportedMediaType   = "unsupported_media_type"
-	reasonIdempotencyInUse       = "idempotency_key_in_use"
-	reasonIdempotencyReused      = "idempotency_key_reused"
-	reasonIdempotencyKeyRequired = "idempotency_key_required"
-	reasonUnavailable            = "unavailable"
-	reasonUpstreamError          = "upstream_error" // decision log only: the PSP failed or did not answer
-)
-
-// refusalReasons lists every value of the refusals_total "reason" label:
-// the rules' reasons for refusing, then the gateway's own.
-func refusalReasons() []string {
-	var out []string
-	for _, r := range rules.Reasons {
-		if !r.Allows() {
-			out = append(out, string(r))
-		}
-	}
-	return append(out,
-		reasonCaptureExceeds, reasonNotCapturable, reasonAlreadyCaptured, reasonCurrencyMismatch,
-		reasonAmountBelowCaptured, reasonNoSuchOrder, reasonLookupRefused, reasonBadValue, reasonRequestTooLarge,
-		reasonUnsupportedMediaType, reasonIdempotencyInUse, reasonIdempotencyReused,
-		reasonIdempotencyKeyRequired, reasonUnavailable, reasonOrderUnsettled, reasonCapturesInFlight, reasonStoreFailover)
-}
-
-// Idempotency outcomes, the values of the idempotency_total "outcome" label.
-const (
-	idemStored    = "stored"    // a PSP answer was stored for replay
-	idemReplayed  = "replayed"  // answered from the cache
-	idemInFlight  = "in_flight" // 409: the same key is being processed
-	idemMismatch  = "mismatch"  // 422: the same key with another request
-	idemAbandoned = "abandoned" // not stored (gateway refusal, 5xx, transport failure)
-	idemNoKey     = "no_key"    // a guarded write without a key
-)
-
-var allIdemOutcomes = []string{idemStored, idemReplayed, idemInFlight, idemMismatch, idemAbandoned, idemNoKey}
 
 // metrics are created once and registered on Caddy's registry at every
 // Provision, so their values survive config reloads. Every family carries
 // the guard's site (its `name`), so one process serving several sites shows
-// each; the families that describe a guard's state are read from the live
-// guards at scrape time (see siteCollector).
+// each; the families the pipeline writes are internal/guard's, and those
+// that describe a guard's state are read from the live guards at scrape
+// time (see siteCollector).
 type metricSet struct {
-	decisions    *prometheus.CounterVec
-	refusals     *prometheus.CounterVec
-	idempotency  *prometheus.CounterVec
-	upstream     *prometheus.HistogramVec
-	captured     *prometheus.CounterVec
+	guard        *guard.Collectors
 	rulesReloads *prometheus.CounterVec
-	storeDownFwd *prometheus.CounterVec
 	sites        *siteCollector
 }
 
 var metrics = &metricSet{
-	decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: "caddy", Subsystem: "psp_guard", Name: "decisions_total",
-		Help: "Guarded and passed-through requests by site, PSP, operation and outcome (allowed, refused, shadow_refused, replayed, error, passthrough).",
-	}, []string{"site", "psp", "operation", "outcome"}),
-	refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: "caddy", Subsystem: "psp_guard", Name: "refusals_total",
-		Help: "Requests the gateway answered itself or would have refused in shadow mode, by site, PSP and reason code.",
-	}, []string{"site", "psp", "reason"}),
-	idempotency: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: "caddy", Subsystem: "psp_guard", Name: "idempotency_total",
-		Help: "Idempotency key outcomes by site and PSP: stored, replayed, in_flight, mismatch, abandoned, no_key.",
-	}, []string{"site", "psp", "outcome"}),
-	upstream: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Namespace: "caddy", Subsystem: "psp_guard", Name: "upstream_duration_seconds",
-		Help:    "Time the PSP took to answer guarded requests, by site, PSP and operation.",
-		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
-	}, []string{"site", "psp", "operation"}),
-	captured: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: "caddy", Subsystem: "psp_guard", Name: "captured_amount_total",
-		Help: "Amount captured through the gateway in minor units, by site, PSP and currency.",
-	}, []string{"site", "psp", "currency"}),
+	guard: guard.NewCollectors(),
 	rulesReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy", Subsystem: "psp_guard", Name: "rules_reloads_total",
 		Help: "Rules file loads by site and result (success, failure).",
 	}, []string{"site", "result"}),
-	storeDownFwd: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: "caddy", Subsystem: "psp_guard", Name: "store_down_forwarded_total",
-		Help: "Allowed create-orders forwarded while the store did not answer, by site and PSP; the ledger learns these orders from the PSP before their first capture.",
-	}, []string{"site", "psp"}),
 	sites: newSiteCollector(),
 }
 
 // collectors are what provisionMetrics registers.
 func (ms *metricSet) collectors() []prometheus.Collector {
-	return []prometheus.Collector{ms.decisions, ms.refusals, ms.idempotency, ms.upstream,
-		ms.captured, ms.rulesReloads, ms.storeDownFwd, ms.sites}
+	g := ms.guard
+	return []prometheus.Collector{g.Decisions, g.Refusals, g.Idempotency, g.UpstreamDuration,
+		g.CapturedAmount, ms.rulesReloads, g.StoreDownForwarded, ms.sites}
 }
 
-// handlerMetrics are the series one handler touches on every request,
-// resolved once at Provision so the hot path does no label lookups.
+// handlerMetrics are the series of one handler: the pipeline's, and the
+// loads of its rules file.
 type handlerMetrics struct {
-	site, psp   string
-	passthrough prometheus.Counter
-	decisions   [][]prometheus.Counter        // by operation, then by allOutcomes
-	refusals    map[string]prometheus.Counter // by reason
-	idems       []prometheus.Counter          // by allIdemOutcomes
-	reloads     [2]prometheus.Counter         // failure, success
-	storeDown   prometheus.Counter            // create-orders forwarded with the store down
-	upstream    []lazyObserver                // by operation
-}
-
-// lazyObserver resolves a histogram series on first use: an operation's
-// latency series appears once the operation has been seen.
-type lazyObserver struct {
-	once sync.Once
-	obs  prometheus.Observer
+	guard   *guard.Metrics
+	reloads [2]prometheus.Counter // failure, success
 }
 
 func provisionMetrics(reg *prometheus.Registry, site, pspName string) (*handlerMetrics, error) {
@@ -162,53 +58,12 @@ func provisionMetrics(reg *prometheus.Registry, site, pspName string) (*handlerM
 			}
 		}
 	}
-	// Create every counter series at zero, so that rate() and increase()
-	// see the first decision, refusal or reload of each kind, and keep the
-	// ones the hot path touches.
-	m := &handlerMetrics{site: site, psp: pspName, refusals: map[string]prometheus.Counter{}}
-	for _, op := range psp.Operations() {
-		byOutcome := make([]prometheus.Counter, len(allOutcomes))
-		for i, o := range allOutcomes {
-			byOutcome[i] = metrics.decisions.WithLabelValues(site, pspName, op.String(), o)
-		}
-		m.decisions = append(m.decisions, byOutcome)
-	}
-	m.upstream = make([]lazyObserver, len(m.decisions))
-	for _, r := range refusalReasons() {
-		m.refusals[r] = metrics.refusals.WithLabelValues(site, pspName, r)
-	}
-	for _, o := range allIdemOutcomes {
-		m.idems = append(m.idems, metrics.idempotency.WithLabelValues(site, pspName, o))
-	}
+	// Every counter series starts at zero, so that rate() and increase()
+	// see the first decision, refusal or reload of each kind.
+	m := &handlerMetrics{guard: metrics.guard.For(site, pspName)}
 	m.reloads[0] = metrics.rulesReloads.WithLabelValues(site, "failure")
 	m.reloads[1] = metrics.rulesReloads.WithLabelValues(site, "success")
-	m.storeDown = metrics.storeDownFwd.WithLabelValues(site, pspName)
-	m.passthrough = m.decisions[psp.OpOther][slices.Index(allOutcomes, outcomePassthrough)]
 	return m, nil
-}
-
-func (m *handlerMetrics) decision(op psp.Operation, outcome string) {
-	if i := slices.Index(allOutcomes, outcome); i >= 0 && int(op) < len(m.decisions) {
-		m.decisions[op][i].Inc()
-		return
-	}
-	metrics.decisions.WithLabelValues(m.site, m.psp, op.String(), outcome).Inc()
-}
-
-func (m *handlerMetrics) refusal(reason string) {
-	if c, ok := m.refusals[reason]; ok {
-		c.Inc()
-		return
-	}
-	metrics.refusals.WithLabelValues(m.site, m.psp, reason).Inc()
-}
-
-func (m *handlerMetrics) idem(outcome string) {
-	if i := slices.Index(allIdemOutcomes, outcome); i >= 0 {
-		m.idems[i].Inc()
-		return
-	}
-	metrics.idempotency.WithLabelValues(m.site, m.psp, outcome).Inc()
 }
 
 // rulesLoad counts a load of the rules file.
@@ -218,33 +73,6 @@ func (m *handlerMetrics) rulesLoad(ok bool) {
 	} else {
 		m.reloads[0].Inc()
 	}
-}
-
-func (m *handlerMetrics) upstreamDuration(op psp.Operation, d time.Duration) {
-	if int(op) < len(m.upstream) {
-		l := &m.upstream[op]
-		l.once.Do(func() { l.obs = metrics.upstream.WithLabelValues(m.site, m.psp, op.String()) })
-		l.obs.Observe(d.Seconds())
-		return
-	}
-	metrics.upstream.WithLabelValues(m.site, m.psp, op.String()).Observe(d.Seconds())
-}
-
-func (m *handlerMetrics) capturedAmount(currency string, amount int64) {
-	metrics.captured.WithLabelValues(m.site, m.psp, currencyLabel(currency)).Add(float64(amount))
-}
-
-// currencyLabel keeps the currency label to ISO-4217-shaped values.
-func currencyLabel(c string) string {
-	if len(c) != 3 {
-		return "other"
-	}
-	for i := 0; i < 3; i++ {
-		if c[i] < 'A' || c[i] > 'Z' {
-			return "other"
-		}
-	}
-	return c
 }
 
 // liveGuards are the provisioned handlers. The state families are read

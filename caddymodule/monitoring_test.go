@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
 
+	"github.com/pspguard/pspguard/internal/guard"
 	"github.com/pspguard/pspguard/internal/psp"
 )
 
@@ -61,9 +62,9 @@ func writtenValues() map[string]map[string][]string {
 	}
 	stores := []string{"memory", "redis"}
 	return map[string]map[string][]string{
-		"caddy_psp_guard_decisions_total":           {"operation": ops, "outcome": allOutcomes},
-		"caddy_psp_guard_refusals_total":            {"reason": refusalReasons()},
-		"caddy_psp_guard_idempotency_total":         {"outcome": {idemStored, idemReplayed, idemInFlight, idemMismatch, idemAbandoned, idemNoKey}},
+		"caddy_psp_guard_decisions_total":           {"operation": ops, "outcome": guard.Outcomes()},
+		"caddy_psp_guard_refusals_total":            {"reason": guard.RefusalReasons()},
+		"caddy_psp_guard_idempotency_total":         {"outcome": {"stored", "replayed", "in_flight", "mismatch", "abandoned", "no_key"}},
 		"caddy_psp_guard_upstream_duration_seconds": {"operation": ops},
 		"caddy_psp_guard_rules_reloads_total":       {"result": {"success", "failure"}},
 		"caddy_psp_guard_ledger_orders":             {"store": stores},

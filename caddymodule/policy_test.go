@@ -5,18 +5,13 @@ import (
 	"crypto/rand"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
-
-	"github.com/pspguard/pspguard/internal/credentials"
 	"github.com/pspguard/pspguard/internal/ledger"
-	"github.com/pspguard/pspguard/internal/psp"
 	"github.com/pspguard/pspguard/internal/pspsim"
 	"github.com/pspguard/pspguard/internal/redistest"
 )
@@ -378,44 +373,6 @@ func testCaptureRefusalNeedsValidCredentials(t *testing.T, store string) {
 	if resp, body := g.capture("shoeshop", id, 3000); resp.StatusCode != 403 ||
 		!strings.Contains(body, "remaining authorized amount 2000") || reads() != before {
 		t.Fatalf("refusal after a reload: %d %s, %d reads", resp.StatusCode, body, reads()-before)
-	}
-}
-
-// Credentials are trusted with refusals for a while after the PSP accepted
-// them, and then verified again.
-func TestKnownCredentials(t *testing.T) {
-	ctx := context.Background()
-	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
-	clock := func() time.Time { return now }
-	h := &Handler{Store: &StoreConfig{Type: "memory"}, now: clock, logger: zap.NewNop(),
-		creds: credentials.NewMemory(credentials.Options{Now: clock})}
-	r := httptest.NewRequest("POST", "/ordermanagement/v1/orders/x/captures", nil)
-	user := &exchange{r: r, id: psp.Identity{Merchant: "shoeshop", CredentialDigest: [32]byte{1}}, req: &psp.Request{}}
-	key := &exchange{r: r, id: psp.Identity{Merchant: "key:0123456789abcdef", CredentialDigest: [32]byte{2}}, req: &psp.Request{}}
-	refused := ledger.Decision{Outcome: ledger.Exceeds}
-	reserved := ledger.Decision{Outcome: ledger.Reserved, Entry: ledger.Entry{Order: psp.Order{Currency: "SEK"}}}
-
-	if !h.mustVerify(ctx, user, refused) {
-		t.Fatal("unknown credentials: a refusal is told without verifying them")
-	}
-	if h.mustVerify(ctx, user, reserved) || h.mustVerify(ctx, key, refused) {
-		t.Fatal("verifying without a refusal, or for a merchant named by its key")
-	}
-	mismatch := &exchange{r: r, id: user.id, req: &psp.Request{Currency: "EUR"}}
-	if !h.mustVerify(ctx, mismatch, reserved) {
-		t.Fatal("a currency mismatch states the order's currency without verifying")
-	}
-	h.vouch(user)
-	if h.mustVerify(ctx, user, refused) {
-		t.Fatal("vouched credentials verified again")
-	}
-	now = now.Add(credentials.DefaultTTL - time.Second)
-	if h.mustVerify(ctx, user, refused) {
-		t.Fatal("verified again before the time is up")
-	}
-	now = now.Add(time.Second)
-	if !h.mustVerify(ctx, user, refused) {
-		t.Fatal("trusted past the time")
 	}
 }
 

@@ -17,7 +17,8 @@ var Micro = []struct{ Pattern, Package string }{
 	{"Decide", "./rules/"},
 	{"ReserveCommit", "./internal/ledger/"},
 	{"Memory(BeginComplete|BeginAbandon|Replay)", "./internal/idempotency/"},
-	{"ReadBody|ServeHTTP", "./caddymodule/"},
+	{"ReadBody", "./internal/guard/"},
+	{"ServeHTTP", "./caddymodule/"},
 }
 
 // micro runs the micro-benchmarks and the footprint of a full gateway,

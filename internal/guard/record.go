@@ -1,4 +1,4 @@
-package caddymodule
+package guard
 
 import (
 	"encoding/hex"
@@ -13,13 +13,22 @@ import (
 	"github.com/pspguard/pspguard/rules"
 )
 
+// record records the outcome of a guarded request, once, when it is done:
+// its decision metric and its decision log line.
+func (g *Guard) record(x *exchange) {
+	if x.outcome != "" {
+		g.m.decision(x.route.Op, x.outcome)
+	}
+	g.logDecision(x)
+}
+
 // logDecision writes one structured line per guarded request: what was
 // asked, what was decided and why, and what the PSP answered. It never
 // carries credentials or personal data: the merchant is the identity the
 // rules are keyed by (a Basic-auth username, or a digest of an API key),
 // and only amounts and the currency are taken from the body.
-func (h *Handler) logDecision(x *exchange) {
-	ce := h.decLog.Check(zapcore.InfoLevel, "decision")
+func (g *Guard) logDecision(x *exchange) {
+	ce := g.decLog.Check(zapcore.InfoLevel, "decision")
 	if ce == nil {
 		return
 	}
@@ -29,7 +38,7 @@ func (h *Handler) logDecision(x *exchange) {
 		x.corrID = newCorrelationID()
 	}
 	rulesVersion := ""
-	r := h.rules.Load()
+	r := g.rules.Load()
 	if r != nil {
 		rulesVersion = r.Digest()
 		if len(rulesVersion) > 12 {
@@ -38,8 +47,8 @@ func (h *Handler) logDecision(x *exchange) {
 	}
 	// One inline object rather than a slice of fields: the line is written
 	// for every guarded request, and a field slice is a kilobyte each time.
-	x.line = decisionLine{h: h, x: x, ce: ce, rules: r, rulesVersion: rulesVersion, latency: h.now().Sub(x.start)}
-	if !h.lines.send(&x.line) {
+	x.line = decisionLine{g: g, x: x, ce: ce, rules: r, rulesVersion: rulesVersion, latency: g.now().Sub(x.start)}
+	if !g.lines.send(&x.line) {
 		x.line.write()
 	}
 }
@@ -107,7 +116,7 @@ func (lw *lineWriter) stop() {
 
 // decisionLine is the content of one decision log line.
 type decisionLine struct {
-	h            *Handler
+	g            *Guard
 	x            *exchange
 	ce           *zapcore.CheckedEntry
 	rules        *rules.Rules
@@ -123,8 +132,8 @@ func (l *decisionLine) write() { l.ce.Write(zap.Inline(l)) }
 func (l *decisionLine) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	x := l.x
 	enc.AddString("correlation_id", x.corrID)
-	enc.AddString("site", l.h.site)
-	enc.AddString("psp", l.h.dialect.Name())
+	enc.AddString("site", l.g.site)
+	enc.AddString("psp", l.g.dialect.Name())
 	enc.AddString("operation", x.route.Op.String())
 	enc.AddString("merchant", x.id.Merchant)
 	if x.id.User != "" && x.id.User != x.id.Merchant {
@@ -150,7 +159,7 @@ func (l *decisionLine) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	if x.idemOut != "" {
 		enc.AddString("idempotency", x.idemOut)
 	}
-	enc.AddString("mode", l.h.Mode)
+	enc.AddString("mode", l.g.mode)
 	enc.AddString("rules_version", l.rulesVersion)
 	enc.AddInt("status", x.status)
 	enc.AddInt("upstream_status", x.upstream)
@@ -238,7 +247,7 @@ func (a emdKeysArray) unlisted() int {
 }
 
 // loggableOrderID is id when it is a well-formed order id (a UUID in
-// canonical lower-case form, as Klarna and Hellgate issue them), else "":
+// canonical lower-case form, as the PSPs issue them), else "":
 // a path segment that is not an id may be anything the caller sent, a card
 // number included.
 func loggableOrderID(id string) string {

@@ -1,0 +1,181 @@
+package guard
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+
+	"go.uber.org/zap"
+
+	"github.com/pspguard/pspguard/internal/psp"
+)
+
+// follow is what the pipeline does with the PSP's answer to a forwarded
+// request (follow.go), before the caller gets it: rec holds the answer,
+// err is set if the PSP gave none.
+type follow func(x *exchange, rec *recorder, err error)
+
+// noFollow is the follow of a request whose answer teaches nothing.
+func noFollow(*exchange, *recorder, error) {}
+
+// forward hands the PSP exactly the checked bytes and records its answer.
+// Guarded answers are small documents: they are buffered so the gateway
+// can learn from them (and cache them) before the caller gets them. The
+// upstream call is detached from the caller's cancellation: a capture the
+// PSP is performing runs to its end even if the caller hangs up, so its
+// outcome is known and recorded.
+func (g *Guard) forward(w http.ResponseWriter, r *http.Request, next Next, x *exchange, after follow) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), g.upstreamTimeout)
+	defer cancel()
+	fr := r.WithContext(ctx)
+	if x.route.Op.HasBody() {
+		x.fwdBody.Reset(x.body)
+		fr.Body = &x.fwdBody
+		fr.ContentLength = int64(len(x.body))
+		fr.TransferEncoding = nil
+		if r.ContentLength != fr.ContentLength || len(r.Header["Content-Length"]) != 1 {
+			// The body came chunked: the PSP gets it with its length.
+			fr.Header.Set("Content-Length", strconv.Itoa(len(x.body)))
+		}
+	}
+	// The gateway reads guarded answers, so it asks for them unencoded.
+	fr.Header.Del("Accept-Encoding")
+
+	buf := getBuffer()
+	defer putBuffer(buf)
+	rec := &x.rec
+	rec.reset(w, buf)
+	x.forwarded = true
+	start := g.now()
+	err := next.ServeHTTP(rec, fr)
+	x.upDur = g.now().Sub(start)
+	g.m.upstreamDuration(x.route.Op, x.upDur)
+	if err == nil && rec.status == 0 {
+		err = errors.New("upstream wrote no response")
+	}
+	if err == nil {
+		x.upstream = rec.status
+		if x.upstream >= 200 && x.upstream <= 299 {
+			g.vouch(x)
+		}
+	}
+	after(x, rec, err)
+	if err != nil {
+		x.outcome, x.reason = OutcomeError, ReasonUpstreamError
+		if x.corrID == "" {
+			x.corrID = newCorrelationID()
+		}
+		x.status, x.message = g.upstreamFailed(w, x.corrID, err, ctx.Err() == context.DeadlineExceeded)
+		return nil
+	}
+	x.status = rec.status
+	if x.outcome == "" {
+		x.outcome = OutcomeAllowed
+		if x.status >= 500 {
+			// Checked and forwarded, but the PSP failed it.
+			x.outcome, x.reason = OutcomeError, ReasonUpstreamError
+		}
+	}
+	g.storeKey(x, rec)
+	return rec.writeResponse()
+}
+
+// upstreamFailed answers a request the PSP gave no answer to in the PSP's
+// own error format, as the PSP answers when it is unavailable: 504
+// TEMPORARILY_UNAVAILABLE when it did not answer in time, 502 otherwise
+// (refused, reset, or no valid HTTP answer). A server in front would
+// answer with an empty body and may log the request's headers with the
+// error; the gateway logs the error and the correlation id instead, as the
+// caller has them. It returns the status and message the caller got.
+func (g *Guard) upstreamFailed(w http.ResponseWriter, corrID string, err error, timedOut bool) (int, string) {
+	status, msg := http.StatusBadGateway, "the PSP could not be reached"
+	if timedOut || g.upStatus(err) == http.StatusGatewayTimeout {
+		status, msg = http.StatusGatewayTimeout, "the PSP did not answer in time"
+	}
+	g.logger.Error("no answer from the PSP", zap.Int("status", status), zap.String("correlation_id", corrID), zap.Error(err))
+	g.dialect.WriteError(w, status, g.dialect.ErrorCode(psp.CodeTemporarilyUnavail), msg, corrID)
+	return status, msg
+}
+
+// passthroughFailed answers in the PSP's format when next could not get
+// an answer for a request the gateway does not guard (the 502 and 504 of
+// Config.UpstreamStatus; reverse_proxy has written nothing then, as it
+// aborts a response that fails once started). Other errors are returned
+// as they are.
+func (g *Guard) passthroughFailed(w http.ResponseWriter, err error) error {
+	if s := g.upStatus(err); s != http.StatusBadGateway && s != http.StatusGatewayTimeout {
+		return err
+	}
+	g.upstreamFailed(w, newCorrelationID(), err, false)
+	return nil
+}
+
+// bodyReader hands the PSP the checked bytes.
+type bodyReader struct{ bytes.Reader }
+
+func (*bodyReader) Close() error { return nil }
+
+// recorder buffers the PSP's answer to a forwarded request, so that the
+// gateway learns from it before the caller gets it. The header map is the
+// caller's own (as the answer's headers are meant for the caller, and a
+// buffered answer's trailers need it); status and body wait for
+// writeResponse. Informational (1xx) answers are not final: they pass
+// straight through.
+type recorder struct {
+	w           http.ResponseWriter
+	buf         *bytes.Buffer
+	status      int
+	wroteHeader bool
+}
+
+func (rec *recorder) reset(w http.ResponseWriter, buf *bytes.Buffer) {
+	*rec = recorder{w: w, buf: buf}
+}
+
+func (rec *recorder) Header() http.Header { return rec.w.Header() }
+
+func (rec *recorder) WriteHeader(status int) {
+	if rec.wroteHeader {
+		return
+	}
+	rec.status = status
+	if 100 <= status && status <= 199 {
+		rec.w.WriteHeader(status)
+		return
+	}
+	rec.wroteHeader = true
+}
+
+func (rec *recorder) Write(p []byte) (int, error) {
+	rec.WriteHeader(http.StatusOK)
+	return rec.buf.Write(p)
+}
+
+// ReadFrom lets a proxy copy the answer into the buffer without a buffer
+// of its own.
+func (rec *recorder) ReadFrom(r io.Reader) (int64, error) {
+	rec.WriteHeader(http.StatusOK)
+	return rec.buf.ReadFrom(r)
+}
+
+// FlushError does nothing: the answer is buffered until writeResponse. A
+// proxy flushing a streamed answer finds the flush done.
+func (rec *recorder) FlushError() error { return nil }
+
+// writeResponse writes the buffered answer to the caller.
+func (rec *recorder) writeResponse() error {
+	rec.w.WriteHeader(rec.status)
+	if rec.buf.Len() == 0 {
+		return nil
+	}
+	_, err := rec.w.Write(rec.buf.Bytes())
+	return err
+}
+
+var (
+	_ http.ResponseWriter = (*recorder)(nil)
+	_ io.ReaderFrom       = (*recorder)(nil)
+)
