@@ -158,13 +158,35 @@ func (f Form) find(key string) (int, bool) {
 // '+' for space): two bodies every reader reads alike have the same
 // fingerprint.
 func (f Form) Fingerprint() [32]byte {
-	h := sha256.New()
-	// Written through a buffer on the stack: a string converted for each
-	// Write would be copied to the heap.
-	var buf [512]byte
+	// A typical form's canonical encoding fits a buffer on the stack and
+	// is hashed in one call; a larger one goes through a streaming hash.
+	var buf [1024]byte
 	b := buf[:0]
 	for i := range f.fields {
 		for _, s := range [2]string{f.Key(i), f.Value(i)} {
+			if len(b)+8+len(s) > len(buf) {
+				return f.fingerprintLarge()
+			}
+			b = binary.BigEndian.AppendUint64(b, uint64(len(s)))
+			b = append(b, s...)
+		}
+	}
+	return sha256.Sum256(b)
+}
+
+// fingerprintLarge is Fingerprint for a form too large for its buffer.
+// The text is copied to the hash through a buffer: handing the hash the
+// strings themselves would make the form escape on every path.
+func (f Form) fingerprintLarge() [32]byte {
+	h := sha256.New()
+	var buf [1024]byte
+	b := buf[:0]
+	for i := range f.fields {
+		for _, s := range [2]string{f.Key(i), f.Value(i)} {
+			if len(b)+8 > len(buf) {
+				h.Write(b)
+				b = buf[:0]
+			}
 			b = binary.BigEndian.AppendUint64(b, uint64(len(s)))
 			for len(s) > 0 {
 				if len(b) == len(buf) {
@@ -173,10 +195,6 @@ func (f Form) Fingerprint() [32]byte {
 				}
 				k := copy(buf[len(b):], s)
 				b, s = buf[:len(b)+k], s[k:]
-			}
-			if len(b) > len(buf)-8 {
-				h.Write(b)
-				b = buf[:0]
 			}
 		}
 	}
@@ -212,14 +230,18 @@ func Parse(body []byte, buf []Field) (Form, error) {
 		fields = append(fields, fd)
 		pos = end + 1
 	}
-	form := Form{text: text.String(), fields: fields}
-	slices.SortStableFunc(form.fields, func(a, b Field) int {
-		return comparePaths(form.text[a.k0:a.k1], form.text[b.k0:b.k1])
+	// The text and the fields go to helpers apart: escape analysis does
+	// not tell a struct's fields apart, and an error that keeps a key
+	// (a part of the text) would otherwise move the caller's buf to the
+	// heap.
+	s := text.String()
+	slices.SortStableFunc(fields, func(a, b Field) int {
+		return comparePaths(s[a.k0:a.k1], s[b.k0:b.k1])
 	})
-	if err := form.checkShape(); err != nil {
+	if err := checkShape(s, fields); err != nil {
 		return Form{}, err
 	}
-	return form, nil
+	return Form{text: s, fields: fields}, nil
 }
 
 // parseField checks the nth field (1-based) and appends its decoded key
@@ -381,8 +403,12 @@ func comparePaths(a, b string) int {
 		var sa, sb string
 		sa, i = nextSeg(a, i)
 		sb, j = nextSeg(b, j)
-		if c := strings.Compare(sa, sb); c != 0 {
-			return c
+		// Not strings.Compare: its assembly makes both keys escape.
+		switch {
+		case sa < sb:
+			return -1
+		case sa > sb:
+			return 1
 		}
 	}
 }
@@ -398,9 +424,9 @@ const (
 // value, a hash or an array) and repeated scalar keys. The fields are
 // sorted, so every path's keys are adjacent and checking neighbours
 // suffices.
-func (f Form) checkShape() error {
-	for n := 1; n < len(f.fields); n++ {
-		a, b := f.Key(n-1), f.Key(n)
+func checkShape(text string, fields []Field) error {
+	for n := 1; n < len(fields); n++ {
+		a, b := text[fields[n-1].k0:fields[n-1].k1], text[fields[n].k0:fields[n].k1]
 		if a == b {
 			if strings.HasSuffix(a, "[]") {
 				continue

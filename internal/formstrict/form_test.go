@@ -77,6 +77,10 @@ func TestFingerprint(t *testing.T) {
 			t.Errorf("%q has the fingerprint of another form", other)
 		}
 	}
+	small := mustParse(t, "amount=1&currency=eur&expand[]=a&expand[]=b")
+	if small.fingerprintLarge() != base {
+		t.Error("the streaming hash of large forms disagrees with the one of small forms")
+	}
 	// A long value spans the hash's buffer.
 	long := strings.Repeat("x", 2000)
 	if mustParse(t, "a="+long).Fingerprint() == mustParse(t, "a="+long+"y").Fingerprint() {
