@@ -18,36 +18,44 @@ import (
 type Operation uint8
 
 const (
-	OpOther               Operation = iota // not guarded: proxied untouched
-	OpCreateOrder                          // Klarna Payments create order; Hellgate create one-off payment
-	OpCreateCheckoutOrder                  // Klarna Checkout v3 create order
-	OpGetOrder                             // Klarna OM read order; Hellgate read payment
-	OpCapture                              // Klarna OM capture; Hellgate capture
-	OpUpdateAuthorization                  // Klarna OM PATCH authorization
-	OpRelease                              // Klarna OM release-remaining-authorization
-	OpCancel                               // Klarna OM cancel
-	OpRefund                               // Klarna OM refund
-	OpCreateTokenOrder                     // Klarna Customer Token create order
-	OpUpdateCheckoutOrder                  // Klarna Checkout v3 update order
-	OpCreateHPPSession                     // Klarna Hosted Payment Page create session
-	OpAuthorizePayment                     // Klarna network API authorize payment
+	OpOther                 Operation = iota // not guarded: proxied untouched
+	OpCreateOrder                            // Klarna Payments create order; Hellgate create one-off payment; Stripe create PaymentIntent
+	OpCreateCheckoutOrder                    // Klarna Checkout v3 create order
+	OpGetOrder                               // Klarna OM read order; Hellgate read payment; Stripe read PaymentIntent or Charge
+	OpCapture                                // Klarna OM capture; Hellgate capture; Stripe capture PaymentIntent or Charge
+	OpUpdateAuthorization                    // Klarna OM PATCH authorization
+	OpRelease                                // Klarna OM release-remaining-authorization
+	OpCancel                                 // Klarna OM cancel
+	OpRefund                                 // Klarna OM refund
+	OpCreateTokenOrder                       // Klarna Customer Token create order
+	OpUpdateCheckoutOrder                    // Klarna Checkout v3 update order
+	OpCreateHPPSession                       // Klarna Hosted Payment Page create session
+	OpAuthorizePayment                       // Klarna network API authorize payment
+	OpUpdatePaymentIntent                    // Stripe update PaymentIntent
+	OpConfirmPaymentIntent                   // Stripe confirm PaymentIntent
+	OpCreateCheckoutSession                  // Stripe create Checkout Session
+	OpCreateCharge                           // Stripe create Charge
 	numOperations
 )
 
 var opNames = [numOperations]string{
-	OpOther:               "other",
-	OpCreateOrder:         "create_order",
-	OpCreateCheckoutOrder: "create_checkout_order",
-	OpGetOrder:            "get_order",
-	OpCapture:             "capture",
-	OpUpdateAuthorization: "update_authorization",
-	OpRelease:             "release",
-	OpCancel:              "cancel",
-	OpRefund:              "refund",
-	OpCreateTokenOrder:    "create_token_order",
-	OpUpdateCheckoutOrder: "update_checkout_order",
-	OpCreateHPPSession:    "create_hpp_session",
-	OpAuthorizePayment:    "authorize_payment",
+	OpOther:                 "other",
+	OpCreateOrder:           "create_order",
+	OpCreateCheckoutOrder:   "create_checkout_order",
+	OpGetOrder:              "get_order",
+	OpCapture:               "capture",
+	OpUpdateAuthorization:   "update_authorization",
+	OpRelease:               "release",
+	OpCancel:                "cancel",
+	OpRefund:                "refund",
+	OpCreateTokenOrder:      "create_token_order",
+	OpUpdateCheckoutOrder:   "update_checkout_order",
+	OpCreateHPPSession:      "create_hpp_session",
+	OpAuthorizePayment:      "authorize_payment",
+	OpUpdatePaymentIntent:   "update_payment_intent",
+	OpConfirmPaymentIntent:  "confirm_payment_intent",
+	OpCreateCheckoutSession: "create_checkout_session",
+	OpCreateCharge:          "create_charge",
 }
 
 // String returns the operation's stable snake_case name.
@@ -73,7 +81,8 @@ func (o Operation) HasBody() bool {
 	switch o {
 	case OpCreateOrder, OpCreateCheckoutOrder, OpCapture, OpUpdateAuthorization,
 		OpRelease, OpCancel, OpRefund, OpCreateTokenOrder, OpUpdateCheckoutOrder,
-		OpCreateHPPSession, OpAuthorizePayment:
+		OpCreateHPPSession, OpAuthorizePayment, OpUpdatePaymentIntent, OpConfirmPaymentIntent,
+		OpCreateCheckoutSession, OpCreateCharge:
 		return true
 	}
 	return false
@@ -84,7 +93,8 @@ func (o Operation) HasBody() bool {
 func (o Operation) AsksCapture() bool {
 	switch o {
 	case OpCreateOrder, OpCreateCheckoutOrder, OpCreateTokenOrder, OpUpdateCheckoutOrder,
-		OpCreateHPPSession, OpAuthorizePayment:
+		OpCreateHPPSession, OpAuthorizePayment, OpUpdatePaymentIntent, OpConfirmPaymentIntent,
+		OpCreateCheckoutSession, OpCreateCharge:
 		return true
 	}
 	return false
