@@ -3,6 +3,8 @@ package formstrict
 import (
 	"strings"
 	"testing"
+
+	"github.com/pspguard/pspguard/internal/rackform"
 )
 
 // FuzzParse checks that whatever Parse accepts, Rack's parse_nested_query
@@ -57,7 +59,7 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		for _, seps := range []string{"&", "&;"} {
-			params, err := rackParse(string(data), seps)
+			params, err := rackform.Parse(string(data), seps)
 			if err != nil {
 				t.Fatalf("accepted, but Rack (splitting on %q) refuses: %v", seps, err)
 			}
@@ -72,16 +74,16 @@ func compareRack(t *testing.T, form *Form, params map[string]any, seps string) {
 	for i := 0; i < form.Len(); i++ {
 		key := form.Key(i)
 		if array, ok := strings.CutSuffix(key, "[]"); ok {
-			arr, ok := rackLookup(params, array).(*rackArray)
+			arr, ok := rackLookup(params, array).(*rackform.Array)
 			if !ok {
 				t.Fatalf("%q: Rack (%q) reads no array", key, seps)
 			}
 			var want []string
 			form.Values(key, func(v string) { want = append(want, v) })
-			if len(arr.elems) != len(want) {
-				t.Fatalf("%q: %d values, Rack (%q) reads %d", key, len(want), seps, len(arr.elems))
+			if len(arr.Elems) != len(want) {
+				t.Fatalf("%q: %d values, Rack (%q) reads %d", key, len(want), seps, len(arr.Elems))
 			}
-			for j, e := range arr.elems {
+			for j, e := range arr.Elems {
 				if s, ok := e.(string); !ok || s != want[j] {
 					t.Fatalf("%q[%d]: %q, Rack (%q) reads %#v", key, j, want[j], seps, e)
 				}
@@ -122,9 +124,9 @@ func rackLeaves(v any) int {
 			n += rackLeaves(e)
 		}
 		return n
-	case *rackArray:
+	case *rackform.Array:
 		n := 0
-		for _, e := range v.elems {
+		for _, e := range v.Elems {
 			n += rackLeaves(e)
 		}
 		return n
