@@ -53,6 +53,8 @@ func identify(psp string, h http.Header, passwords map[string]string) identity {
 		if key := h.Get("X-API-Key"); key != "" {
 			return identity{owner: "key:" + key, name: KeyID(key)}
 		}
+	case pspStripe:
+		return stripeIdentity(h)
 	}
 	return identity{}
 }
@@ -67,6 +69,9 @@ func KeyID(apiKey string) string {
 }
 
 func unauthorized(psp string) response {
+	if psp == pspStripe {
+		return stripeError(http.StatusUnauthorized, "invalid_request_error", "", "", "Invalid API Key provided")
+	}
 	if psp == pspHellgate {
 		return hellgateError(http.StatusUnauthorized, "UNAUTHORIZED", "Missing or invalid X-API-Key")
 	}
@@ -74,6 +79,9 @@ func unauthorized(psp string) response {
 }
 
 func idempotencyHeader(psp string) string {
+	if psp == pspStripe {
+		return "Idempotency-Key"
+	}
 	if psp == pspHellgate {
 		return "X-Idempotency-Key"
 	}

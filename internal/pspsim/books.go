@@ -2,6 +2,7 @@ package pspsim
 
 import (
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -114,6 +115,13 @@ func (s *Server) Books() Books {
 		b.Orders[id] = OrderBook{
 			Merchant: o.merchant, Currency: o.currency, Status: o.state(now),
 			OrderAmount: o.orderAmount, CapturedAmount: o.captured, ReleasedAmount: o.released,
+			Events: slices.Clone(o.book),
+		}
+	}
+	for id, o := range s.stripe {
+		b.Orders[id] = OrderBook{
+			Merchant: o.merchant, Currency: strings.ToUpper(o.currency), Status: o.status,
+			OrderAmount: o.amount, CapturedAmount: o.received, ReleasedAmount: o.released(),
 			Events: slices.Clone(o.book),
 		}
 	}

@@ -1,8 +1,9 @@
-// Package pspsim is an in-memory simulator of the Klarna and Hellgate APIs
-// that pspguard sits in front of. One Server answers both PSPs on one
-// listener: Klarna under /payments/v1/, /checkout/v3/ and /ordermanagement/v1/,
-// Hellgate under /payments/one-off and /payments/{id}. Paths under /_sim/
-// control the simulator and are not PSP requests.
+// Package pspsim is an in-memory simulator of the Klarna, Hellgate and
+// Stripe APIs that pspguard sits in front of. One Server answers every PSP
+// on one listener: Klarna under /payments/v1/, /checkout/v3/ and
+// /ordermanagement/v1/, Hellgate under /payments/one-off and /payments/{id},
+// Stripe under /v1/. Paths under /_sim/ control the simulator and are not
+// PSP requests.
 //
 // The simulator is the PSP the gateway is tested against, so it enforces the
 // PSPs' own rules (amounts, order states, single Hellgate captures, merchant
@@ -44,11 +45,29 @@
 //     payment "capturing", every later read shows it "captured".
 //   - Order and payment ids are matched case-insensitively, as a UUID-typed
 //     server matches them.
+//   - Stripe reads form bodies as Rack's parse_nested_query does
+//     (internal/rackform): a repeated key's last value wins, %5B and %5D
+//     are brackets. A PaymentIntent is paid by card at once when confirmed:
+//     the capture method in force for cards (payment_method_options[card]
+//     [capture_method] over capture_method, automatic by default) makes it
+//     succeeded, captured in full, or requires_capture. A Checkout Session
+//     whose line_items carry price_data is completed at once the same way,
+//     with payment_intent_data[capture_method]. A Charge is captured unless
+//     capture=false. A PaymentIntent capture without final_capture=false,
+//     and every Charge capture, releases the rest; final_capture=false
+//     needs payment_method_options[card][request_multicapture]=if_available.
+//     In the no-limits mode every well-formed Stripe capture is applied, and
+//     Books shows Stripe's objects beside Klarna's orders.
 //
 // Idempotency keys (Klarna-Idempotency-Key on Klarna Payments create-order
-// and on Order Management POST and PATCH, X-Idempotency-Key on Hellgate POST)
-// are scoped to the merchant and kept 24 hours. Like Klarna, the simulator compares only the key: a repeat
-// gets the first answer's status, headers and body whatever its own method,
-// path and body. A repeat that arrives while the first is still being
-// processed waits for it and then gets its answer.
+// and on Order Management POST and PATCH, X-Idempotency-Key on Hellgate POST,
+// Idempotency-Key on every Stripe POST) are scoped to the merchant and kept
+// 24 hours. Like Klarna, the simulator compares only the key of Klarna and
+// Hellgate requests: a repeat gets the first answer's status, headers and
+// body whatever its own method, path and body. A repeat that arrives while
+// the first is still being processed waits for it and then gets its answer.
+// Like Stripe, it compares a Stripe repeat's method, path and parameters (as
+// Rack reads them): other parameters are a 400 idempotency_error, a repeat
+// of a request still running a 409 idempotency_error, and a replay carries
+// Idempotent-Replayed: true.
 package pspsim

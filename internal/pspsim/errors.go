@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 )
 
 // klarnaErrorBody is the error body of every Klarna API.
@@ -41,6 +42,13 @@ func hellgateError(status int, code, format string, args ...any) response {
 // pspError writes an error in the format of psp; paths of neither PSP get
 // Klarna's, the format of most of the API surface.
 func pspError(psp string, status int, code, message string) response {
+	if psp == pspStripe {
+		typ := "invalid_request_error"
+		if status >= 500 {
+			typ = "api_error"
+		}
+		return stripeError(status, typ, strings.ToLower(code), "", "%s", message)
+	}
 	if psp == pspHellgate {
 		return hellgateError(status, code, "%s", message)
 	}

@@ -17,6 +17,7 @@ type idemEntry struct {
 	done chan struct{}
 	resp response
 	at   time.Time
+	fp   string // what a repeat must match (Stripe); "" where nothing is compared
 }
 
 // idemStore remembers the answers given under idempotency keys for ttl.
@@ -40,14 +41,14 @@ func newIdemStore(ttl time.Duration) *idemStore {
 // begin returns the entry for k. first is true when the caller is the first
 // to use k within ttl: it must execute the request and complete the entry.
 // Otherwise the caller waits on entry.done and answers with entry.resp.
-func (st *idemStore) begin(k idemKey, now time.Time) (e *idemEntry, first bool) {
+func (st *idemStore) begin(k idemKey, now time.Time, fp string) (e *idemEntry, first bool) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.expire(now)
 	if e, ok := st.entries[k]; ok {
 		return e, false
 	}
-	e = &idemEntry{done: make(chan struct{}), at: now}
+	e = &idemEntry{done: make(chan struct{}), at: now, fp: fp}
 	st.entries[k] = e
 	st.queue = append(st.queue, queuedKey{k, e})
 	return e, true

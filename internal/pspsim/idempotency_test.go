@@ -177,11 +177,11 @@ func TestIdemStoreRepeatWaitsForTheFirst(t *testing.T) {
 	st := newIdemStore(time.Hour)
 	now := time.Now()
 	k := idemKey{psp: pspKlarna, owner: "user:a", key: "k"}
-	first, ok := st.begin(k, now)
+	first, ok := st.begin(k, now, "")
 	if !ok {
 		t.Fatal("the first use is not first")
 	}
-	repeat, ok := st.begin(k, now)
+	repeat, ok := st.begin(k, now, "")
 	if ok || repeat != first {
 		t.Fatal("the repeat was not joined to the first")
 	}
@@ -196,13 +196,13 @@ func TestIdemStoreRepeatWaitsForTheFirst(t *testing.T) {
 	if repeat.resp.status != 201 || repeat.resp.header.Get("Capture-Id") != "c-1" {
 		t.Errorf("repeat got %+v", repeat.resp)
 	}
-	if _, ok := st.begin(idemKey{psp: pspKlarna, owner: "user:b", key: "k"}, now); !ok {
+	if _, ok := st.begin(idemKey{psp: pspKlarna, owner: "user:b", key: "k"}, now, ""); !ok {
 		t.Error("keys are not scoped by merchant")
 	}
-	if _, ok := st.begin(idemKey{psp: pspHellgate, owner: "user:a", key: "k"}, now); !ok {
+	if _, ok := st.begin(idemKey{psp: pspHellgate, owner: "user:a", key: "k"}, now, ""); !ok {
 		t.Error("keys are not scoped by PSP")
 	}
-	if _, ok := st.begin(k, now.Add(time.Hour)); !ok {
+	if _, ok := st.begin(k, now.Add(time.Hour), ""); !ok {
 		t.Error("the key outlived its ttl")
 	}
 	st.reset()

@@ -31,7 +31,7 @@ type RecordedRequest struct {
 }
 
 // recordedHeaders are the request headers kept in a RecordedRequest.
-var recordedHeaders = []string{"Content-Type", "Klarna-Idempotency-Key", "X-Idempotency-Key"}
+var recordedHeaders = []string{"Content-Type", "Klarna-Idempotency-Key", "X-Idempotency-Key", "Idempotency-Key", "Stripe-Account"}
 
 func recordedHeader(h http.Header) http.Header {
 	out := http.Header{}

@@ -80,9 +80,10 @@ type Server struct {
 	faults   Faults
 	noLimits bool
 	rng      *rand.Rand
-	orders   map[string]*klarnaOrder // Klarna orders by id
-	tokens   map[string]bool         // Klarna authorization tokens already used
-	payments map[string]*payment     // Hellgate payments by id
+	orders   map[string]*klarnaOrder  // Klarna orders by id
+	tokens   map[string]bool          // Klarna authorization tokens already used
+	payments map[string]*payment      // Hellgate payments by id
+	stripe   map[string]*stripeObject // Stripe PaymentIntents and Charges by id
 	counts   counters
 	log      requestLog
 	books    books
@@ -133,6 +134,7 @@ func (s *Server) clear() {
 	s.orders = make(map[string]*klarnaOrder)
 	s.tokens = make(map[string]bool)
 	s.payments = make(map[string]*payment)
+	s.stripe = make(map[string]*stripeObject)
 	s.counts = newCounters()
 	s.log = newRequestLog(requestLogSize)
 	s.books = books{}
@@ -249,7 +251,10 @@ func (s *Server) perform(r *http.Request, rt route, who identity, body []byte, s
 	if key == "" {
 		return s.execute(rt, who, body, seq), true
 	}
-	e, first := s.idem.begin(idemKey{psp: rt.psp, owner: who.owner, key: key}, s.now())
+	if rt.psp == pspStripe {
+		return s.performStripe(r, rt, who, body, seq, key)
+	}
+	e, first := s.idem.begin(idemKey{psp: rt.psp, owner: who.owner, key: key}, s.now(), "")
 	if !first {
 		select {
 		case <-e.done:
@@ -259,6 +264,40 @@ func (s *Server) perform(r *http.Request, rt route, who identity, body []byte, s
 		}
 	}
 	resp = s.execute(rt, who, body, seq)
+	s.idem.complete(e, resp)
+	return resp, true
+}
+
+// performStripe is perform with Stripe's idempotency: a repeated key with
+// other parameters (method, path, or body as Rack reads it) is a 400
+// idempotency_error, one whose first request is still running a 409, and
+// a replay carries Idempotent-Replayed: true.
+func (s *Server) performStripe(r *http.Request, rt route, who identity, body []byte, seq uint64, key string) (response, bool) {
+	if len(key) > maxStripeIdempotencyKey {
+		return stripeInvalid("", "Idempotency-Key must be at most %d characters", maxStripeIdempotencyKey), true
+	}
+	fp := stripeFingerprint(r, body)
+	e, first := s.idem.begin(idemKey{psp: rt.psp, owner: who.owner, key: key}, s.now(), fp)
+	if !first {
+		if e.fp != fp {
+			return stripeError(http.StatusBadRequest, "idempotency_error", "", "",
+				"Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '%s' if you meant to execute a different request.", key), false
+		}
+		select {
+		case <-e.done:
+			replay := e.resp
+			replay.header = replay.header.Clone()
+			if replay.header == nil {
+				replay.header = http.Header{}
+			}
+			replay.header.Set("Idempotent-Replayed", "true")
+			return replay, false
+		default:
+			return stripeError(http.StatusConflict, "idempotency_error", "", "",
+				"There is currently another in-progress request using this Idempotent Key (that probably means you submitted twice, and the other request is still going through): %s. Please try again later.", key), false
+		}
+	}
+	resp := s.execute(rt, who, body, seq)
 	s.idem.complete(e, resp)
 	return resp, true
 }
@@ -381,6 +420,9 @@ const (
 	pspHellgate = "hellgate"
 )
 
+// maxStripeIdempotencyKey is the longest Idempotency-Key Stripe accepts.
+const maxStripeIdempotencyKey = 255
+
 // resolve routes a request by its decoded path, as the PSPs' servers do.
 func resolve(method, path string) route {
 	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
@@ -391,6 +433,8 @@ func resolve(method, path string) route {
 		return klarnaRoute(method, segs)
 	case segs[0] == "payments":
 		return hellgateRoute(method, segs)
+	case segs[0] == "v1":
+		return stripeRoute(method, segs)
 	}
 	return route{op: "unknown", handle: func(*Server, *call) response {
 		return klarnaError(http.StatusNotFound, "NOT_FOUND", "No such resource")

@@ -25,7 +25,7 @@ func TestRouting(t *testing.T) {
 		allow  string
 		op     string
 	}{
-		{"outside both APIs", k, "GET", "/v1/orders", 404, "klarna", "NOT_FOUND", "", "unknown"},
+		{"outside every API", k, "GET", "/v3/orders", 404, "klarna", "NOT_FOUND", "", "unknown"},
 		{"unknown Klarna path", k, "GET", "/payments/v1/nothing", 404, "klarna", "NOT_FOUND", "", "klarna.unknown"},
 		{"unknown OM action", k, "POST", "/ordermanagement/v1/orders/0b2e5a8e-6a41-4c38-9d2a-2b1c7b0e8d11/void", 404, "klarna", "NOT_FOUND", "", "klarna.unknown"},
 		{"GET on captures", k, "GET", "/ordermanagement/v1/orders/0b2e5a8e-6a41-4c38-9d2a-2b1c7b0e8d11/captures", 405, "klarna", "METHOD_NOT_ALLOWED", "POST", "klarna.unknown"},

@@ -1,6 +1,9 @@
 package pspsim
 
-import "maps"
+import (
+	"maps"
+	"strings"
+)
 
 // Stats is what reached the simulated PSPs since New or the last Reset.
 //
@@ -28,6 +31,14 @@ import "maps"
 //	hellgate.create_order         POST /payments/one-off
 //	hellgate.get_order            GET  /payments/{id}
 //	hellgate.capture              POST /payments/{id}/capture
+//	stripe.create_order           POST /v1/payment_intents
+//	stripe.update_payment_intent  POST /v1/payment_intents/{id}
+//	stripe.confirm_payment_intent POST /v1/payment_intents/{id}/confirm
+//	stripe.capture                POST /v1/payment_intents/{id}/capture, /v1/charges/{id}/capture
+//	stripe.cancel                 POST /v1/payment_intents/{id}/cancel
+//	stripe.get_order              GET  /v1/payment_intents/{id}, /v1/charges/{id}
+//	stripe.create_checkout_session POST /v1/checkout/sessions
+//	stripe.create_charge          POST /v1/charges
 //
 // Requests to other paths, or with another method, count as
 // "klarna.unknown", "hellgate.unknown" or, outside both APIs, "unknown".
@@ -100,6 +111,19 @@ func (s *Server) Stats() Stats {
 			OrderAmount:    p.authorized,
 			CapturedAmount: p.captured,
 			Captures:       p.captures,
+		}
+	}
+	for id, o := range s.stripe {
+		st.Orders[id] = OrderStats{
+			PSP:            pspStripe,
+			Merchant:       o.merchant,
+			Status:         o.status,
+			Currency:       strings.ToUpper(o.currency),
+			OrderAmount:    o.amount,
+			CapturedAmount: o.received,
+			ReleasedAmount: o.released(),
+			Captures:       o.captures,
+			AutoCapture:    o.captures > 0 && len(o.book) > 1 && o.book[1].Request == o.book[0].Request,
 		}
 	}
 	return st
