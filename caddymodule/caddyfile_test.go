@@ -115,7 +115,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"repeated subdirective", "psp_guard {\nrules a.yaml\nrules b.yaml\n}", "rules given more than once"},
 		{"extra argument", "psp_guard {\nrules a.yaml b.yaml\n}", "wrong argument count"},
 		{"missing value", "psp_guard {\nrules\n}", "rules needs a value"},
-		{"unknown psp", "psp_guard {\npsp adyen\n}", `psp must be klarna or hellgate, not "adyen"`},
+		{"unknown psp", "psp_guard {\npsp adyen\n}", `psp must be klarna, hellgate or stripe, not "adyen"`},
 		{"unknown mode", "psp_guard {\nmode audit\n}", `mode must be enforce or shadow, not "audit"`},
 		{"bad size", "psp_guard {\nmax_body lots\n}", `max_body: invalid size "lots"`},
 		{"zero size", "psp_guard {\nmax_body 0\n}", `max_body: invalid size "0"`},

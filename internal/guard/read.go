@@ -22,6 +22,10 @@ func (g *Guard) read(w http.ResponseWriter, r *http.Request, x *exchange) (*byte
 		return nil, false
 	}
 	x.id = id
+	if err := g.dialect.CheckQuery(x.route, r.URL.RawQuery); err != nil {
+		g.refuseErr(w, x, err)
+		return nil, false
+	}
 	// A release or cancel may come without a body; anything that carries one
 	// must say it is of the dialect's media type.
 	hasBody := op.HasBody() && r.ContentLength != 0

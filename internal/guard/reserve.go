@@ -135,13 +135,14 @@ func (g *Guard) mayTell(ctx context.Context, x *exchange) bool {
 func (g *Guard) reserve(ctx context.Context, key ledger.Key, tag string, x *exchange) (d ledger.Decision, claim *idempotency.Claim, needsLearn bool, err error) {
 	amount := x.req.Amount
 	if !x.req.HasAmount {
-		// A capture without an amount (the PSP allows it) takes the whole
-		// authorized amount.
+		// A capture without an amount (the PSP allows it) takes all that
+		// remains authorized: the whole amount of an order not captured
+		// yet, the rest of one captured in part (Stripe's multicapture).
 		e, ok, err := g.getEntry(ctx, key)
 		if err != nil || !ok || e.Unverified {
 			return d, nil, err == nil, err
 		}
-		amount = e.Amount
+		amount = e.Remaining()
 	}
 	x.amount = amount
 	sctx, cancel := g.storeContext(ctx)

@@ -35,6 +35,10 @@ func (hellgate) Identity(h http.Header) (Identity, error) { return apiKeyIdentit
 
 func (hellgate) IdempotencyHeader() string { return "X-Idempotency-Key" }
 
+// CheckQuery accepts any query: Hellgate reads a request's parameters from
+// its JSON body alone.
+func (hellgate) CheckQuery(Route, string) error { return nil }
+
 func (hellgate) MediaType() string { return "application/json" }
 
 // RulesDecideAutoCapture is false: Hellgate captures at purchase or not by

@@ -44,6 +44,10 @@ func (klarna) Identity(h http.Header) (Identity, error) { return basicIdentity(h
 
 func (klarna) IdempotencyHeader() string { return "Klarna-Idempotency-Key" }
 
+// CheckQuery accepts any query: Klarna reads a request's parameters from
+// its JSON body alone.
+func (klarna) CheckQuery(Route, string) error { return nil }
+
 func (klarna) MediaType() string { return "application/json" }
 
 // RulesDecideAutoCapture is true: every Klarna route that can capture at

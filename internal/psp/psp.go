@@ -262,6 +262,14 @@ type Dialect interface {
 	// IdempotencyHeader is the header carrying the idempotency key.
 	IdempotencyHeader() string
 
+	// CheckQuery checks the query string (r.URL.RawQuery) of a guarded
+	// request. A PSP that reads parameters from the query as well as from
+	// the body (Stripe's Rack merges the two) could read one the gateway
+	// never checked, so its dialect refuses a query on the routes whose
+	// body it checks (an *Error, 400 BAD_VALUE). A PSP that reads only the
+	// body accepts any.
+	CheckQuery(route Route, rawQuery string) error
+
 	// MediaType is the media type a guarded request body must be sent as
 	// (CheckHeaders refuses any other), such as "application/json".
 	MediaType() string

@@ -19,6 +19,8 @@ import (
 // are JSON.
 func Stripe() Dialect { return stripe{} }
 
+var _ = register(Stripe())
+
 type stripe struct{}
 
 var stripeRouter = &router{
@@ -62,6 +64,18 @@ func isChargeID(id string) bool {
 }
 
 func (stripe) IdempotencyHeader() string { return "Idempotency-Key" }
+
+// CheckQuery refuses a query string on a route whose body is checked:
+// Stripe's API, built on Rack, reads the query's parameters together with
+// the body's (the body's winning a name both carry), so a
+// capture_method=automatic in the query of an update whose body sets none
+// would change the PaymentIntent unseen.
+func (stripe) CheckQuery(route Route, rawQuery string) error {
+	if rawQuery != "" && route.Op.HasBody() {
+		return BadValue("query", "a %s request must send its parameters in the body, not in the query string", route.Op)
+	}
+	return nil
+}
 
 // MediaType is the form encoding of every Stripe request body.
 func (stripe) MediaType() string { return formstrict.MediaType }

@@ -1,0 +1,312 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/pspguard/pspguard/internal/pspsim"
+)
+
+// The Stripe dialect through a real Caddy: form bodies read strictly,
+// capture at purchase decided on every route that can ask for it, captures
+// against the ledger, refusals in Stripe's error body. Merchants are
+// connected accounts (Stripe-Account) acting through one platform key.
+
+const stripeRules = `version: 1
+merchants:
+  acct_shoeshop:
+    category: physical_goods
+  acct_digitalshop:
+    category: digital_products
+  acct_instore:
+    category: in_store
+  acct_approvedshop:
+    category: physical_goods
+    auto_capture_approval:
+      reference: ST-2026-7
+      expires: 2099-06-30
+default_category: unknown
+`
+
+const stripeKey = "sk_test_platform"
+
+// stDo sends a Stripe request through the gateway as the connected account
+// acct (none if ""), its body form-encoded.
+func (g *gateway) stDo(method, path, acct, body string, hdr ...string) (*http.Response, string) {
+	g.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, g.base+path, rd)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	req.Header.Set("Authorization", "Bearer "+stripeKey)
+	if acct != "" {
+		req.Header.Set("Stripe-Account", acct)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := g.tester.Client.Do(req)
+	if err != nil {
+		g.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+type stripeObject struct {
+	ID               string `json:"id"`
+	Status           string `json:"status"`
+	AmountCapturable int64  `json:"amount_capturable"`
+	AmountReceived   int64  `json:"amount_received"`
+}
+
+func (g *gateway) stObject(resp *http.Response, body string) stripeObject {
+	g.t.Helper()
+	if resp.StatusCode != 200 {
+		g.t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	var o stripeObject
+	if err := json.Unmarshal([]byte(body), &o); err != nil {
+		g.t.Fatal(err)
+	}
+	return o
+}
+
+// stManualPI creates and confirms a PaymentIntent with manual capture.
+func (g *gateway) stManualPI(acct string, amount string, extra string) string {
+	g.t.Helper()
+	return g.stObject(g.stDo("POST", "/v1/payment_intents", acct,
+		"amount="+amount+"&currency=eur&capture_method=manual&confirm=true&payment_method=pm_card_visa"+extra)).ID
+}
+
+// stripeErrorBody checks Stripe's error body and returns its type, code
+// and message.
+func stripeErrorBody(t *testing.T, resp *http.Response, body string, status int) (typ, code, msg string) {
+	t.Helper()
+	var e struct {
+		Error struct {
+			Type, Code, Message string
+		} `json:"error"`
+	}
+	if resp.StatusCode != status || json.Unmarshal([]byte(body), &e) != nil || e.Error.Type == "" || e.Error.Code == "" ||
+		resp.Header.Get("Request-Id") == "" {
+		t.Fatalf("status %d %s (Request-Id %q), want %d and Stripe's error body", resp.StatusCode, body, resp.Header.Get("Request-Id"), status)
+	}
+	return e.Error.Type, e.Error.Code, e.Error.Message
+}
+
+// Every form ambiguity is refused with Stripe's error body, naming the
+// parameter, and never reaches the PSP.
+func TestStripeFormHazards(t *testing.T) {
+	g := newGateway(t, stripeRules, "psp stripe")
+	const valid = "amount=2000&currency=eur&capture_method=manual"
+	const base = valid + "&"
+	for _, tt := range []struct {
+		name, path, body string
+		hdr              []string
+		status           int
+		field            string
+	}{
+		{"repeated scalar key", "/v1/payment_intents", base + "capture_method=automatic", nil, 400, "capture_method"},
+		{"repeated key spelled with an escape", "/v1/payment_intents", base + "%63apture_method=automatic", nil, 400, "capture_method"},
+		{"value and hash", "/v1/payment_intents", base + "capture_method[card]=automatic", nil, 400, "capture_method"},
+		{"value and array", "/v1/payment_intents", base + "metadata[a]=1&metadata[a][]=2", nil, 400, "metadata[a]"},
+		{"unclosed bracket", "/v1/payment_intents", base + "metadata[=1", nil, 400, "'['"},
+		{"stray bracket", "/v1/payment_intents", base + "metadata]x=1", nil, 400, "']'"},
+		{"text after brackets", "/v1/payment_intents", base + "payment_method_options[card]capture_method=automatic", nil, 400, "after a ']'"},
+		{"leading bracket", "/v1/payment_intents", base + "[capture_method]=automatic", nil, 400, "starts with '['"},
+		{"empty key", "/v1/payment_intents", base + "=automatic", nil, 400, "empty key"},
+		{"percent-encoded brackets", "/v1/payment_intents", base + "payment_method_options%5Bcard%5D%5Bcapture_method%5D=automatic", nil, 400, "percent-encoded"},
+		{"percent-encoded ampersand in a key", "/v1/payment_intents", base + "x%26capture_method=automatic", nil, 400, "percent-encoded '&'"},
+		{"semicolon separator", "/v1/payment_intents", "amount=2000&currency=eur&capture_method=manual;capture_method=automatic", nil, 400, "';'"},
+		{"invalid escape", "/v1/payment_intents", base + "description=%zz", nil, 400, "percent escape"},
+		{"invalid UTF-8", "/v1/payment_intents", base + "description=%ff", nil, 400, "UTF-8"},
+		{"NUL", "/v1/payment_intents", base + "description=a%00", nil, 400, "NUL"},
+		{"raw space", "/v1/payment_intents", base + "description=a b", nil, 400, "space"},
+		{"charset", "/v1/payment_intents", valid, []string{"Content-Type", "application/x-www-form-urlencoded; charset=iso-8859-1"}, 415, "charset"},
+		{"JSON body", "/v1/payment_intents", `{"amount":2000}`, []string{"Content-Type", "application/json"}, 415, "application/x-www-form-urlencoded"},
+		{"query string", "/v1/payment_intents?capture_method=automatic", valid, nil, 400, "query string"},
+		{"non-canonical path", "/v1/payment_intents/", valid, nil, 400, "trailing slash"},
+		{"capture amount not an integer", "/v1/payment_intents/pi_1/capture", "amount_to_capture=10.5", nil, 400, "amount_to_capture"},
+		{"capture amount repeated", "/v1/payment_intents/pi_1/capture", "amount_to_capture=10&amount_to_capture=5000", nil, 400, "amount_to_capture"},
+		{"Charge capture flag", "/v1/charges", "amount=100&currency=eur&capture=False", nil, 400, "capture"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := g.sim.Stats().Total
+			resp, body := g.stDo("POST", tt.path, "acct_shoeshop", tt.body, tt.hdr...)
+			typ, _, msg := stripeErrorBody(t, resp, body, tt.status)
+			if typ != "invalid_request_error" || !strings.Contains(msg, tt.field) {
+				t.Errorf("type %s, message %q; want invalid_request_error naming %q", typ, msg, tt.field)
+			}
+			if n := g.sim.Stats().Total - before; n != 0 {
+				t.Errorf("%d requests reached the PSP", n)
+			}
+		})
+	}
+}
+
+// Capture at purchase is refused for a merchant selling physical goods on
+// every route that can ask for it, and allowed with manual capture.
+func TestStripeAutoCapture(t *testing.T) {
+	g := newGateway(t, stripeRules, "psp stripe")
+	pending := g.stObject(g.stDo("POST", "/v1/payment_intents", "acct_shoeshop", "amount=2000&currency=eur&capture_method=manual")).ID
+	items := "&line_items[0][price_data][currency]=eur&line_items[0][price_data][unit_amount]=1500&line_items[0][quantity]=1"
+	for _, tt := range []struct{ name, path, body string }{
+		{"PaymentIntent without capture_method", "/v1/payment_intents", "amount=2000&currency=eur&confirm=true"},
+		{"PaymentIntent automatic", "/v1/payment_intents", "amount=2000&currency=eur&capture_method=automatic"},
+		{"PaymentIntent automatic_async", "/v1/payment_intents", "amount=2000&currency=eur&capture_method=automatic_async"},
+		{"per-method override", "/v1/payment_intents", "amount=2000&currency=eur&capture_method=manual&payment_method_options[card][capture_method]=automatic&confirm=true"},
+		{"update to automatic", "/v1/payment_intents/" + pending, "capture_method=automatic"},
+		{"confirm without capture_method", "/v1/payment_intents/" + pending + "/confirm", "payment_method=pm_card_visa"},
+		{"Checkout Session", "/v1/checkout/sessions", "mode=payment" + items},
+		{"Checkout Session automatic", "/v1/checkout/sessions", "mode=payment&payment_intent_data[capture_method]=automatic" + items},
+		{"Charge", "/v1/charges", "amount=2000&currency=eur&source=tok_visa"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := g.sim.Stats().Total
+			resp, body := g.stDo("POST", tt.path, "acct_shoeshop", tt.body)
+			if _, code, _ := stripeErrorBody(t, resp, body, 403); code != "auto_capture_not_allowed" {
+				t.Errorf("code %s", code)
+			}
+			if n := g.sim.Stats().Total - before; n != 0 {
+				t.Errorf("%d requests reached the PSP", n)
+			}
+		})
+	}
+	for _, tt := range []struct{ name, path, body string }{
+		{"PaymentIntent manual", "/v1/payment_intents", "amount=2000&currency=eur&capture_method=manual&confirm=true"},
+		{"update without capture_method", "/v1/payment_intents/" + pending, "metadata[order]=6735"},
+		{"confirm manual", "/v1/payment_intents/" + pending + "/confirm", "capture_method=manual&payment_method=pm_card_visa"},
+		{"Checkout Session manual", "/v1/checkout/sessions", "mode=payment&payment_intent_data[capture_method]=manual" + items},
+		{"Charge uncaptured", "/v1/charges", "amount=2000&currency=eur&source=tok_visa&capture=false"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := g.sim.Stats().Total
+			if resp, body := g.stDo("POST", tt.path, "acct_shoeshop", tt.body); resp.StatusCode != 200 {
+				t.Fatalf("%d %s", resp.StatusCode, body)
+			}
+			if n := g.sim.Stats().Total - before; n != 1 {
+				t.Errorf("%d requests reached the PSP, want 1", n)
+			}
+		})
+	}
+	if b := g.sim.Books(); len(b.Violations) != 0 {
+		t.Errorf("violations %+v", b.Violations)
+	}
+	for id, o := range g.sim.Books().Orders {
+		if o.CapturedAmount != 0 {
+			t.Errorf("%s: %d captured at purchase", id, o.CapturedAmount)
+		}
+	}
+
+	// A dated approval allows it, and the PSP captures.
+	pi := g.stObject(g.stDo("POST", "/v1/payment_intents", "acct_approvedshop", "amount=2000&currency=eur&confirm=true"))
+	if pi.Status != "succeeded" || pi.AmountReceived != 2000 {
+		t.Errorf("approved auto-capture: %+v", pi)
+	}
+	if v := scrapeValue(g.scrape(), `caddy_psp_guard_refusals_total{psp="stripe",reason="category_not_allowed"}`); v != 9 {
+		t.Errorf("refusals_total{reason=category_not_allowed} = %v, want the 9 refusals", v)
+	}
+
+	// Stripe's requests carry no order lines: they may be physical, so a
+	// category allowed to auto-capture only what is not shipped later
+	// (digital products) is refused too, while in-store sales may.
+	resp, body := g.stDo("POST", "/v1/payment_intents", "acct_digitalshop", "amount=900&currency=eur&confirm=true")
+	if _, code, msg := stripeErrorBody(t, resp, body, 403); code != "auto_capture_not_allowed" || !strings.Contains(msg, "order lines") {
+		t.Errorf("digital products: %s %q", code, msg)
+	}
+	if pi := g.stObject(g.stDo("POST", "/v1/payment_intents", "acct_instore", "amount=900&currency=eur&confirm=true")); pi.Status != "succeeded" {
+		t.Errorf("in store: %+v", pi)
+	}
+}
+
+// Captures are held to what remains capturable, once unless multicapture;
+// a keyed capture is replayed; the merchant is the connected account.
+func TestStripeCapture(t *testing.T) {
+	g := newGatewaySim(t, pspsim.Options{Seed: 1, NoLimits: true}, stripeRules, "psp stripe", "")
+	const acct = "acct_shoeshop"
+	id := g.stManualPI(acct, "2000", "")
+	capture := "/v1/payment_intents/" + id + "/capture"
+
+	resp, body := g.stDo("POST", capture, acct, "amount_to_capture=2001")
+	if _, code, msg := stripeErrorBody(t, resp, body, 403); code != "capture_not_allowed" ||
+		!strings.Contains(msg, "amount_to_capture 2001 exceeds the remaining authorized amount 2000") {
+		t.Errorf("over-capture: %s %q", code, msg)
+	}
+	if n := g.pspRequests("stripe.capture"); n != 0 {
+		t.Fatalf("the over-capture reached the PSP (%d)", n)
+	}
+
+	key := []string{"Idempotency-Key", "capture-1"}
+	g.stObject(g.stDo("POST", capture, acct, "amount_to_capture=1500", key...))
+	resp, body = g.stDo("POST", capture, acct, "amount_to_capture=1500", key...)
+	if resp.StatusCode != 200 || resp.Header.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("replay: %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+	// One capture per PaymentIntent without multicapture, though 500 was
+	// not captured: Stripe released it.
+	resp, body = g.stDo("POST", capture, acct, "amount_to_capture=100")
+	stripeErrorBody(t, resp, body, 403)
+	if n := g.pspRequests("stripe.capture"); n != 1 {
+		t.Errorf("the PSP received %d captures, want 1", n)
+	}
+
+	// Another connected account is another merchant: it does not reach
+	// this one's PaymentIntent.
+	resp, body = g.stDo("POST", capture, "acct_approvedshop", "amount_to_capture=100")
+	if _, code, _ := stripeErrorBody(t, resp, body, 404); code != "resource_missing" {
+		t.Errorf("another account: %s", code)
+	}
+
+	// Multicapture: partial captures with final_capture=false, then one
+	// without an amount takes what remains.
+	mc := g.stManualPI(acct, "3000", "&payment_method_options[card][request_multicapture]=if_available")
+	mcCapture := "/v1/payment_intents/" + mc + "/capture"
+	g.stObject(g.stDo("POST", mcCapture, acct, "amount_to_capture=1000&final_capture=false"))
+	resp, body = g.stDo("POST", mcCapture, acct, "amount_to_capture=2500&final_capture=false")
+	if _, _, msg := stripeErrorBody(t, resp, body, 403); !strings.Contains(msg, "remaining authorized amount 2000") {
+		t.Errorf("over-capture of a multicapture: %q", msg)
+	}
+	if pi := g.stObject(g.stDo("POST", mcCapture, acct, "")); pi.AmountReceived != 3000 || pi.Status != "succeeded" {
+		t.Errorf("final capture: %+v", pi)
+	}
+
+	b := g.sim.Books()
+	if len(b.Violations) != 0 {
+		t.Errorf("money moved beyond the authorization: %+v", b.Violations)
+	}
+	if b.Orders[id].CapturedAmount != 1500 || b.Orders[mc].CapturedAmount != 3000 {
+		t.Errorf("captured %d and %d", b.Orders[id].CapturedAmount, b.Orders[mc].CapturedAmount)
+	}
+}
+
+// A Charge created uncaptured is captured once, up to its amount.
+func TestStripeChargeCapture(t *testing.T) {
+	g := newGatewaySim(t, pspsim.Options{Seed: 1, NoLimits: true}, stripeRules, "psp stripe", "")
+	var ch stripeObject
+	ch = g.stObject(g.stDo("POST", "/v1/charges", "acct_shoeshop", "amount=2000&currency=eur&source=tok_visa&capture=false"))
+	path := "/v1/charges/" + ch.ID + "/capture"
+	resp, body := g.stDo("POST", path, "acct_shoeshop", "amount=2500")
+	if _, code, msg := stripeErrorBody(t, resp, body, 403); code != "capture_not_allowed" || !strings.Contains(msg, "2500") {
+		t.Errorf("over-capture: %s %q", code, msg)
+	}
+	if resp, body := g.stDo("POST", path, "acct_shoeshop", "amount=1200"); resp.StatusCode != 200 {
+		t.Fatalf("capture: %d %s", resp.StatusCode, body)
+	}
+	resp, body = g.stDo("POST", path, "acct_shoeshop", "amount=100")
+	stripeErrorBody(t, resp, body, 403)
+	if b := g.sim.Books(); len(b.Violations) != 0 || b.Orders[ch.ID].CapturedAmount != 1200 {
+		t.Errorf("books %+v", b.Orders[ch.ID])
+	}
+}
