@@ -22,7 +22,7 @@ build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/pspguard ./cmd/pspguard
 	$(GO) build -o $(BIN)/pspsim ./cmd/pspsim
 
-## run: the simulator on 127.0.0.1:9001 and pspguard on :8080 (Klarna) and :8081 (Hellgate); Ctrl-C stops both
+## run: the simulator on 127.0.0.1:9001 and pspguard on :8080 (Klarna), :8081 (Hellgate) and :8082 (Stripe); Ctrl-C stops both
 run: build
 	@set -e; \
 	./$(BIN)/pspsim -listen 127.0.0.1:9001 -password shoeshop:secret -password digitalshop:secret & sim=$$!; \
