@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pspguard/pspguard/internal/rackform"
 )
 
 const (
@@ -432,4 +435,84 @@ func TestStripeParseAllocations(t *testing.T) {
 	}); n > 2 {
 		t.Fatalf("%v allocations per capture parse, want 2", n)
 	}
+}
+
+// FuzzStripeParseRequest checks that whatever the Stripe dialect accepts,
+// Rack (as Stripe reads a form) reads with the same policy values: the
+// amounts, and a capture method that captures at purchase wherever the
+// gateway decided the request does not ask for it.
+func FuzzStripeParseRequest(f *testing.F) {
+	for _, seed := range []struct {
+		op   Operation
+		body string
+	}{
+		{OpCreateOrder, "amount=2000&currency=eur&capture_method=manual&payment_method_options[card][capture_method]=manual"},
+		{OpCreateOrder, "amount=2000&currency=eur&capture_method=manual&capture_method=automatic"},
+		{OpCreateOrder, "amount=2000&currency=eur&capture_method=manual&payment_method_options[klarna][capture_method]=automatic"},
+		{OpCreateOrder, "amount=2000&currency=eur&capture_method=manual&payment_method_options%5Bcard%5D%5Bcapture_method%5D=automatic"},
+		{OpConfirmPaymentIntent, "capture_method=manual;capture_method=automatic"},
+		{OpUpdatePaymentIntent, "metadata[capture_method]=automatic"},
+		{OpCreateCheckoutSession, "mode=payment&payment_intent_data[capture_method]=manual"},
+		{OpCreateCharge, "amount=100&currency=usd&capture=false"},
+		{OpCapture, "amount_to_capture=750&final_capture=false"},
+	} {
+		f.Add(uint8(seed.op), []byte(seed.body))
+	}
+	f.Fuzz(func(t *testing.T, op uint8, body []byte) {
+		route := Route{Op: Operation(op % uint8(numOperations)), OrderID: piID}
+		if !stripeRouter.routes(route.Op) {
+			return
+		}
+		req, err := Stripe().ParseRequest(route, body)
+		if err != nil || !route.Op.HasBody() {
+			return
+		}
+		params, err := rackform.Parse(string(body), "&")
+		if err != nil {
+			t.Fatalf("accepted, but Rack refuses: %v", err)
+		}
+		str := func(path ...string) (string, bool) { return rackform.String(params, path...) }
+		sameAmount := func(name string, got int64, has bool) {
+			v, ok := str(name)
+			if ok != has || has && v != strconv.FormatInt(got, 10) {
+				t.Fatalf("%s: the gateway read %d (present %v), Rack %q (present %v)", name, got, has, v, ok)
+			}
+		}
+		switch route.Op {
+		case OpCreateOrder, OpCreateCharge:
+			sameAmount("amount", req.OrderAmount, true)
+		case OpCapture:
+			sameAmount("amount_to_capture", req.Amount, req.HasAmount)
+		}
+		if req.AutoCapture == AutoCaptureTrue || !route.Op.AsksCapture() {
+			return
+		}
+		// The gateway decided the request does not capture at purchase:
+		// Rack must read no capture method that does.
+		automatic := func(v string, ok bool) bool { return ok && (v == "automatic" || v == "automatic_async") }
+		var top []string
+		switch route.Op {
+		case OpCreateCheckoutSession:
+			if mode, _ := str("mode"); mode == "setup" {
+				return
+			}
+			top = []string{"payment_intent_data", "capture_method"}
+		case OpCreateCharge:
+			if v, ok := str("capture"); !ok || v != "false" {
+				t.Fatalf("capture: the gateway read no capture, Rack %q (present %v)", v, ok)
+			}
+			return
+		default:
+			top = []string{"capture_method"}
+		}
+		if v, ok := str(top...); automatic(v, ok) || !ok && req.AutoCapture == AutoCaptureFalse {
+			t.Fatalf("%v: the gateway read %d, Rack %q (present %v)", top, req.AutoCapture, v, ok)
+		}
+		opts, _ := rackform.Lookup(params, "payment_method_options").(map[string]any)
+		for method := range opts {
+			if v, ok := str("payment_method_options", method, "capture_method"); automatic(v, ok) {
+				t.Fatalf("payment_method_options[%s][capture_method]: Rack reads %q, the gateway no capture at purchase", method, v)
+			}
+		}
+	})
 }
