@@ -137,6 +137,7 @@ func TestStripeFormHazards(t *testing.T) {
 		{"charset", "/v1/payment_intents", valid, []string{"Content-Type", "application/x-www-form-urlencoded; charset=iso-8859-1"}, 415, "charset"},
 		{"JSON body", "/v1/payment_intents", `{"amount":2000}`, []string{"Content-Type", "application/json"}, 415, "application/x-www-form-urlencoded"},
 		{"query string", "/v1/payment_intents?capture_method=automatic", valid, nil, 400, "query string"},
+		{"query string of an update", "/v1/payment_intents/pi_1?capture_method=automatic", "metadata[order]=1", nil, 400, "query string"},
 		{"non-canonical path", "/v1/payment_intents/", valid, nil, 400, "trailing slash"},
 		{"capture amount not an integer", "/v1/payment_intents/pi_1/capture", "amount_to_capture=10.5", nil, 400, "amount_to_capture"},
 		{"capture amount repeated", "/v1/payment_intents/pi_1/capture", "amount_to_capture=10&amount_to_capture=5000", nil, 400, "amount_to_capture"},

@@ -47,7 +47,8 @@
 //     server matches them.
 //   - Stripe reads form bodies as Rack's parse_nested_query does
 //     (internal/rackform): a repeated key's last value wins, %5B and %5D
-//     are brackets. A PaymentIntent is paid by card at once when confirmed:
+//     are brackets; a POST's query parameters are read too, the body's
+//     winning a top-level key both carry. A PaymentIntent is paid by card at once when confirmed:
 //     the capture method in force for cards (payment_method_options[card]
 //     [capture_method] over capture_method, automatic by default) makes it
 //     succeeded, captured in full, or requires_capture. A Checkout Session

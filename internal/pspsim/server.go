@@ -249,7 +249,7 @@ func (s *Server) perform(r *http.Request, rt route, who identity, body []byte, s
 		key = r.Header.Get(idempotencyHeader(rt.psp))
 	}
 	if key == "" {
-		return s.execute(rt, who, body, seq), true
+		return s.execute(rt, who, r.URL.RawQuery, body, seq), true
 	}
 	if rt.psp == pspStripe {
 		return s.performStripe(r, rt, who, body, seq, key)
@@ -263,7 +263,7 @@ func (s *Server) perform(r *http.Request, rt route, who identity, body []byte, s
 			return response{}, false
 		}
 	}
-	resp = s.execute(rt, who, body, seq)
+	resp = s.execute(rt, who, r.URL.RawQuery, body, seq)
 	s.idem.complete(e, resp)
 	return resp, true
 }
@@ -297,15 +297,15 @@ func (s *Server) performStripe(r *http.Request, rt route, who identity, body []b
 				"There is currently another in-progress request using this Idempotent Key (that probably means you submitted twice, and the other request is still going through): %s. Please try again later.", key), false
 		}
 	}
-	resp := s.execute(rt, who, body, seq)
+	resp := s.execute(rt, who, r.URL.RawQuery, body, seq)
 	s.idem.complete(e, resp)
 	return resp, true
 }
 
-func (s *Server) execute(rt route, who identity, body []byte, seq uint64) response {
+func (s *Server) execute(rt route, who identity, query string, body []byte, seq uint64) response {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return rt.handle(s, &call{who: who, params: rt.params, body: body, now: s.now(), seq: seq})
+	return rt.handle(s, &call{who: who, params: rt.params, query: query, body: body, now: s.now(), seq: seq})
 }
 
 // arrive counts and records a PSP request and returns its sequence number
@@ -398,6 +398,7 @@ func (resp response) write(w http.ResponseWriter) {
 type call struct {
 	who    identity
 	params []string // path parameters, in path order
+	query  string   // the raw query string
 	body   []byte
 	now    time.Time
 	seq    uint64 // the RecordedRequest's Seq

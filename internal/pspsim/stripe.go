@@ -145,16 +145,24 @@ func stripeID(prefix string) string {
 	return prefix + string(b[:])
 }
 
-// stripeForm reads a body as Stripe does: Rack's parse_nested_query, which
-// takes a repeated key's last value and reads brackets written as %5B and
-// %5D. A body Rack refuses is Stripe's 400.
-func stripeForm(body []byte) (map[string]any, *response) {
-	p, err := rackform.Parse(string(body), "&")
-	if err != nil {
-		resp := stripeInvalid("", "Invalid request body: %v", err)
-		return nil, &resp
+// stripeForm reads a request's parameters as Stripe's Rack does:
+// parse_nested_query, which takes a repeated key's last value and reads
+// brackets written as %5B and %5D, of the query string and of the body,
+// merged as Rack's Request#params merges them (the body's top-level keys
+// win). A form Rack refuses is Stripe's 400.
+func stripeForm(c *call) (map[string]any, *response) {
+	q, err := rackform.Parse(c.query, "&;")
+	if err == nil {
+		var p map[string]any
+		if p, err = rackform.Parse(string(c.body), "&"); err == nil {
+			for k, v := range p {
+				q[k] = v
+			}
+			return q, nil
+		}
 	}
-	return p, nil
+	resp := stripeInvalid("", "Invalid request parameters: %v", err)
+	return nil, &resp
 }
 
 // stripeInt reads an integer parameter as Stripe's API coerces one from
@@ -217,7 +225,7 @@ func applyPaymentIntentParams(o *stripeObject, p map[string]any) *response {
 
 // POST /v1/payment_intents
 func (s *Server) stripeCreatePaymentIntent(c *call) response {
-	p, errResp := stripeForm(c.body)
+	p, errResp := stripeForm(c)
 	if errResp != nil {
 		return *errResp
 	}
@@ -282,7 +290,7 @@ func (s *Server) stripeUpdatePaymentIntent(c *call) response {
 	if errResp != nil {
 		return *errResp
 	}
-	p, errResp := stripeForm(c.body)
+	p, errResp := stripeForm(c)
 	if errResp != nil {
 		return *errResp
 	}
@@ -302,7 +310,7 @@ func (s *Server) stripeConfirmPaymentIntent(c *call) response {
 	if errResp != nil {
 		return *errResp
 	}
-	p, errResp := stripeForm(c.body)
+	p, errResp := stripeForm(c)
 	if errResp != nil {
 		return *errResp
 	}
@@ -344,7 +352,7 @@ func (s *Server) stripeCapture(c *call) response {
 	if errResp != nil {
 		return *errResp
 	}
-	p, errResp := stripeForm(c.body)
+	p, errResp := stripeForm(c)
 	if errResp != nil {
 		return *errResp
 	}
@@ -416,7 +424,7 @@ func (s *Server) stripeGet(c *call) response {
 // POST /v1/charges: capture defaults to true; only "false" holds the
 // charge uncaptured (Stripe reads booleans from their form text).
 func (s *Server) stripeCreateCharge(c *call) response {
-	p, errResp := stripeForm(c.body)
+	p, errResp := stripeForm(c)
 	if errResp != nil {
 		return *errResp
 	}
@@ -445,7 +453,7 @@ func (s *Server) stripeCreateCharge(c *call) response {
 // PaymentIntent is then confirmed with payment_intent_data[capture_method]
 // (default automatic) in force. Sessions in setup mode take no payment.
 func (s *Server) stripeCreateCheckoutSession(c *call) response {
-	p, errResp := stripeForm(c.body)
+	p, errResp := stripeForm(c)
 	if errResp != nil {
 		return *errResp
 	}

@@ -226,3 +226,19 @@ func TestStripeAccountsAndCredentials(t *testing.T) {
 	stripeErr(t, h.stripe("not_a_key").do("GET", "/v1/payment_intents/"+pi.ID, ""), 401)
 	stripeErr(t, h.stripe("sk_test_platform").do("GET", "/v1/customers/cus_1", ""), 404)
 }
+
+// Rack reads a POST's query parameters with its body's: an update whose
+// body sets no capture method can set one in the query.
+func TestStripeReadsTheQueryToo(t *testing.T) {
+	h := newHarness(t, Options{})
+	m := h.stripe("sk_test_shop")
+	pi := stripeOK(t, m.do("POST", "/v1/payment_intents", "amount=2000&currency=eur&capture_method=manual"))
+	stripeOK(t, m.do("POST", "/v1/payment_intents/"+pi.ID+"?capture_method=automatic", "metadata[order]=1"))
+	if pi = stripeOK(t, m.do("POST", "/v1/payment_intents/"+pi.ID+"/confirm", "payment_method=pm_card_visa")); pi.Status != "succeeded" {
+		t.Errorf("confirmed after a query set automatic: %+v", pi)
+	}
+	pi = stripeOK(t, m.do("POST", "/v1/payment_intents?capture_method=automatic", "amount=2000&currency=eur&capture_method=manual&confirm=true"))
+	if pi.Status != "requires_capture" {
+		t.Errorf("the body's capture_method does not win over the query's: %+v", pi)
+	}
+}
