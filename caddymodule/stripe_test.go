@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/pspguard/pspguard/internal/pspsim"
@@ -309,5 +310,56 @@ func TestStripeChargeCapture(t *testing.T) {
 	stripeErrorBody(t, resp, body, 403)
 	if b := g.sim.Books(); len(b.Violations) != 0 || b.Orders[ch.ID].CapturedAmount != 1200 {
 		t.Errorf("books %+v", b.Orders[ch.ID])
+	}
+}
+
+// Concurrent partial captures of a multicapture PaymentIntent the gateway
+// learns by reading, in front of a PSP with no limits of its own: no more
+// than the authorization is captured, and as much of it as was asked for.
+func TestStripeConcurrentMulticaptures(t *testing.T) {
+	g := newGatewaySim(t, pspsim.Options{Seed: 1, NoLimits: true}, stripeRules, "psp stripe", "")
+	req, _ := http.NewRequest("POST", g.psp.URL+"/v1/payment_intents", strings.NewReader(
+		"amount=3000&currency=eur&capture_method=manual&confirm=true&payment_method_options[card][request_multicapture]=if_available"))
+	req.Header.Set("Authorization", "Bearer "+stripeKey)
+	req.Header.Set("Stripe-Account", "acct_shoeshop")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	id := g.stObject(resp, string(b)).ID
+	g.sim.SetFaults(pspsim.Faults{ReadDelay: readDelay})
+
+	const n = 8
+	statuses := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest("POST", g.base+"/v1/payment_intents/"+id+"/capture",
+				strings.NewReader("amount_to_capture=1000&final_capture=false"))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Authorization", "Bearer "+stripeKey)
+			req.Header.Set("Stripe-Account", "acct_shoeshop")
+			if resp, err := g.tester.Client.Do(req); err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				statuses[i] = resp.StatusCode
+			}
+		}()
+	}
+	wg.Wait()
+	ok := 0
+	for _, s := range statuses {
+		if s == http.StatusOK {
+			ok++
+		}
+	}
+	books := g.sim.Books()
+	if len(books.Violations) != 0 || books.Orders[id].CapturedAmount != int64(ok)*1000 || ok == 0 || ok > 3 {
+		t.Errorf("%d captures answered 200 (statuses %v); the PSP captured %d with violations %+v",
+			ok, statuses, books.Orders[id].CapturedAmount, books.Violations)
 	}
 }
