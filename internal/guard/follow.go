@@ -171,7 +171,7 @@ func (g *Guard) learn(w http.ResponseWriter, r *http.Request, next Next, x *exch
 	}
 	lw, err := g.readOrder(r, next, x)
 	if err != nil {
-		g.logger.Warn("order lookup failed", zap.String("order_id", loggableOrderID(x.route.OrderID)), zap.Error(err))
+		g.logger.Warn("order lookup failed", zap.String("order_id", g.dialect.LogOrderID(x.route.OrderID)), zap.Error(err))
 		g.unavailable(w, x, "the gateway could not read the order from the PSP; nothing was sent")
 		return true
 	}
@@ -195,7 +195,7 @@ func (g *Guard) learn(w http.ResponseWriter, r *http.Request, next Next, x *exch
 	}
 	order, err := g.dialect.ParseOrder(lw.body.Bytes(), g.now())
 	if err != nil {
-		g.logger.Warn("unreadable order from the PSP", zap.String("order_id", loggableOrderID(x.route.OrderID)), zap.Error(err))
+		g.logger.Warn("unreadable order from the PSP", zap.String("order_id", g.dialect.LogOrderID(x.route.OrderID)), zap.Error(err))
 		g.unavailable(w, x, "the gateway could not read the order from the PSP; nothing was sent")
 		return true
 	}
@@ -275,7 +275,7 @@ func (g *Guard) followShadow(r *http.Request, next Next, x *exchange, status int
 		_, err = g.ledger.Reconcile(ctx, key, order, tok)
 	}
 	if err != nil {
-		g.logger.Warn("following a shadow-mode request", zap.String("order_id", loggableOrderID(x.route.OrderID)), zap.Error(err))
+		g.logger.Warn("following a shadow-mode request", zap.String("order_id", g.dialect.LogOrderID(x.route.OrderID)), zap.Error(err))
 		_ = g.ledger.Forget(ctx, key)
 	}
 }

@@ -140,7 +140,7 @@ func (l *decisionLine) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 		// Rules may list the user name: a replay needs it.
 		enc.AddString("user", x.id.User)
 	}
-	enc.AddString("order_id", loggableOrderID(x.route.OrderID))
+	enc.AddString("order_id", l.g.dialect.LogOrderID(x.route.OrderID))
 	enc.AddString("decision", x.outcome)
 	enc.AddString("reason", x.reason)
 	if x.message != "" {
@@ -244,29 +244,6 @@ func (a emdKeysArray) unlisted() int {
 		}
 	}
 	return n
-}
-
-// loggableOrderID is id when it is a well-formed order id (a UUID in
-// canonical lower-case form, as the PSPs issue them), else "":
-// a path segment that is not an id may be anything the caller sent, a card
-// number included.
-func loggableOrderID(id string) string {
-	if len(id) != 36 {
-		return ""
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		switch {
-		case i == 8 || i == 13 || i == 18 || i == 23:
-			if c != '-' {
-				return ""
-			}
-		case '0' <= c && c <= '9', 'a' <= c && c <= 'f':
-		default:
-			return ""
-		}
-	}
-	return id
 }
 
 // Interface guards

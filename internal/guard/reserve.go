@@ -66,7 +66,7 @@ func (g *Guard) serveCapture(w http.ResponseWriter, r *http.Request, next Next, 
 	if held(d) && currencyMismatch(x, d) {
 		g.releaseReservation(d.Reservation)
 		return g.refuseCapture(w, r, next, x, ReasonCurrencyMismatch,
-			fmt.Sprintf("currency_code %s does not match the order's currency %s", x.req.Currency, d.Entry.Currency))
+			fmt.Sprintf("%s %s does not match the order's currency %s", g.dialect.CurrencyField(x.route.Op), x.req.Currency, d.Entry.Currency))
 	}
 	if !held(d) {
 		reason, msg := g.captureRefusal(x, d)

@@ -59,6 +59,13 @@ func (hellgate) ReadHeaders() []string { return hellgateReadHeaders }
 
 func (hellgate) OrderPath(orderID string) string { return "/payments/" + orderID }
 
+// LogOrderID keeps an id in canonical lower-case UUID form, as Hellgate
+// issues payment ids.
+func (hellgate) LogOrderID(id string) string { return uuidOrEmpty(id) }
+
+// CurrencyField is currency_code, of a one-off payment and of a capture.
+func (hellgate) CurrencyField(Operation) string { return "currency_code" }
+
 // ErrorCode is the identity. Hellgate's public API reference documents no
 // error schema, so the gateway answers with the same code names it uses for
 // Klarna.

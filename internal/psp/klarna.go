@@ -80,6 +80,14 @@ func (klarna) ReadHeaders() []string { return klarnaReadHeaders }
 
 func (klarna) OrderPath(orderID string) string { return "/ordermanagement/v1/orders/" + orderID }
 
+// LogOrderID keeps an id in canonical lower-case UUID form, as Klarna
+// issues order ids.
+func (klarna) LogOrderID(id string) string { return uuidOrEmpty(id) }
+
+// CurrencyField is purchase_currency, the only currency member Klarna's
+// guarded requests carry.
+func (klarna) CurrencyField(Operation) string { return "purchase_currency" }
+
 // ErrorCode is the identity: the gateway's codes are Klarna's own names.
 func (klarna) ErrorCode(code string) string { return code }
 

@@ -541,6 +541,38 @@ func TestDialectTraits(t *testing.T) {
 		k.AmountField(OpRefund) != "refunded_amount" || h.AmountField(OpCapture) != "amount" {
 		t.Error("amount fields")
 	}
+	if k.CurrencyField(OpCreateOrder) != "purchase_currency" || h.CurrencyField(OpCapture) != "currency_code" ||
+		Stripe().CurrencyField(OpCreateOrder) != "currency" {
+		t.Error("currency fields")
+	}
+	for id, want := range map[string]string{
+		"pi_3MtwBwLkdIwHu7ix28a3tqPa": "pi_3MtwBwLkdIwHu7ix28a3tqPa",
+		"ch_3MmlLrLkdIwHu7ix0snN0B15": "ch_3MmlLrLkdIwHu7ix0snN0B15",
+		"py_1Abc":                     "py_1Abc",
+		"pi_4111111111111111":         "",
+		"pi_":                         "",
+		"pi_abc-def":                  "",
+		"cus_NffrFeUfNV2Hib":          "",
+		orderID:                       "",
+	} {
+		if got := Stripe().LogOrderID(id); got != want {
+			t.Errorf("stripe: LogOrderID(%q) = %q, want %q", id, got, want)
+		}
+	}
+	// Logs keep an order id only in the form the PSP issues it: anything
+	// else in its place may be what the caller sent, a card number too.
+	for _, d := range []Dialect{k, h} {
+		for id, want := range map[string]string{
+			orderID:                  orderID,
+			strings.ToUpper(orderID): "",
+			"4111111111111111":       "",
+			"":                       "",
+		} {
+			if got := d.LogOrderID(id); got != want {
+				t.Errorf("%s: LogOrderID(%q) = %q, want %q", d.Name(), id, got, want)
+			}
+		}
+	}
 	for _, tt := range []struct {
 		d           Dialect
 		replay, got []string

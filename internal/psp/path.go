@@ -305,6 +305,14 @@ func normalizeID(id string) string {
 // UUID.fromString would also read shortened groups (a-0-0-0-b) or, in some
 // versions, overlong ones as some UUID; which one is not ours to guess, so
 // such spellings are refused rather than given a ledger entry of their own.
+// uuidOrEmpty is id if it is a UUID in canonical lower-case form, else "".
+func uuidOrEmpty(id string) string {
+	if isUUID(id) {
+		return id
+	}
+	return ""
+}
+
 func isUUID(id string) bool {
 	if len(id) != 36 {
 		return false

@@ -291,6 +291,10 @@ type Dialect interface {
 	// of an authorization update), as refusal messages name it.
 	AmountField(op Operation) string
 
+	// CurrencyField names the request member Request.Currency was read
+	// from for op, as refusal messages name it.
+	CurrencyField(op Operation) string
+
 	// CreatedOrder reads a successful create-order response (status and body)
 	// together with the request that produced it, and returns the new order
 	// id and its state. ok is false if the response is not a success or
@@ -302,6 +306,12 @@ type Dialect interface {
 	// OrderPath is the path of the read that tells an order's state
 	// (Klarna GET /ordermanagement/v1/orders/{id}, Hellgate GET /payments/{id}).
 	OrderPath(orderID string) string
+
+	// LogOrderID is id as logs and the decision log may carry it: id when
+	// it has the shape of the PSP's own order ids, else "". A path segment
+	// that is not an id may be anything the caller sent, a card number
+	// included.
+	LogOrderID(id string) string
 
 	// ParseOrder reads the body of a successful order read.
 	ParseOrder(body []byte, now time.Time) (Order, error)

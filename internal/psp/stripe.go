@@ -104,6 +104,37 @@ var (
 
 func (stripe) ReplayHeaders() []string { return stripeReplayHeaders }
 
+// CurrencyField is currency, the parameter of every Stripe request that
+// names one.
+func (stripe) CurrencyField(Operation) string { return "currency" }
+
+// LogOrderID keeps an id of the shape Stripe issues: its object's prefix
+// (pi_, ch_, py_), then letters and digits, at least one a letter. An id of
+// digits alone is dropped: it might be a card number.
+func (stripe) LogOrderID(id string) string {
+	rest, ok := strings.CutPrefix(id, "pi_")
+	if !ok && isChargeID(id) {
+		rest, ok = id[3:], true
+	}
+	if !ok || rest == "" || len(id) > maxIDLen {
+		return ""
+	}
+	letter := false
+	for i := 0; i < len(rest); i++ {
+		switch c := rest[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+			letter = true
+		case '0' <= c && c <= '9':
+		default:
+			return ""
+		}
+	}
+	if !letter {
+		return ""
+	}
+	return id
+}
+
 func (stripe) ReadHeaders() []string { return stripeReadHeaders }
 
 // OrderPath is the read of a PaymentIntent or of a Charge, by its id.
