@@ -50,8 +50,8 @@ const (
 // against the compliance rules, captures against the ledger, and idempotency
 // keys against the result cache. Everything else passes through untouched.
 type Handler struct {
-	// PSP dialect: the name of one of internal/psp's dialects (Klarna's by
-	// default).
+	// PSP dialect: the name of one of internal/psp's dialects (psp.Names);
+	// psp.Default when empty.
 	PSP string `json:"psp,omitempty"`
 
 	// Path of the compliance rules file (YAML, version 1). Required. The
