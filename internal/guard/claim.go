@@ -19,7 +19,7 @@ import (
 // the caller itself (replay, 409, 422, 503, 400) and returns true when the
 // request must not go further.
 func (g *Guard) claimKey(w http.ResponseWriter, r *http.Request, x *exchange) bool {
-	key := r.Header.Get(g.dialect.IdempotencyHeader())
+	key := x.idemID
 	if key == "" {
 		g.m.idem(IdemNoKey)
 		if g.requireKey {

@@ -37,7 +37,7 @@ func (g *Guard) afterCreate(x *exchange, rec *recorder, err error) {
 	// from the PSP before its first capture, as an order the ledger does not
 	// hold is. The ledger learns only what belongs to the request, and a
 	// keyed create-order costs the store its claim and its result alone.
-	if x.r.Header.Get(g.dialect.IdempotencyHeader()) == "" {
+	if x.idemID == "" {
 		ctx, cancel := g.storeContext(context.Background())
 		defer cancel()
 		if err := g.ledger.Learn(ctx, g.ledgerKey(x, orderID), order, true); err != nil {

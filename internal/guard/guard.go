@@ -143,6 +143,7 @@ type exchange struct {
 	upDur    time.Duration
 	amount   int64
 	currency string
+	idemID   string // the idempotency key as the dialect reads it; "" if none
 	idemKey  idempotency.Key
 	idemTok  string
 	// claimWithReserve: the key of this capture is claimed together with

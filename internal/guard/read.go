@@ -29,10 +29,12 @@ func (g *Guard) read(w http.ResponseWriter, r *http.Request, x *exchange) (*byte
 	// A release or cancel may come without a body; anything that carries one
 	// must say it is of the dialect's media type.
 	hasBody := op.HasBody() && r.ContentLength != 0
-	if e := psp.CheckHeaders(r.Header, g.dialect.IdempotencyHeader(), g.dialect.MediaType(), hasBody); e != nil {
+	key, e := psp.CheckHeaders(r.Header, g.dialect, hasBody)
+	if e != nil {
 		g.refuseErr(w, x, e)
 		return nil, false
 	}
+	x.idemID = key
 
 	var buf *bytes.Buffer
 	if op.HasBody() {

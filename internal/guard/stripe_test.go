@@ -70,3 +70,39 @@ func TestStripePaymentIntent(t *testing.T) {
 		t.Errorf("the PSP captured %d in %d requests, want 1500 in 1", got, f.simRequests("capture"))
 	}
 }
+
+// Idempotency-Key as the IETF draft writes it: a quoted key and the same
+// key bare are one key, so a retry spelling it either way is replayed and
+// the PSP captures once; a different request under it is 422, a malformed
+// one 400, in Stripe's format, and neither reaches the PSP.
+func TestStripeIdempotencyKeyQuotedOrBare(t *testing.T) {
+	f := newFixture(t, psp.Stripe(), "enforce")
+	const acct = "acct_unlisted"
+	a := f.stripe("POST", "/v1/payment_intents", acct, "amount=2000&currency=eur&capture_method=manual&confirm=true")
+	var pi struct{ ID string }
+	if err := json.Unmarshal([]byte(a.body), &pi); a.status != http.StatusOK || err != nil {
+		t.Fatalf("manual PaymentIntent: %d %s", a.status, a.body)
+	}
+	capture := "/v1/payment_intents/" + pi.ID + "/capture"
+
+	first := f.stripe("POST", capture, acct, "amount_to_capture=500", "Idempotency-Key", `"cap-1"`)
+	if first.status != http.StatusOK {
+		t.Fatalf("first capture: %d %s", first.status, first.body)
+	}
+	again := f.stripe("POST", capture, acct, "amount_to_capture=500", "Idempotency-Key", "cap-1")
+	if again.status != http.StatusOK || again.body != first.body || again.header.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("the bare key's retry: %d %q %s", again.status, again.header.Get("Idempotent-Replayed"), again.body)
+	}
+	other := f.stripe("POST", capture, acct, "amount_to_capture=700", "Idempotency-Key", `"cap-1"`)
+	if typ, code, _ := stripeError(t, other); other.status != http.StatusUnprocessableEntity ||
+		typ != "idempotency_error" || code != "idempotency_key_reused" {
+		t.Errorf("another request under the key: %d %s %s", other.status, typ, code)
+	}
+	bad := f.stripe("POST", capture, acct, "amount_to_capture=700", "Idempotency-Key", `"cap-2`)
+	if _, code, msg := stripeError(t, bad); bad.status != http.StatusBadRequest || !strings.Contains(msg, "Idempotency-Key") {
+		t.Errorf("a malformed key: %d %s %q", bad.status, code, msg)
+	}
+	if got, n := f.captured(pi.ID), f.simRequests("capture"); got != 500 || n != 1 {
+		t.Errorf("the PSP captured %d in %d requests, want 500 in 1", got, n)
+	}
+}

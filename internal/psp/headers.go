@@ -14,25 +14,31 @@ const maxIdempotencyKey = 255
 // another method than the one it was sent with.
 var methodOverrideHeaders = [...]string{"X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"}
 
-// CheckHeaders checks the headers of a guarded request: no method override,
-// at most one well-formed idempotency key, and, for a request with a body,
-// exactly one Content-Type of mediaType (the dialect's MediaType), in
-// UTF-8 if it names a charset, and no Content-Encoding but identity. A
-// lenient PSP could read anything else differently from the gateway.
-func CheckHeaders(h http.Header, idempotencyHeader, mediaType string, hasBody bool) *Error {
+// CheckHeaders checks the headers of a guarded request to d: no method
+// override, at most one well-formed idempotency key, and, for a request
+// with a body, exactly one Content-Type of d's MediaType, in UTF-8 if it
+// names a charset, and no Content-Encoding but identity. A lenient PSP
+// could read anything else differently from the gateway. It returns the
+// idempotency key as d's syntax reads it ("" when none was sent).
+func CheckHeaders(h http.Header, d Dialect, hasBody bool) (string, *Error) {
 	if e := MethodOverride(h); e != nil {
-		return e
+		return "", e
 	}
-	if e := checkIdempotencyKey(h, idempotencyHeader); e != nil {
-		return e
+	key, e := IdempotencyKey(h, d.IdempotencyHeader(), d.IdempotencyKeySyntax())
+	if e != nil {
+		return "", e
 	}
 	if !hasBody {
-		return nil
+		return key, nil
 	}
+	mediaType := d.MediaType()
 	if e := checkContentEncoding(h, mediaType); e != nil {
-		return e
+		return "", e
 	}
-	return checkContentType(h, mediaType)
+	if e := checkContentType(h, mediaType); e != nil {
+		return "", e
+	}
+	return key, nil
 }
 
 // MethodOverride refuses a request that carries a method-override header:
@@ -97,28 +103,80 @@ func dashFold(c byte) byte {
 	return c
 }
 
-func checkIdempotencyKey(h http.Header, name string) *Error {
+// KeySyntax is how a PSP reads the value of its idempotency header.
+type KeySyntax uint8
+
+const (
+	// KeyOpaque: the header's value, as sent, is the key (Klarna, Hellgate).
+	KeyOpaque KeySyntax = iota
+	// KeyStructured: the header is the IETF Idempotency-Key header, whose
+	// value is a Structured Field string (RFC 8941, section 3.3.3): "k"
+	// is the key k, with \" and \\ the only escapes. A bare value, common
+	// in practice, is read as it is, so "k" and k are one key.
+	KeyStructured
+)
+
+// IdempotencyKey returns the idempotency key of a request: the value of
+// the header name, read in syntax; "" when none was sent. A repeated,
+// aliased, empty, over-long or malformed key is an *Error (400 BAD_VALUE):
+// a PSP might read it as another key than the gateway, or as none.
+func IdempotencyKey(h http.Header, name string, syntax KeySyntax) (string, *Error) {
 	if alias, ok := headerAlias(h, name); ok {
-		return aliasError(name, alias)
+		return "", aliasError(name, alias)
 	}
 	vals := h.Values(name)
 	switch len(vals) {
 	case 0:
-		return nil
+		return "", nil
 	case 1:
 	default:
-		return BadValue(name, "the %s header must be sent once", name)
+		return "", BadValue(name, "the %s header must be sent once", name)
 	}
 	key := vals[0]
+	if syntax == KeyStructured && strings.HasPrefix(key, `"`) {
+		var ok bool
+		if key, ok = unquoteSFString(key); !ok {
+			return "", BadValue(name, `the %s header must be a string in double quotes, with \" and \\ the only escapes, or a bare value`, name)
+		}
+	}
 	switch {
 	case key == "":
-		return BadValue(name, "the %s header is empty", name)
+		return "", BadValue(name, "the %s header is empty", name)
 	case len(key) > maxIdempotencyKey:
-		return BadValue(name, "the %s header is longer than %d characters", name, maxIdempotencyKey)
+		return "", BadValue(name, "the %s header is longer than %d characters", name, maxIdempotencyKey)
 	case !visibleASCII(key):
-		return BadValue(name, "the %s header must be printable ASCII, without control characters", name)
+		return "", BadValue(name, "the %s header must be printable ASCII, without control characters", name)
 	}
-	return nil
+	return key, nil
+}
+
+// unquoteSFString reads s, which starts with a double quote, as an RFC 8941
+// sf-string: printable ASCII (space included) between double quotes, where
+// a backslash escapes only a double quote or a backslash. Anything after
+// the closing quote, an unclosed string or another escape is not one.
+func unquoteSFString(s string) (string, bool) {
+	var b strings.Builder
+	for i := 1; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\\':
+			i++
+			if i == len(s) || s[i] != '"' && s[i] != '\\' {
+				return "", false
+			}
+			b.WriteByte(s[i])
+		case c == '"':
+			if i != len(s)-1 {
+				return "", false
+			}
+			return b.String(), true
+		case c < ' ' || c > '~':
+			return "", false
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return "", false
 }
 
 func checkContentEncoding(h http.Header, mediaType string) *Error {

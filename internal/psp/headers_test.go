@@ -20,12 +20,12 @@ func TestCheckHeadersAccepts(t *testing.T) {
 		{"Content-Type": {"application/json"}, "Content-Encoding": {"Identity"}},
 		{"Content-Length": {"0"}}, // an empty body needs no Content-Type
 	} {
-		if e := CheckHeaders(h, "Klarna-Idempotency-Key", "application/json", true); e != nil {
+		if _, e := CheckHeaders(h, Klarna(), true); e != nil {
 			t.Errorf("CheckHeaders(%v) = %v", h, e)
 		}
 	}
 	// A read carries no body: its media headers are not looked at.
-	if e := CheckHeaders(http.Header{"Content-Type": {"text/plain"}, "Content-Encoding": {"gzip"}}, "Klarna-Idempotency-Key", "application/json", false); e != nil {
+	if _, e := CheckHeaders(http.Header{"Content-Type": {"text/plain"}, "Content-Encoding": {"gzip"}}, Klarna(), false); e != nil {
 		t.Errorf("read: %v", e)
 	}
 }
@@ -99,7 +99,7 @@ func TestCheckHeadersRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := CheckHeaders(tt.h, "Klarna-Idempotency-Key", "application/json", tt.hasBody)
+			_, e := CheckHeaders(tt.h, Klarna(), tt.hasBody)
 			if e == nil {
 				t.Fatal("accepted")
 			}
@@ -112,7 +112,7 @@ func TestCheckHeadersHellgateIdempotencyKey(t *testing.T) {
 	h := http.Header{}
 	h.Add("x-idempotency-key", "a")
 	h.Add("X-IDEMPOTENCY-KEY", "b")
-	e := CheckHeaders(h, Hellgate().IdempotencyHeader(), Hellgate().MediaType(), false)
+	_, e := CheckHeaders(h, Hellgate(), false)
 	if e == nil {
 		t.Fatal("repeated key accepted")
 	}
@@ -124,7 +124,7 @@ func TestCheckHeadersHellgateIdempotencyKey(t *testing.T) {
 func TestCheckHeadersMediaType(t *testing.T) {
 	const form = "application/x-www-form-urlencoded"
 	for _, ct := range []string{form, form + "; charset=utf-8", form + "; charset=UTF-8", "Application/X-WWW-Form-Urlencoded"} {
-		if e := CheckHeaders(http.Header{"Content-Type": {ct}}, "Idempotency-Key", form, true); e != nil {
+		if _, e := CheckHeaders(http.Header{"Content-Type": {ct}}, Stripe(), true); e != nil {
 			t.Errorf("Content-Type %q: %v", ct, e)
 		}
 	}
@@ -138,7 +138,7 @@ func TestCheckHeadersMediaType(t *testing.T) {
 		{http.Header{}, "the Content-Type header is required: send " + form},
 		{http.Header{"Content-Type": {form}, "Content-Encoding": {"gzip"}}, "send it as plain " + form},
 	} {
-		e := CheckHeaders(tt.h, "Idempotency-Key", form, true)
+		_, e := CheckHeaders(tt.h, Stripe(), true)
 		if e == nil {
 			t.Errorf("%v accepted", tt.h)
 			continue
@@ -148,7 +148,7 @@ func TestCheckHeadersMediaType(t *testing.T) {
 		}
 	}
 	// A JSON dialect refuses the form type.
-	if e := CheckHeaders(http.Header{"Content-Type": {form}}, "Klarna-Idempotency-Key", "application/json", true); e == nil || e.Status != http.StatusUnsupportedMediaType {
+	if _, e := CheckHeaders(http.Header{"Content-Type": {form}}, Klarna(), true); e == nil || e.Status != http.StatusUnsupportedMediaType {
 		t.Errorf("JSON dialect, form body: %v", e)
 	}
 }

@@ -35,6 +35,9 @@ func (hellgate) Identity(h http.Header) (Identity, error) { return apiKeyIdentit
 
 func (hellgate) IdempotencyHeader() string { return "X-Idempotency-Key" }
 
+// IdempotencyKeySyntax: the header's value, as sent, is the key.
+func (hellgate) IdempotencyKeySyntax() KeySyntax { return KeyOpaque }
+
 // CheckQuery accepts any query: Hellgate reads a request's parameters from
 // its JSON body alone.
 func (hellgate) CheckQuery(Route, string) error { return nil }

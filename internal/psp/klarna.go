@@ -44,6 +44,9 @@ func (klarna) Identity(h http.Header) (Identity, error) { return basicIdentity(h
 
 func (klarna) IdempotencyHeader() string { return "Klarna-Idempotency-Key" }
 
+// IdempotencyKeySyntax: the header's value, as sent, is the key.
+func (klarna) IdempotencyKeySyntax() KeySyntax { return KeyOpaque }
+
 // CheckQuery accepts any query: Klarna reads a request's parameters from
 // its JSON body alone.
 func (klarna) CheckQuery(Route, string) error { return nil }

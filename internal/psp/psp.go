@@ -262,6 +262,11 @@ type Dialect interface {
 	// IdempotencyHeader is the header carrying the idempotency key.
 	IdempotencyHeader() string
 
+	// IdempotencyKeySyntax is how the PSP reads that header's value: as
+	// it is (KeyOpaque), or as the IETF Idempotency-Key header, a quoted
+	// string or a bare value (KeyStructured).
+	IdempotencyKeySyntax() KeySyntax
+
 	// CheckQuery checks the query string (r.URL.RawQuery) of a guarded
 	// request. A PSP that reads parameters from the query as well as from
 	// the body (Stripe's Rack merges the two) could read one the gateway

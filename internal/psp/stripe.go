@@ -65,6 +65,12 @@ func isChargeID(id string) bool {
 
 func (stripe) IdempotencyHeader() string { return "Idempotency-Key" }
 
+// IdempotencyKeySyntax: Idempotency-Key as the IETF draft writes it, a
+// quoted string, or a bare value as is common in practice. The gateway
+// reads "k" and k as one key, so a retry that spells the key either way
+// is replayed rather than run twice (Stripe compares the values as sent).
+func (stripe) IdempotencyKeySyntax() KeySyntax { return KeyStructured }
+
 // CheckQuery refuses a query string on a route whose body is checked:
 // Stripe's API, built on Rack, reads the query's parameters together with
 // the body's (the body's winning a name both carry), so a
