@@ -363,3 +363,36 @@ func TestStripeConcurrentMulticaptures(t *testing.T) {
 			ok, statuses, books.Orders[id].CapturedAmount, books.Violations)
 	}
 }
+
+// An incremented authorization is followed by the ledger, so its new total
+// may be captured; a cancelled PaymentIntent is refused without asking the
+// PSP. The PSP has no limits of its own.
+func TestStripeIncrementAndCancel(t *testing.T) {
+	g := newGatewaySim(t, pspsim.Options{Seed: 1, NoLimits: true}, stripeRules, "psp stripe", "")
+	const acct = "acct_shoeshop"
+	id := g.stManualPI(acct, "2000", "")
+	if pi := g.stObject(g.stDo("POST", "/v1/payment_intents/"+id+"/increment_authorization", acct, "amount=2600")); pi.AmountCapturable != 2600 {
+		t.Fatalf("incremented: %+v", pi)
+	}
+	resp, body := g.stDo("POST", "/v1/payment_intents/"+id+"/capture", acct, "amount_to_capture=2601")
+	if _, _, msg := stripeErrorBody(t, resp, body, 403); !strings.Contains(msg, "remaining authorized amount 2600") {
+		t.Errorf("over the new total: %q", msg)
+	}
+	if pi := g.stObject(g.stDo("POST", "/v1/payment_intents/"+id+"/capture", acct, "amount_to_capture=2600")); pi.AmountReceived != 2600 {
+		t.Errorf("captured the new total: %+v", pi)
+	}
+
+	cancelled := g.stManualPI(acct, "2000", "")
+	g.stObject(g.stDo("POST", "/v1/payment_intents/"+cancelled+"/cancel", acct, "cancellation_reason=abandoned"))
+	before := g.pspRequests("stripe.capture")
+	resp, body = g.stDo("POST", "/v1/payment_intents/"+cancelled+"/capture", acct, "amount_to_capture=100")
+	if _, code, msg := stripeErrorBody(t, resp, body, 403); code != "capture_not_allowed" || !strings.Contains(msg, "cancelled") {
+		t.Errorf("capture of a cancelled PaymentIntent: %s %q", code, msg)
+	}
+	if n := g.pspRequests("stripe.capture") - before; n != 0 {
+		t.Errorf("the PSP received %d captures of the cancelled PaymentIntent", n)
+	}
+	if b := g.sim.Books(); len(b.Violations) != 0 {
+		t.Errorf("violations %+v", b.Violations)
+	}
+}

@@ -23,9 +23,9 @@ const (
 	OpCreateCheckoutOrder                    // Klarna Checkout v3 create order
 	OpGetOrder                               // Klarna OM read order; Hellgate read payment; Stripe read PaymentIntent or Charge
 	OpCapture                                // Klarna OM capture; Hellgate capture; Stripe capture PaymentIntent or Charge
-	OpUpdateAuthorization                    // Klarna OM PATCH authorization
+	OpUpdateAuthorization                    // Klarna OM PATCH authorization; Stripe increment_authorization
 	OpRelease                                // Klarna OM release-remaining-authorization
-	OpCancel                                 // Klarna OM cancel
+	OpCancel                                 // Klarna OM cancel; Stripe cancel PaymentIntent
 	OpRefund                                 // Klarna OM refund
 	OpCreateTokenOrder                       // Klarna Customer Token create order
 	OpUpdateCheckoutOrder                    // Klarna Checkout v3 update order

@@ -31,6 +31,8 @@ var stripeRouter = &router{
 		{method: http.MethodGet, segs: []string{"v1", "payment_intents", ""}, op: OpGetOrder, hasID: true},
 		{method: http.MethodPost, segs: []string{"v1", "payment_intents", "", "confirm"}, op: OpConfirmPaymentIntent, hasID: true},
 		{method: http.MethodPost, segs: []string{"v1", "payment_intents", "", "capture"}, op: OpCapture, hasID: true},
+		{method: http.MethodPost, segs: []string{"v1", "payment_intents", "", "increment_authorization"}, op: OpUpdateAuthorization, hasID: true},
+		{method: http.MethodPost, segs: []string{"v1", "payment_intents", "", "cancel"}, op: OpCancel, hasID: true},
 		{method: http.MethodPost, segs: []string{"v1", "checkout", "sessions"}, op: OpCreateCheckoutSession},
 		{method: http.MethodPost, segs: []string{"v1", "charges"}, op: OpCreateCharge},
 		{method: http.MethodGet, segs: []string{"v1", "charges", ""}, op: OpGetOrder, hasID: true},
@@ -92,7 +94,8 @@ func (stripe) MediaType() string { return formstrict.MediaType }
 func (stripe) RulesDecideAutoCapture() bool { return true }
 
 // AmountField is amount_to_capture, the PaymentIntent capture's parameter
-// (a Charge capture's is amount).
+// (a Charge capture's is amount), and amount, increment_authorization's
+// new total.
 func (stripe) AmountField(op Operation) string {
 	if op == OpCapture {
 		return "amount_to_capture"
@@ -348,6 +351,10 @@ func (stripe) ParseRequest(route Route, body []byte) (*Request, error) {
 		err = stripeCharge(req, f)
 	case OpCapture:
 		err = stripeCapture(req, f, route)
+	case OpUpdateAuthorization:
+		// increment_authorization: amount is the new total the
+		// PaymentIntent authorizes.
+		req.Amount, req.HasAmount, err = formInt(f, "amount", 1, true)
 	}
 	if err != nil {
 		return nil, err

@@ -34,7 +34,9 @@ func TestStripeClassify(t *testing.T) {
 		{"GET", "/v1/charges/" + chID, Route{Op: OpGetOrder, OrderID: chID}},
 		{"POST", "/v1/charges/" + chID + "/capture", Route{Op: OpCapture, OrderID: chID}},
 		{"POST", "/v1/charges/py_1Abc/capture", Route{Op: OpCapture, OrderID: "py_1Abc"}},
-		{"POST", "/v1/payment_intents/" + piID + "/cancel", Route{}},
+		{"POST", "/v1/payment_intents/" + piID + "/cancel", Route{Op: OpCancel, OrderID: piID}},
+		{"POST", "/v1/payment_intents/" + piID + "/increment_authorization", Route{Op: OpUpdateAuthorization, OrderID: piID}},
+		{"POST", "/v1/payment_intents/" + piID + "/apply_customer_balance", Route{}},
 		{"GET", "/v1/customers/cus_9s6XKzkNRiz8i3", Route{}},
 		{"POST", "/payments/v1/authorizations/x/order", Route{}},
 	}
@@ -198,6 +200,9 @@ func TestStripeAmounts(t *testing.T) {
 		{pi, "amount=750", 0, false}, // not a PaymentIntent capture parameter: Stripe refuses it
 		{ch, "amount=750", 750, true},
 		{ch, "amount_to_capture=750", 0, false},
+		{Route{Op: OpUpdateAuthorization, OrderID: piID}, "amount=3000", 3000, true},
+		{Route{Op: OpCancel, OrderID: piID}, "cancellation_reason=abandoned", 0, false},
+		{Route{Op: OpCancel, OrderID: piID}, "", 0, false},
 	} {
 		req := stripeParse(t, tt.route, tt.body)
 		if req.Amount != tt.amount || req.HasAmount != tt.hasAmount {
@@ -243,6 +248,9 @@ func TestStripeParseRequestHazards(t *testing.T) {
 		{capture, "amount_to_capture=100&amount_to_capture=200", "amount_to_capture", "more than once"},
 		{capture, "final_capture=no", "final_capture", "true or false"},
 		{capture, "amount_to_capture=100&", "", "is empty"},
+		{Route{Op: OpUpdateAuthorization, OrderID: piID}, "", "amount", "amount is required"},
+		{Route{Op: OpUpdateAuthorization, OrderID: piID}, "amount=3000&amount=9000", "amount", "more than once"},
+		{Route{Op: OpCancel, OrderID: piID}, "cancellation_reason=a;b", "cancellation_reason", "';'"},
 	}
 	for _, tt := range tests {
 		req, err := Stripe().ParseRequest(tt.route, []byte(tt.body))
@@ -483,6 +491,8 @@ func FuzzStripeParseRequest(f *testing.F) {
 			sameAmount("amount", req.OrderAmount, true)
 		case OpCapture:
 			sameAmount("amount_to_capture", req.Amount, req.HasAmount)
+		case OpUpdateAuthorization:
+			sameAmount("amount", req.Amount, true)
 		}
 		if req.AutoCapture == AutoCaptureTrue || !route.Op.AsksCapture() {
 			return

@@ -35,6 +35,7 @@ import (
 //	stripe.update_payment_intent  POST /v1/payment_intents/{id}
 //	stripe.confirm_payment_intent POST /v1/payment_intents/{id}/confirm
 //	stripe.capture                POST /v1/payment_intents/{id}/capture, /v1/charges/{id}/capture
+//	stripe.update_authorization   POST /v1/payment_intents/{id}/increment_authorization
 //	stripe.cancel                 POST /v1/payment_intents/{id}/cancel
 //	stripe.get_order              GET  /v1/payment_intents/{id}, /v1/charges/{id}
 //	stripe.create_checkout_session POST /v1/checkout/sessions

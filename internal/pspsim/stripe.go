@@ -97,6 +97,10 @@ func stripeRoute(method string, segs []string) route {
 		rt := st("capture", (*Server).stripeCapture, segs[2])
 		rt.capture = true
 		return endpoint(method, http.MethodPost, rt)
+	case n == 4 && segs[1] == "payment_intents" && segs[3] == "increment_authorization":
+		rt := st("update_authorization", (*Server).stripeIncrementAuthorization, segs[2])
+		rt.change = true
+		return endpoint(method, http.MethodPost, rt)
 	case n == 4 && segs[1] == "payment_intents" && segs[3] == "cancel":
 		rt := st("cancel", (*Server).stripeCancel, segs[2])
 		rt.change = true
@@ -322,6 +326,36 @@ func (s *Server) stripeConfirmPaymentIntent(c *call) response {
 		return *errResp
 	}
 	s.stripeConfirm(o, c)
+	return jsonResponse(http.StatusOK, o.view(), "Request-Id", stripeID("req_"))
+}
+
+// POST /v1/payment_intents/{id}/increment_authorization: amount is the
+// new total, above the current one, of a PaymentIntent awaiting capture;
+// what it adds becomes capturable. (Stripe allows it where the card
+// supports incremental authorization; the simulator's cards all do.)
+func (s *Server) stripeIncrementAuthorization(c *call) response {
+	o, errResp := s.ownStripe(c, false)
+	if errResp != nil {
+		return *errResp
+	}
+	p, errResp := stripeForm(c)
+	if errResp != nil {
+		return *errResp
+	}
+	amount, _, errResp := stripeInt(p, "amount", true)
+	if errResp != nil {
+		return *errResp
+	}
+	switch {
+	case o.status != piRequiresCapture:
+		return stripeError(http.StatusBadRequest, "invalid_request_error", "payment_intent_unexpected_state", "",
+			"This PaymentIntent's status is %s; only one awaiting capture can be incremented", o.status)
+	case amount <= o.amount:
+		return stripeInvalid("amount", "The new amount %d must be greater than the current amount %d.", amount, o.amount)
+	}
+	o.capturable += amount - o.amount
+	o.amount = amount
+	s.noteStripe(o, c, EventUpdate, amount, "", "", "")
 	return jsonResponse(http.StatusOK, o.view(), "Request-Id", stripeID("req_"))
 }
 

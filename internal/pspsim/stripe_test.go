@@ -135,6 +135,23 @@ func TestStripeMulticapture(t *testing.T) {
 	stripeErr(t, res, 400)
 }
 
+func TestStripeIncrementAuthorization(t *testing.T) {
+	h := newHarness(t, Options{})
+	m := h.stripe("sk_test_shop")
+	pi := stripeOK(t, m.do("POST", "/v1/payment_intents", "amount=2000&currency=eur&capture_method=manual&confirm=true"))
+	path := "/v1/payment_intents/" + pi.ID + "/increment_authorization"
+	stripeErr(t, m.do("POST", path, "amount=2000"), 400)
+	pi = stripeOK(t, m.do("POST", path, "amount=2600"))
+	if pi.Amount != 2600 || pi.AmountCapturable != 2600 {
+		t.Fatalf("incremented: %+v", pi)
+	}
+	pi = stripeOK(t, m.do("POST", "/v1/payment_intents/"+pi.ID+"/capture", ""))
+	if pi.AmountReceived != 2600 {
+		t.Errorf("captured %+v", pi)
+	}
+	stripeErr(t, m.do("POST", path, "amount=3000"), 400)
+}
+
 func TestStripeNoLimits(t *testing.T) {
 	h := newHarness(t, Options{NoLimits: true})
 	m := h.stripe("sk_test_shop")
