@@ -300,8 +300,9 @@ func TestStripeChargeCapture(t *testing.T) {
 	ch = g.stObject(g.stDo("POST", "/v1/charges", "acct_shoeshop", "amount=2000&currency=eur&source=tok_visa&capture=false"))
 	path := "/v1/charges/" + ch.ID + "/capture"
 	resp, body := g.stDo("POST", path, "acct_shoeshop", "amount=2500")
-	if _, code, msg := stripeErrorBody(t, resp, body, 403); code != "capture_not_allowed" || !strings.Contains(msg, "2500") {
-		t.Errorf("over-capture: %s %q", code, msg)
+	if _, code, msg := stripeErrorBody(t, resp, body, 403); code != "capture_not_allowed" ||
+		!strings.Contains(msg, "amount 2500 exceeds the remaining authorized amount 2000") || strings.Contains(msg, "amount_to_capture") {
+		t.Errorf("over-capture: %s %q, want the Charge's own parameter, amount, named", code, msg)
 	}
 	if resp, body := g.stDo("POST", path, "acct_shoeshop", "amount=1200"); resp.StatusCode != 200 {
 		t.Fatalf("capture: %d %s", resp.StatusCode, body)

@@ -79,7 +79,7 @@ func (g *Guard) refuseCapture(w http.ResponseWriter, r *http.Request, next Next,
 // in shadow mode lets it through unheld and reads the order after it. The
 // amounts are told only to credentials the PSP accepted lately.
 func (g *Guard) refuseChange(w http.ResponseWriter, r *http.Request, next Next, x *exchange, d ledger.Decision) error {
-	field := g.dialect.AmountField(x.route.Op)
+	field := g.dialect.AmountField(x.route)
 	msg := field + " is below what the order has captured or holds for captures in flight"
 	if g.mayTell(r.Context(), x) {
 		msg = fmt.Sprintf("%s %d is below the captured amount %d", field, x.req.Amount, d.Entry.Captured)

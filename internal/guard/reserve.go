@@ -167,7 +167,7 @@ func (g *Guard) reserve(ctx context.Context, key ledger.Key, tag string, x *exch
 
 // captureRefusal explains a refused reservation.
 func (g *Guard) captureRefusal(x *exchange, d ledger.Decision) (reason, msg string) {
-	field := g.dialect.AmountField(x.route.Op)
+	field := g.dialect.AmountField(x.route)
 	e := d.Entry
 	switch d.Outcome {
 	case ledger.Exceeds:

@@ -49,7 +49,7 @@ func (hellgate) MediaType() string { return "application/json" }
 func (hellgate) RulesDecideAutoCapture() bool { return false }
 
 // AmountField is "amount", the member of a Hellgate capture.
-func (hellgate) AmountField(Operation) string { return "amount" }
+func (hellgate) AmountField(Route) string { return "amount" }
 
 var (
 	hellgateReplayHeaders = []string{"Content-Type", "Location", "X-Correlation-Id"}

@@ -59,8 +59,8 @@ func (klarna) RulesDecideAutoCapture() bool { return true }
 
 // AmountField names the amount member of Klarna's capture, refund and
 // authorization update.
-func (klarna) AmountField(op Operation) string {
-	switch op {
+func (klarna) AmountField(route Route) string {
+	switch route.Op {
 	case OpCapture:
 		return "captured_amount"
 	case OpRefund:

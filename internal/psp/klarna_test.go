@@ -537,9 +537,13 @@ func TestDialectTraits(t *testing.T) {
 	if k.MediaType() != "application/json" || h.MediaType() != "application/json" {
 		t.Errorf("media types %q %q", k.MediaType(), h.MediaType())
 	}
-	if k.AmountField(OpCapture) != "captured_amount" || k.AmountField(OpUpdateAuthorization) != "order_amount" ||
-		k.AmountField(OpRefund) != "refunded_amount" || h.AmountField(OpCapture) != "amount" {
+	if k.AmountField(Route{Op: OpCapture}) != "captured_amount" || k.AmountField(Route{Op: OpUpdateAuthorization}) != "order_amount" ||
+		k.AmountField(Route{Op: OpRefund}) != "refunded_amount" || h.AmountField(Route{Op: OpCapture}) != "amount" {
 		t.Error("amount fields")
+	}
+	if s := Stripe(); s.AmountField(Route{Op: OpCapture, OrderID: "pi_3MtwBw"}) != "amount_to_capture" ||
+		s.AmountField(Route{Op: OpCapture, OrderID: "ch_3MmlLr"}) != "amount" {
+		t.Error("Stripe's amount fields: a PaymentIntent capture's is amount_to_capture, a Charge capture's amount")
 	}
 	if k.CurrencyField(OpCreateOrder) != "purchase_currency" || h.CurrencyField(OpCapture) != "currency_code" ||
 		Stripe().CurrencyField(OpCreateOrder) != "currency" {

@@ -292,9 +292,9 @@ type Dialect interface {
 	RulesDecideAutoCapture() bool
 
 	// AmountField names the request member that Request.Amount was read
-	// from for op (the captured amount of a capture, the new order amount
-	// of an authorization update), as refusal messages name it.
-	AmountField(op Operation) string
+	// from on route (the captured amount of a capture, the new order
+	// amount of an authorization update), as refusal messages name it.
+	AmountField(route Route) string
 
 	// CurrencyField names the request member Request.Currency was read
 	// from for op, as refusal messages name it.

@@ -93,11 +93,10 @@ func (stripe) MediaType() string { return formstrict.MediaType }
 // per-method overrides, payment_intent_data[capture_method], capture).
 func (stripe) RulesDecideAutoCapture() bool { return true }
 
-// AmountField is amount_to_capture, the PaymentIntent capture's parameter
-// (a Charge capture's is amount), and amount, increment_authorization's
-// new total.
-func (stripe) AmountField(op Operation) string {
-	if op == OpCapture {
+// AmountField is amount_to_capture, the PaymentIntent capture's parameter,
+// and amount, a Charge capture's and increment_authorization's new total.
+func (stripe) AmountField(route Route) string {
+	if route.Op == OpCapture && !isChargeID(route.OrderID) {
 		return "amount_to_capture"
 	}
 	return "amount"
