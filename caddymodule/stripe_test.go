@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/pspguard/pspguard/internal/pspsim"
+	"github.com/pspguard/pspguard/internal/redistest"
 )
 
 // The Stripe dialect through a real Caddy: form bodies read strictly,
@@ -235,8 +237,10 @@ func TestStripeAutoCapture(t *testing.T) {
 
 // Captures are held to what remains capturable, once unless multicapture;
 // a keyed capture is replayed; the merchant is the connected account.
-func TestStripeCapture(t *testing.T) {
-	g := newGatewaySim(t, pspsim.Options{Seed: 1, NoLimits: true}, stripeRules, "psp stripe", "")
+func TestStripeCapture(t *testing.T) { onEachStore(t, testStripeCapture) }
+
+func testStripeCapture(t *testing.T, store string) {
+	g := newGatewaySim(t, pspsim.Options{Seed: 1, NoLimits: true}, stripeRules, "psp stripe\n"+store, "")
 	const acct = "acct_shoeshop"
 	id := g.stManualPI(acct, "2000", "")
 	capture := "/v1/payment_intents/" + id + "/capture"
@@ -318,7 +322,11 @@ func TestStripeChargeCapture(t *testing.T) {
 // learns by reading, in front of a PSP with no limits of its own: no more
 // than the authorization is captured, and as much of it as was asked for.
 func TestStripeConcurrentMulticaptures(t *testing.T) {
-	g := newGatewaySim(t, pspsim.Options{Seed: 1, NoLimits: true}, stripeRules, "psp stripe", "")
+	onEachStore(t, testStripeConcurrentMulticaptures)
+}
+
+func testStripeConcurrentMulticaptures(t *testing.T, store string) {
+	g := newGatewaySim(t, pspsim.Options{Seed: 1, NoLimits: true}, stripeRules, "psp stripe\n"+store, "")
 	req, _ := http.NewRequest("POST", g.psp.URL+"/v1/payment_intents", strings.NewReader(
 		"amount=3000&currency=eur&capture_method=manual&confirm=true&payment_method_options[card][request_multicapture]=if_available"))
 	req.Header.Set("Authorization", "Bearer "+stripeKey)
@@ -396,4 +404,14 @@ func TestStripeIncrementAndCancel(t *testing.T) {
 	if b := g.sim.Books(); len(b.Violations) != 0 {
 		t.Errorf("violations %+v", b.Violations)
 	}
+}
+
+// onEachStore runs test with the memory store (store is "") and with a
+// real Redis (store is its store subdirective; make test starts one), so
+// a dialect's ledger is held to the same answers on both.
+func onEachStore(t *testing.T, test func(t *testing.T, store string)) {
+	t.Run("memory", func(t *testing.T) { test(t, "") })
+	t.Run("redis", func(t *testing.T) {
+		test(t, fmt.Sprintf("store redis %s {\nprefix caddymodule-%s\n}", redistest.URL(t), strings.ReplaceAll(t.Name(), "/", "-")))
+	})
 }
