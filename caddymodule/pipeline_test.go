@@ -135,7 +135,10 @@ func TestUpstreamDownAndBack(t *testing.T) {
 }
 
 // A config reload keeps serving and keeps the ledger: a capture refused
-// before the reload is still refused after it.
+// before the reload is still refused after it, by the ledger the reload
+// kept. A gateway that lost the ledger in the reload would refuse it too,
+// after reading the order from the PSP again; so nothing may reach the PSP
+// after the reload, no order read above all.
 func TestReloadKeepsState(t *testing.T) {
 	g := newGateway(t, exampleRules, "")
 	id := g.createOrder("shoeshop", 1000, false)
@@ -143,9 +146,19 @@ func TestReloadKeepsState(t *testing.T) {
 		t.Fatalf("capture: %d %s", resp.StatusCode, body)
 	}
 	g.load("max_body 512KiB")
+	var since uint64
+	for _, r := range g.sim.Requests() {
+		since = max(since, r.Seq)
+	}
 	resp, body := g.capture("shoeshop", id, 1)
 	if resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("after reload: %d %s; want 403", resp.StatusCode, body)
+	}
+	for _, r := range g.sim.Requests() {
+		if r.Seq > since {
+			t.Errorf("after the reload the PSP received %s %s (%s); want nothing: the ledger should have refused the capture from what it kept",
+				r.Method, r.Path, r.Operation)
+		}
 	}
 	if n := g.pspRequests("klarna.capture"); n != 1 {
 		t.Fatalf("PSP received %d captures, want 1", n)
