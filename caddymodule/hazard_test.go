@@ -46,35 +46,49 @@ type rawRequest struct {
 	omit                 []string
 }
 
+// sends reports whether the default header name goes out: neither omitted
+// nor spelled by the row itself.
+func (req rawRequest) sends(name string) bool {
+	for _, o := range req.omit {
+		if strings.EqualFold(o, name) {
+			return false
+		}
+	}
+	for i := 0; i+1 < len(req.hdr); i += 2 {
+		if strings.EqualFold(req.hdr[i], name) {
+			return false // the row spells it itself
+		}
+	}
+	return true
+}
+
+// headers are the header lines of req but Host and Content-Length, in
+// order: the credentials, the JSON Content-Type of a body, then the row's
+// own.
+func (req rawRequest) headers() [][2]string {
+	var out [][2]string
+	if len(req.auth) == 2 && req.sends(req.auth[0]) {
+		out = append(out, [2]string{req.auth[0], req.auth[1]})
+	}
+	if req.body != "" && req.sends("Content-Type") {
+		out = append(out, [2]string{"Content-Type", "application/json"})
+	}
+	for i := 0; i+1 < len(req.hdr); i += 2 {
+		out = append(out, [2]string{req.hdr[i], req.hdr[i+1]})
+	}
+	return out
+}
+
 // raw writes req on a new connection to the gateway and reads the answer.
 func (g *gateway) raw(req rawRequest) (*http.Response, string) {
 	g.t.Helper()
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: localhost:%d\r\nConnection: close\r\n", req.method, req.target, testHTTPPort)
-	sends := func(name string) bool {
-		for _, o := range req.omit {
-			if strings.EqualFold(o, name) {
-				return false
-			}
-		}
-		for i := 0; i+1 < len(req.hdr); i += 2 {
-			if strings.EqualFold(req.hdr[i], name) {
-				return false // the row spells it itself
-			}
-		}
-		return true
-	}
-	if len(req.auth) == 2 && sends(req.auth[0]) {
-		fmt.Fprintf(&b, "%s: %s\r\n", req.auth[0], req.auth[1])
-	}
-	if req.body != "" && sends("Content-Type") {
-		b.WriteString("Content-Type: application/json\r\n")
-	}
-	if sends("Content-Length") {
+	if req.sends("Content-Length") {
 		fmt.Fprintf(&b, "Content-Length: %d\r\n", len(req.body))
 	}
-	for i := 0; i+1 < len(req.hdr); i += 2 {
-		fmt.Fprintf(&b, "%s: %s\r\n", req.hdr[i], req.hdr[i+1])
+	for _, h := range req.headers() {
+		fmt.Fprintf(&b, "%s: %s\r\n", h[0], h[1])
 	}
 	b.WriteString("\r\n")
 	b.WriteString(req.body)
@@ -108,11 +122,53 @@ func basicAuth(merchant string) string {
 // asMerchant is the credential header of merchant:secret.
 func asMerchant(merchant string) []string { return []string{"Authorization", basicAuth(merchant)} }
 
-// runHazards sends every row with the given credential header and checks
-// the refusal: status, the PSP's error format via errorOf, the code, the
-// field named in the message, and that the PSP received nothing.
+// viaClient sends req with Go's HTTP client, as most merchants' clients
+// send requests, rather than byte for byte: the target still goes out as
+// written, and repeated headers stay repeated.
+func (g *gateway) viaClient(req rawRequest) (*http.Response, string) {
+	g.t.Helper()
+	var body io.Reader = http.NoBody
+	if req.body != "" {
+		body = strings.NewReader(req.body)
+	}
+	r, err := http.NewRequest(req.method, g.base, body)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	if strings.HasPrefix(req.target, "//") {
+		// An opaque part starting with // is written as a URL with a host.
+		r.URL.Path, r.URL.RawPath = req.target, req.target
+	} else {
+		r.URL.Opaque = req.target
+	}
+	for _, h := range req.headers() {
+		r.Header[h[0]] = append(r.Header[h[0]], h[1])
+	}
+	resp, err := g.tester.Client.Do(r)
+	if err != nil {
+		g.t.Fatalf("%s %s: %v", req.method, req.target, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	return resp, string(raw)
+}
+
+// runHazards sends every row on the wire, byte for byte, with the given
+// credential header, and checks the refusal (runHazardsVia).
 func runHazards(t *testing.T, g *gateway, auth []string, rows []hazard,
 	errorOf func(t *testing.T, body string) (code, message string)) {
+	t.Helper()
+	runHazardsVia(t, g, (*gateway).raw, auth, rows, errorOf)
+}
+
+// runHazardsVia sends every row with send and the given credential header
+// and checks the refusal: status, the PSP's error format via errorOf, the
+// code, the field named in the message, and that the PSP received nothing.
+func runHazardsVia(t *testing.T, g *gateway, send func(*gateway, rawRequest) (*http.Response, string),
+	auth []string, rows []hazard, errorOf func(t *testing.T, body string) (code, message string)) {
 	t.Helper()
 	for _, tc := range rows {
 		t.Run(tc.name, func(t *testing.T) {
@@ -121,7 +177,7 @@ func runHazards(t *testing.T, g *gateway, auth []string, rows []hazard,
 				method = "POST"
 			}
 			before := g.sim.Stats().Total
-			resp, body := g.raw(rawRequest{method: method, target: tc.path, body: tc.body, auth: auth, hdr: tc.hdr, omit: tc.omit})
+			resp, body := send(g, rawRequest{method: method, target: tc.path, body: tc.body, auth: auth, hdr: tc.hdr, omit: tc.omit})
 			if after := g.sim.Stats().Total; after != before {
 				t.Fatalf("the PSP received %d requests; want none (gateway answered %d %s)", after-before, resp.StatusCode, body)
 			}
@@ -168,11 +224,17 @@ func emd(doc string) string {
 // auto_capture false or absent would reach the PSP and fail the test.
 func TestHazardCreateOrder(t *testing.T) {
 	g := newGateway(t, exampleRules, "")
+	runHazards(t, g, asMerchant("shoeshop"), createHazards(), klarnaError)
+}
+
+// createHazards are the create-order rows of the Klarna hazard tables, for
+// shoeshop.
+func createHazards() []hazard {
 	create := func() string { return "/payments/v1/authorizations/" + randToken() + "/order" }
 	const checkout = "/checkout/v3/orders"
 	nested := strings.Repeat("[", 70) + strings.Repeat("]", 70)
 
-	rows := []hazard{
+	return []hazard{
 		{name: "duplicate auto_capture, last true", path: create(), body: createBody(`,"auto_capture":false,"auto_capture":true`), status: 400, code: "BAD_VALUE", field: "auto_capture"},
 		{name: "duplicate auto_capture, first true", path: create(), body: createBody(`,"auto_capture":true,"auto_capture":false`), status: 400, code: "BAD_VALUE", field: "auto_capture"},
 		{name: "duplicate spelled with an escape", path: create(), body: createBody(`,"auto_capture":false,"auto\u005fcapture":true`), status: 400, code: "BAD_VALUE", field: "auto_capture"},
@@ -220,17 +282,20 @@ true`), status: 400, code: "BAD_VALUE", field: "auto_capture"},
 		{name: "more than 1000 order lines", path: create(), body: manyLines(1001), status: 400, code: "BAD_VALUE", field: "order_lines"},
 		{name: "order line type duplicated", path: create(), body: strings.Replace(createBody(`,"auto_capture":false`), `"type":"physical"`, `"type":"physical","type":"digital"`, 1), status: 400, code: "BAD_VALUE", field: "order_lines[0]"},
 	}
-	runHazards(t, g, asMerchant("shoeshop"), rows, klarnaError)
 }
 
 // Captures: only an exact positive integer within the remaining authorized
 // amount, read once; anything a lenient PSP could coerce is refused.
 func TestHazardCapture(t *testing.T) {
 	g := newGateway(t, exampleRules, "")
-	id := g.createOrder("shoeshop", 1000, false)
-	path := "/ordermanagement/v1/orders/" + id + "/captures"
+	runHazards(t, g, asMerchant("shoeshop"), captureHazards(g.createOrder("shoeshop", 1000, false)), klarnaError)
+}
 
-	rows := []hazard{
+// captureHazards are the Klarna hazard rows of order changes on id, an
+// order of shoeshop's of 1000 with nothing captured.
+func captureHazards(id string) []hazard {
+	path := "/ordermanagement/v1/orders/" + id + "/captures"
+	return []hazard{
 		{name: "amount as string", path: path, body: `{"captured_amount":"500"}`, status: 400, code: "BAD_VALUE", field: "captured_amount"},
 		{name: "exponent", path: path, body: `{"captured_amount":1e3}`, status: 400, code: "BAD_VALUE", field: "captured_amount"},
 		{name: "fraction zero", path: path, body: `{"captured_amount":1000.0}`, status: 400, code: "BAD_VALUE", field: "captured_amount"},
@@ -267,7 +332,6 @@ func TestHazardCapture(t *testing.T) {
 		{name: "over the authorized amount", path: path, body: `{"captured_amount":1001}`, status: 403, code: "CAPTURE_NOT_ALLOWED", field: "captured_amount 1001"},
 		{name: "order id in upper case", path: "/ordermanagement/v1/orders/" + strings.ToUpper(id) + "/captures", body: `{"captured_amount":1001}`, status: 403, code: "CAPTURE_NOT_ALLOWED", field: "captured_amount 1001"},
 	}
-	runHazards(t, g, asMerchant("shoeshop"), rows, klarnaError)
 }
 
 // Paths: no spelling a lenient router could map to a guarded operation
@@ -275,6 +339,13 @@ func TestHazardCapture(t *testing.T) {
 // auto-capture) that would reach the PSP if the gateway did not see it.
 func TestHazardPaths(t *testing.T) {
 	g := newGateway(t, exampleRules, "")
+	runHazards(t, g, asMerchant("shoeshop"), pathHazards(t, g), klarnaError)
+}
+
+// pathHazards are the Klarna hazard rows of paths and methods, on an order
+// of shoeshop's it creates through g.
+func pathHazards(t *testing.T, g *gateway) []hazard {
+	t.Helper()
 	id := g.createOrder("shoeshop", 1000, false)
 	for i := 0; shortUUID(id) == id; i++ {
 		// The PSP reads the shortened spelling of an id as that order:
@@ -342,7 +413,7 @@ func TestHazardPaths(t *testing.T) {
 		hazard{name: "absolute-form target", path: fmt.Sprintf("http://localhost:%d%s%s/captures", testHTTPPort, om, id), body: over, status: 403, code: "CAPTURE_NOT_ALLOWED", field: "captured_amount 5000"},
 		hazard{name: "query string", path: om + id + "/captures?captured_amount=1", body: over, status: 403, code: "CAPTURE_NOT_ALLOWED", field: "captured_amount 5000"},
 	)
-	runHazards(t, g, asMerchant("shoeshop"), rows, klarnaError)
+	return rows
 }
 
 // shortUUID spells a UUID with the leading zeros of each group dropped, as
@@ -363,12 +434,16 @@ func shortUUID(id string) string {
 // so only the header can be the reason for the refusal.
 func TestHazardHeaders(t *testing.T) {
 	g := newGateway(t, exampleRules, "")
-	id := g.createOrder("shoeshop", 1000, false)
+	runHazards(t, g, asMerchant("shoeshop"), headerHazards(g.createOrder("shoeshop", 1000, false)), klarnaError)
+}
+
+// headerHazards are the Klarna hazard rows of headers, each on a capture
+// of 100 the ledger would allow from id, an order of shoeshop's of 1000.
+func headerHazards(id string) []hazard {
 	path := "/ordermanagement/v1/orders/" + id + "/captures"
 	ok := `{"captured_amount":100}`
 	const key = "Klarna-Idempotency-Key"
-
-	rows := []hazard{
+	return []hazard{
 		{name: "two Authorization headers", path: path, body: ok, hdr: []string{"Authorization", basicAuth("shoeshop"), "Authorization", basicAuth("digitalshop")}, status: 400, code: "BAD_VALUE", field: "Authorization"},
 		{name: "the same Authorization twice", path: path, body: ok, hdr: []string{"Authorization", basicAuth("shoeshop"), "Authorization", basicAuth("shoeshop")}, status: 400, code: "BAD_VALUE", field: "Authorization"},
 		{name: "Authorization not base64", path: path, body: ok, hdr: []string{"Authorization", "Basic !!!"}, status: 400, code: "BAD_VALUE", field: "Authorization"},
@@ -402,7 +477,6 @@ func TestHazardHeaders(t *testing.T) {
 		{name: "two Content-Type headers", path: path, body: ok, hdr: []string{"Content-Type", "application/json", "Content-Type", "text/plain"}, status: 415, code: "UNSUPPORTED_MEDIA_TYPE", field: "Content-Type"},
 		{name: "JSON-like media type", path: path, body: ok, hdr: []string{"Content-Type", "application/json-patch+json"}, status: 415, code: "UNSUPPORTED_MEDIA_TYPE", field: "Content-Type"},
 	}
-	runHazards(t, g, asMerchant("shoeshop"), rows, klarnaError)
 }
 
 // A CGI-style PSP reads X_API_Key or Klarna.Idempotency.Key as the

@@ -165,78 +165,23 @@ func TestReloadKeepsState(t *testing.T) {
 	}
 }
 
-// Ambiguous input is refused before the PSP sees it.
+// Ambiguous input is refused before the PSP sees it, when it comes from
+// Go's HTTP client too: the rows of the Klarna hazard tables
+// (hazard_test.go, which writes them byte for byte), on one gateway.
 func TestBadInputNeverReachesPSP(t *testing.T) {
 	g := newGateway(t, exampleRules, "")
-	id := g.createOrder("shoeshop", 1000, false)
-	for _, tc := range []struct {
-		name, path, body string
-		hdr              []string
-		status           int
-		code             string
+	auth := asMerchant("shoeshop")
+	for _, table := range []struct {
+		name string
+		rows []hazard
 	}{
-		{"string amount", "/ordermanagement/v1/orders/" + id + "/captures", `{"captured_amount": "500"}`, nil, 400, "BAD_VALUE"},
-		{"fraction", "/ordermanagement/v1/orders/" + id + "/captures", `{"captured_amount": 500.0}`, nil, 400, "BAD_VALUE"},
-		{"duplicate key", "/ordermanagement/v1/orders/" + id + "/captures", `{"captured_amount": 1, "captured_amount": 5000}`, nil, 400, "BAD_VALUE"},
-		{"trailing data", "/ordermanagement/v1/orders/" + id + "/captures", `{"captured_amount": 1}{"captured_amount": 5000}`, nil, 400, "BAD_VALUE"},
-		{"lines do not add up", "/ordermanagement/v1/orders/" + id + "/captures", `{"captured_amount": 100, "order_lines": [{"name":"a","quantity":1,"unit_price":50,"total_amount":50}]}`, nil, 400, "BAD_VALUE"},
-		{"non-canonical path", "/ordermanagement/v1/orders/" + id + "/captures/", `{"captured_amount": 1}`, nil, 400, "BAD_VALUE"},
-		{"encoded path", "/ordermanagement/v1/orders/" + id + "/%63aptures", `{"captured_amount": 1}`, nil, 400, "BAD_VALUE"},
-		{"gzip body", "/ordermanagement/v1/orders/" + id + "/captures", `{"captured_amount": 1}`, []string{"Content-Encoding", "gzip"}, 415, "UNSUPPORTED_MEDIA_TYPE"},
-		{"method override", "/ordermanagement/v1/orders/" + id + "/captures", `{"captured_amount": 1}`, []string{"X-HTTP-Method-Override", "PUT"}, 400, "BAD_VALUE"},
-		{"two keys", "/ordermanagement/v1/orders/" + id + "/captures", `{"captured_amount": 1}`, []string{"Klarna-Idempotency-Key", "a", "Klarna-Idempotency-Key", "b"}, 400, "BAD_VALUE"},
-		{"auto_capture as string", "/payments/v1/authorizations/" + randToken() + "/order", strings.Replace(orderBody(100, true, ""), `"auto_capture": true`, `"auto_capture": "true"`, 1), nil, 400, "BAD_VALUE"},
-		{"auto_capture duplicated, last true", "/payments/v1/authorizations/" + randToken() + "/order", strings.Replace(orderBody(100, false, ""), `"auto_capture": false`, `"auto_capture": false, "auto_capture": true`, 1), nil, 400, "BAD_VALUE"},
-		{"auto_capture duplicated by an escape", "/payments/v1/authorizations/" + randToken() + "/order", strings.Replace(orderBody(100, false, ""), `"auto_capture": false`, `"auto_capture": false, "auto\u005fcapture": true`, 1), nil, 400, "BAD_VALUE"},
-		{"auto_capture in another case", "/payments/v1/authorizations/" + randToken() + "/order", strings.Replace(orderBody(100, false, ""), `"auto_capture": false`, `"Auto_Capture": true`, 1), nil, 400, "BAD_VALUE"},
-		{"auto_capture null", "/payments/v1/authorizations/" + randToken() + "/order", strings.Replace(orderBody(100, false, ""), `"auto_capture": false`, `"auto_capture": null`, 1), nil, 400, "BAD_VALUE"},
-		{"checkout options duplicated", "/checkout/v3/orders", strings.Replace(orderBody(100, false, ""), `"auto_capture": false`, `"options": {"auto_capture": false}, "options": {"auto_capture": true}`, 1), nil, 400, "BAD_VALUE"},
-		{"byte-order mark", "/payments/v1/authorizations/" + randToken() + "/order", "\ufeff" + orderBody(100, true, ""), nil, 400, "BAD_VALUE"},
-		{"invalid UTF-8", "/ordermanagement/v1/orders/" + id + "/captures", "{\"captured_amount\": 1, \"description\": \"\xff\"}", nil, 400, "BAD_VALUE"},
-		{"EMD body not JSON", "/payments/v1/authorizations/" + randToken() + "/order", orderBody(100, true, `, "attachment": {"content_type": "application/vnd.klarna.internal.emd-v2+json", "body": "{voucher: 1}"}`), nil, 400, "BAD_VALUE"},
-		{"exponent amount", "/ordermanagement/v1/orders/" + id + "/captures", `{"captured_amount": 1e3}`, nil, 400, "BAD_VALUE"},
-		{"overflowing amount", "/ordermanagement/v1/orders/" + id + "/captures", `{"captured_amount": 9223372036854775808}`, nil, 400, "BAD_VALUE"},
-		{"zero amount", "/ordermanagement/v1/orders/" + id + "/captures", `{"captured_amount": 0}`, nil, 400, "BAD_VALUE"},
-		{"matrix parameter", "/ordermanagement/v1/orders/" + id + "/captures;jsessionid=1", `{"captured_amount": 1}`, nil, 400, "BAD_VALUE"},
-		{"upper-case segment", "/ordermanagement/v1/orders/" + id + "/Captures", `{"captured_amount": 1}`, nil, 400, "BAD_VALUE"},
-		{"suffix", "/ordermanagement/v1/orders/" + id + "/captures.json", `{"captured_amount": 1}`, nil, 400, "BAD_VALUE"},
-		{"double slash", "/ordermanagement/v1/orders//" + id + "/captures", `{"captured_amount": 1}`, nil, 400, "BAD_VALUE"},
-		{"text body", "/ordermanagement/v1/orders/" + id + "/captures", `{"captured_amount": 1}`, []string{"Content-Type", "text/plain"}, 415, "UNSUPPORTED_MEDIA_TYPE"},
-		{"two credentials", "/ordermanagement/v1/orders/" + id + "/captures", `{"captured_amount": 1}`, []string{"Authorization", "Basic ZGlnaXRhbHNob3A6eA=="}, 400, "BAD_VALUE"},
-		{"over-long key", "/ordermanagement/v1/orders/" + id + "/captures", `{"captured_amount": 1}`, []string{"Klarna-Idempotency-Key", strings.Repeat("k", 256)}, 400, "BAD_VALUE"},
-		{"method override on an unguarded path", "/ordermanagement/v1/orders/" + id + "/extend-authorization-time", `{}`, []string{"X-HTTP-Method-Override", "PATCH"}, 400, "BAD_VALUE"},
+		{"create", createHazards()},
+		{"capture", captureHazards(g.createOrder("shoeshop", 1000, false))},
+		{"paths", pathHazards(t, g)},
+		{"headers", headerHazards(g.createOrder("shoeshop", 1000, false))},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			before := g.sim.Stats().Total
-			req, err := http.NewRequest("POST", g.base+tc.path, strings.NewReader(tc.body))
-			if err != nil {
-				t.Fatal(err)
-			}
-			req.SetBasicAuth("shoeshop", "secret")
-			req.Header.Set("Content-Type", "application/json")
-			for i := 0; i+1 < len(tc.hdr); i += 2 {
-				if tc.hdr[i] == "Content-Type" {
-					req.Header.Set(tc.hdr[i], tc.hdr[i+1])
-					continue
-				}
-				req.Header.Add(tc.hdr[i], tc.hdr[i+1])
-			}
-			resp, err := g.tester.Client.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			raw, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			body := string(raw)
-			if resp.StatusCode != tc.status {
-				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.status, body)
-			}
-			if code, _ := klarnaError(t, body); code != tc.code {
-				t.Fatalf("error_code %q, want %q", code, tc.code)
-			}
-			if after := g.sim.Stats().Total; after != before {
-				t.Fatalf("the PSP received %d requests", after-before)
-			}
+		t.Run(table.name, func(t *testing.T) {
+			runHazardsVia(t, g, (*gateway).viaClient, auth, table.rows, klarnaError)
 		})
 	}
 }
