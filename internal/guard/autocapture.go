@@ -46,17 +46,25 @@ func (g *Guard) checkAutoCapture(w http.ResponseWriter, x *exchange) bool {
 // notePurchase keeps, for the decision log, a reference that ties the line
 // to the purchase without naming anyone: the first 8 bytes of the SHA-256
 // of the path's authorization token, or, on a route without one, of the
-// body as sent. It is taken now because the body's buffer is reused once
-// the request is done.
+// body as sent. The body's is taken now because its buffer is reused once
+// the request is done; the token's only when the line is written
+// (purchaseRef), since the token outlives the request.
 func notePurchase(x *exchange) {
-	var sum [32]byte
 	if x.route.Token != "" {
-		sum = sha256.Sum256([]byte(x.route.Token))
 		x.refOfToken = true
-	} else {
-		sum = sha256.Sum256(x.body)
+		return
 	}
+	sum := sha256.Sum256(x.body)
 	copy(x.purchaseRef[:], sum[:])
+}
+
+// purchaseRef is the reference notePurchase kept.
+func purchaseRef(x *exchange) [8]byte {
+	if !x.refOfToken {
+		return x.purchaseRef
+	}
+	sum := sha256.Sum256([]byte(x.route.Token))
+	return [8]byte(sum[:8])
 }
 
 func rulesAutoCapture(a psp.AutoCapture) rules.AutoCapture {

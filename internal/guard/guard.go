@@ -157,8 +157,8 @@ type exchange struct {
 	ruled       bool    // the rules decided this create-order
 	ruleReason  string  // what the rules said, whatever happened next
 	approval    string  // the approval the decision rested on, if any
-	purchaseRef [8]byte // digest of the authorization token, or of the body
-	refOfToken  bool    // purchaseRef is of the path's token
+	purchaseRef [8]byte // digest of the body, when not of the path's token
+	refOfToken  bool    // the purchase reference is of the path's token (purchaseRef)
 
 	// Kept in the exchange so that a request costs one allocation for them
 	// all rather than one each.

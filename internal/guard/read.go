@@ -36,6 +36,9 @@ func (g *Guard) read(w http.ResponseWriter, r *http.Request, x *exchange) (*byte
 	}
 	x.idemID = key
 
+	// Only a key's claim compares the body's fingerprint.
+	x.route.Keyed = r.Header.Get(g.dialect.IdempotencyHeader()) != ""
+
 	var buf *bytes.Buffer
 	if op.HasBody() {
 		buf, err = g.readBody(r, x)

@@ -203,7 +203,8 @@ func (l *decisionLine) ruleInputs(enc zapcore.ObjectEncoder) {
 	if x.refOfToken {
 		b = append(ref[:0], "token:"...)
 	}
-	b = hex.AppendEncode(b, x.purchaseRef[:])
+	pr := purchaseRef(x)
+	b = hex.AppendEncode(b, pr[:])
 	enc.AddByteString("purchase_ref", b)
 }
 

@@ -304,3 +304,23 @@ func TestValidAgreesWithCheck(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkValid is Check without the fingerprint: what a request without
+// an idempotency key, and a PSP's answer, cost.
+func BenchmarkValid(b *testing.B) {
+	for _, bm := range []struct{ name, doc string }{
+		{"capture", captureBody},
+		{"create_order", createOrderBody},
+	} {
+		b.Run(bm.name, func(b *testing.B) {
+			data := []byte(bm.doc)
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := Valid(data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -19,9 +19,16 @@ const (
 // emdContentType is the only attachment content type Klarna defines.
 const emdContentType = "application/vnd.klarna.internal.emd-v2+json"
 
-// checkBody checks a guarded body strictly and starts its Request.
+// checkBody checks a guarded body strictly and starts its Request, with
+// the body's fingerprint if the route is Keyed.
 func checkBody(route Route, body []byte) (*Request, jsonstrict.Value, error) {
-	fp, err := jsonstrict.Check(body)
+	var fp jsonstrict.Fingerprint
+	var err error
+	if route.Keyed {
+		fp, err = jsonstrict.Check(body)
+	} else {
+		err = jsonstrict.Valid(body)
+	}
 	if err != nil {
 		return nil, jsonstrict.Value{}, fieldError(err)
 	}

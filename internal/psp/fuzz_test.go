@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -258,11 +259,23 @@ func FuzzParseRequest(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, op uint8, body []byte, hellgate bool) {
 		d, rt := dialectOf(hellgate)
-		route := Route{Op: Operation(op % uint8(numOperations)), OrderID: orderID}
+		route := Route{Op: Operation(op % uint8(numOperations)), OrderID: orderID, Keyed: true}
 		if !rt.routes(route.Op) {
 			return // another PSP's operation: the dialect never sees it
 		}
 		req, err := d.ParseRequest(route, body)
+		unkeyed := route
+		unkeyed.Keyed = false
+		req2, err2 := d.ParseRequest(unkeyed, body)
+		var same bool
+		if err == nil && err2 == nil {
+			want := *req
+			want.Fingerprint = [32]byte{}
+			same = reflect.DeepEqual(*req2, want)
+		}
+		if (err == nil) != (err2 == nil) || err == nil && !same {
+			t.Fatalf("parsed without a key: %+v, %v; with one: %+v, %v", req2, err2, req, err)
+		}
 		if err != nil {
 			var e *Error
 			if !errors.As(err, &e) || e.Status != http.StatusBadRequest || e.Code != CodeBadValue || req != nil {

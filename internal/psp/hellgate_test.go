@@ -28,7 +28,7 @@ func TestHellgateParseRequest(t *testing.T) {
 		{Route{Op: OpGetOrder, OrderID: paymentID}, ``, Request{}},
 	}
 	for _, tt := range tests {
-		req, err := Hellgate().ParseRequest(tt.route, []byte(tt.body))
+		req, err := Hellgate().ParseRequest(keyed(tt.route), []byte(tt.body))
 		if err != nil {
 			t.Errorf("%s: %v", tt.body, err)
 			continue

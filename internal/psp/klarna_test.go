@@ -43,7 +43,7 @@ func fingerprint(t testing.TB, body string) [32]byte {
 
 func TestKlarnaCreateOrderSeed(t *testing.T) {
 	body := readTestdata(t, "klarna_create_order.json")
-	req, err := Klarna().ParseRequest(createRoute, body)
+	req, err := Klarna().ParseRequest(keyed(createRoute), body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestKlarnaCheckoutOrder(t *testing.T) {
 
 func TestKlarnaCaptureWithOrderLines(t *testing.T) {
 	body := readTestdata(t, "klarna_capture.json")
-	req, err := Klarna().ParseRequest(captureRoute, body)
+	req, err := Klarna().ParseRequest(keyed(captureRoute), body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func TestKlarnaOtherOperations(t *testing.T) {
 		{Route{Op: OpGetOrder, OrderID: orderID}, ``, Request{}},
 	}
 	for _, tt := range tests {
-		req, err := Klarna().ParseRequest(tt.route, []byte(tt.body))
+		req, err := Klarna().ParseRequest(keyed(tt.route), []byte(tt.body))
 		if err != nil {
 			t.Errorf("%v %s: %v", tt.route.Op, tt.body, err)
 			continue
@@ -307,7 +307,7 @@ func TestKlarnaFingerprint(t *testing.T) {
 		`{"captured_amount":6000,"reference":"r1"}`,
 	}
 	parse := func(body string) [32]byte {
-		req, err := Klarna().ParseRequest(captureRoute, []byte(body))
+		req, err := Klarna().ParseRequest(keyed(captureRoute), []byte(body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -324,8 +324,46 @@ func TestKlarnaFingerprint(t *testing.T) {
 			t.Errorf("fingerprint unchanged by a content change: %s", b)
 		}
 	}
-	if req, _ := Klarna().ParseRequest(Route{Op: OpCancel, OrderID: orderID}, nil); req.Fingerprint != ([32]byte{}) {
+	if req, _ := Klarna().ParseRequest(keyed(Route{Op: OpCancel, OrderID: orderID}), nil); req.Fingerprint != ([32]byte{}) {
 		t.Error("empty body has a fingerprint")
+	}
+}
+
+// keyed is route as the gateway passes it for a request with an
+// idempotency key.
+func keyed(route Route) Route {
+	route.Keyed = true
+	return route
+}
+
+// A request without an idempotency key is parsed alike, but without the
+// fingerprint only a key's claim compares.
+func TestFingerprintOnlyWhenKeyed(t *testing.T) {
+	for _, d := range []Dialect{Klarna(), Hellgate()} {
+		for _, tc := range []struct {
+			route Route
+			body  string
+		}{
+			{createRoute, `{"order_amount":1000,"purchase_currency":"SEK","order_lines":[],"auto_capture":false}`},
+			{captureRoute, `{"captured_amount":500,"amount":500,"currency_code":"EUR","reference":"r"}`},
+		} {
+			withKey, err := d.ParseRequest(keyed(tc.route), []byte(tc.body))
+			if err != nil {
+				continue // not a body of this dialect
+			}
+			without, err := d.ParseRequest(tc.route, []byte(tc.body))
+			if err != nil {
+				t.Fatalf("%s %v without a key: %v", d.Name(), tc.route.Op, err)
+			}
+			if withKey.Fingerprint == ([32]byte{}) || without.Fingerprint != ([32]byte{}) {
+				t.Errorf("%s %v: fingerprint with a key %x, without %x; want one only with the key",
+					d.Name(), tc.route.Op, withKey.Fingerprint, without.Fingerprint)
+			}
+			without.Fingerprint = withKey.Fingerprint
+			if !reflect.DeepEqual(withKey, without) {
+				t.Errorf("%s %v: parsed %+v with a key, %+v without", d.Name(), tc.route.Op, withKey, without)
+			}
+		}
 	}
 }
 

@@ -105,6 +105,11 @@ type Route struct {
 	Op      Operation
 	OrderID string // the order (Klarna) or payment (Hellgate) id in the path; "" for creates
 	Token   string // the one-time token in a create-order path (Klarna's authorization token); "" if none
+
+	// Keyed is set by the caller, not by Classify: the request carries an
+	// idempotency key, so ParseRequest must compute Request.Fingerprint,
+	// which only a key's claim compares. Unkeyed requests skip it.
+	Keyed bool
 }
 
 // Identity is who the caller is, derived from its credentials. Merchant is
@@ -166,7 +171,8 @@ type Request struct {
 
 	// Fingerprint identifies the request's content independent of JSON
 	// formatting (whitespace, member order, string escapes): two bodies with
-	// the same parsed content have the same fingerprint. Empty body: all zero.
+	// the same parsed content have the same fingerprint. Empty body, or a
+	// route that is not Keyed: all zero.
 	Fingerprint [32]byte
 }
 
