@@ -43,7 +43,7 @@ var targetLabels = map[Target]string{
 	Caddy:       "Caddy, reverse_proxy",
 	GuardMemory: "pspguard, memory store",
 	GuardRedis:  "pspguard, Redis store",
-	Baseline:    "BENCH_COMPARE pspguard, memory store",
+	Baseline:    "pspguard (BENCH_COMPARE), memory store",
 }
 
 func (t Target) label() string { return targetLabels[t] }
