@@ -11,9 +11,13 @@ import (
 )
 
 // Micro are the Go micro-benchmarks of the hot path make bench prints:
-// classify, parse, decide, ledger, cache, the whole handler.
+// classify, parse (JSON and form bodies), decide, ledger, cache, the whole
+// handler.
 var Micro = []struct{ Pattern, Package string }{
 	{"Classify|ParseRequest", "./internal/psp/"},
+	// The strict readers of the two body encodings, side by side.
+	{"Check|Valid", "./internal/jsonstrict/"},
+	{"Parse", "./internal/formstrict/"},
 	{"Decide", "./rules/"},
 	{"ReserveCommit", "./internal/ledger/"},
 	{"Memory(BeginComplete|BeginAbandon|Replay)", "./internal/idempotency/"},
