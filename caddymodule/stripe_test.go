@@ -260,6 +260,11 @@ func testStripeCapture(t *testing.T, store string) {
 	if resp.StatusCode != 200 || resp.Header.Get("Idempotent-Replayed") != "true" {
 		t.Errorf("replay: %d %v %s", resp.StatusCode, resp.Header, body)
 	}
+	// The key with other parameters is a misuse, never a replay.
+	resp, body = g.stDo("POST", capture, acct, "amount_to_capture=1400", key...)
+	if resp.StatusCode != http.StatusUnprocessableEntity || resp.Header.Get("Idempotent-Replayed") != "" {
+		t.Errorf("the key reused with another amount: %d %v %s; want 422", resp.StatusCode, resp.Header, body)
+	}
 	// One capture per PaymentIntent without multicapture, though 500 was
 	// not captured: Stripe released it.
 	resp, body = g.stDo("POST", capture, acct, "amount_to_capture=100")

@@ -331,7 +331,9 @@ func (stripe) ParseRequest(route Route, body []byte) (*Request, error) {
 	if err != nil {
 		return nil, formError(err)
 	}
-	req.Fingerprint = f.Fingerprint()
+	if route.Keyed {
+		req.Fingerprint = f.Fingerprint()
+	}
 	switch route.Op {
 	case OpCreateOrder, OpCreateCharge:
 		if req.OrderAmount, req.HasOrderAmount, err = formInt(f, "amount", 1, true); err != nil {

@@ -262,12 +262,16 @@ func TestStripeParseRequestHazards(t *testing.T) {
 }
 
 func TestStripeFingerprint(t *testing.T) {
-	capture := Route{Op: OpCapture, OrderID: piID}
+	capture := Route{Op: OpCapture, OrderID: piID, Keyed: true}
 	a := stripeParse(t, capture, "amount_to_capture=750&final_capture=false")
 	b := stripeParse(t, capture, "final_capture=false&amount_to_capture=%37%350")
 	c := stripeParse(t, capture, "amount_to_capture=751&final_capture=false")
 	if a.Fingerprint != b.Fingerprint || a.Fingerprint == c.Fingerprint || a.Fingerprint == [32]byte{} {
 		t.Error("the fingerprint does not follow the parameters")
+	}
+	capture.Keyed = false
+	if d := stripeParse(t, capture, "amount_to_capture=750&final_capture=false"); d.Fingerprint != [32]byte{} {
+		t.Error("a request without an idempotency key is fingerprinted")
 	}
 }
 
