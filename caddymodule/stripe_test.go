@@ -420,3 +420,40 @@ func onEachStore(t *testing.T, test func(t *testing.T, store string)) {
 		test(t, fmt.Sprintf("store redis %s {\nprefix caddymodule-%s\n}", redistest.URL(t), strings.ReplaceAll(t.Name(), "/", "-")))
 	})
 }
+
+// A refusal names the parameter at fault in Stripe's param member, as
+// Stripe does, so a client can point at the field; a refusal of a header
+// or of the request as a whole names none.
+func TestStripeErrorParam(t *testing.T) {
+	g := newGatewaySim(t, pspsim.Options{Seed: 1, NoLimits: true}, stripeRules, "psp stripe", "")
+	const acct = "acct_shoeshop"
+	id := g.stManualPI(acct, "2000", "")
+	ch := g.stObject(g.stDo("POST", "/v1/charges", acct, "amount=2000&currency=eur&source=tok_visa&capture=false"))
+	for _, tt := range []struct {
+		name, path, body string
+		hdr              []string
+		status           int
+		param            string
+	}{
+		{"repeated key", "/v1/payment_intents", "amount=2000&currency=eur&capture_method=manual&capture_method=automatic", nil, 400, "capture_method"},
+		{"amount not an integer", "/v1/payment_intents/" + id + "/capture", "amount_to_capture=10.5", nil, 400, "amount_to_capture"},
+		{"PaymentIntent over-capture", "/v1/payment_intents/" + id + "/capture", "amount_to_capture=2001", nil, 403, "amount_to_capture"},
+		{"Charge over-capture", "/v1/charges/" + ch.ID + "/capture", "amount=2001", nil, 403, "amount"},
+		{"malformed idempotency key", "/v1/payment_intents/" + id + "/capture", "amount_to_capture=10", []string{"Idempotency-Key", `"k`}, 400, ""},
+		{"auto-capture refused", "/v1/payment_intents", "amount=2000&currency=eur", nil, 403, ""},
+	} {
+		resp, body := g.stDo("POST", tt.path, acct, tt.body, tt.hdr...)
+		stripeErrorBody(t, resp, body, tt.status)
+		var e struct {
+			Error map[string]any `json:"error"`
+		}
+		_ = json.Unmarshal([]byte(body), &e)
+		param, has := e.Error["param"]
+		if tt.param == "" && has || tt.param != "" && param != tt.param {
+			t.Errorf("%s: param %v in %s, want %q", tt.name, param, body, tt.param)
+		}
+	}
+	if n := g.pspRequests("stripe.capture"); n != 0 {
+		t.Errorf("%d refused captures reached the PSP", n)
+	}
+}

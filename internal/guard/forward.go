@@ -96,7 +96,7 @@ func (g *Guard) upstreamFailed(w http.ResponseWriter, corrID string, err error, 
 		status, msg = http.StatusGatewayTimeout, "the PSP did not answer in time"
 	}
 	g.logger.Error("no answer from the PSP", zap.Int("status", status), zap.String("correlation_id", corrID), zap.Error(err))
-	g.dialect.WriteError(w, status, g.dialect.ErrorCode(psp.CodeTemporarilyUnavail), msg, corrID)
+	g.dialect.WriteError(w, status, g.dialect.ErrorCode(psp.CodeTemporarilyUnavail), msg, "", corrID)
 	return status, msg
 }
 

@@ -144,6 +144,7 @@ type exchange struct {
 	amount   int64
 	currency string
 	idemID   string // the idempotency key as the dialect reads it; "" if none
+	param    string // the request parameter a refusal names to the caller, if any
 	idemKey  idempotency.Key
 	idemTok  string
 	// claimWithReserve: the key of this capture is claimed together with

@@ -2,6 +2,7 @@ package guard
 
 import (
 	"bytes"
+	"errors"
 	"net/http"
 	"strconv"
 	"sync"
@@ -50,6 +51,10 @@ func (g *Guard) read(w http.ResponseWriter, r *http.Request, x *exchange) (*byte
 	}
 	req, err := g.dialect.ParseRequest(x.route, x.body)
 	if err != nil {
+		var pe *psp.Error
+		if errors.As(err, &pe) {
+			x.param = pe.Field // the caller's own parameter, never logged
+		}
 		g.refuseErr(w, x, err)
 		return buf, false
 	}

@@ -27,7 +27,7 @@ func (g *Guard) refuse(w http.ResponseWriter, x *exchange, status int, code, rea
 		}
 	}
 	g.m.refusal(reason)
-	g.dialect.WriteError(w, status, g.dialect.ErrorCode(code), msg, x.corrID)
+	g.dialect.WriteError(w, status, g.dialect.ErrorCode(code), msg, x.param, x.corrID)
 }
 
 // refuseErr refuses with a *psp.Error from classification or parsing.

@@ -171,6 +171,7 @@ func (g *Guard) captureRefusal(x *exchange, d ledger.Decision) (reason, msg stri
 	e := d.Entry
 	switch d.Outcome {
 	case ledger.Exceeds:
+		x.param = field
 		msg = fmt.Sprintf("%s %d exceeds the remaining authorized amount %d", field, x.amount, e.Available())
 		if e.Reserved > 0 {
 			msg += fmt.Sprintf(" (%d more is held by captures in flight)", e.Reserved)

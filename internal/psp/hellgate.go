@@ -75,7 +75,7 @@ func (hellgate) CurrencyField(Operation) string { return "currency_code" }
 func (hellgate) ErrorCode(code string) string { return code }
 
 // WriteError writes {"code": ..., "message": ..., "correlation_id": ...}.
-func (hellgate) WriteError(w http.ResponseWriter, status int, code, message, correlationID string) {
+func (hellgate) WriteError(w http.ResponseWriter, status int, code, message, _, correlationID string) {
 	writeJSON(w, status, "X-Correlation-Id", correlationID, struct {
 		Code          string `json:"code"`
 		Message       string `json:"message"`

@@ -171,7 +171,7 @@ func TestHellgateCreatedOrder(t *testing.T) {
 
 func TestHellgateWriteError(t *testing.T) {
 	rec := httptest.NewRecorder()
-	Hellgate().WriteError(rec, 400, CodeBadValue, `amount must be an integer between 1 and 200000000, not a "string"`, "corr-1")
+	Hellgate().WriteError(rec, 400, CodeBadValue, `amount must be an integer between 1 and 200000000, not a "string"`, "amount", "corr-1")
 	if rec.Code != 400 || rec.Header().Get("Content-Type") != "application/json" || rec.Header().Get("X-Correlation-Id") != "corr-1" {
 		t.Errorf("status %d, headers %v", rec.Code, rec.Header())
 	}

@@ -96,7 +96,7 @@ func (klarna) ErrorCode(code string) string { return code }
 
 // WriteError writes Klarna's error body:
 // {"error_code": ..., "error_messages": [...], "correlation_id": ...}.
-func (klarna) WriteError(w http.ResponseWriter, status int, code, message, correlationID string) {
+func (klarna) WriteError(w http.ResponseWriter, status int, code, message, _, correlationID string) {
 	writeJSON(w, status, "Klarna-Correlation-Id", correlationID, struct {
 		ErrorCode     string   `json:"error_code"`
 		ErrorMessages []string `json:"error_messages"`

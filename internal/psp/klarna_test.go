@@ -482,7 +482,7 @@ func TestKlarnaParseOrder(t *testing.T) {
 func TestKlarnaWriteError(t *testing.T) {
 	rec := httptest.NewRecorder()
 	msg := `captured_amount 7000 exceeds the remaining authorized amount 6000 ("quoted" <tag>)`
-	Klarna().WriteError(rec, 403, Klarna().ErrorCode(CodeCaptureNotAllowed), msg, "6a9b1cb1-0000-4000-8000-000000000001")
+	Klarna().WriteError(rec, 403, Klarna().ErrorCode(CodeCaptureNotAllowed), msg, "captured_amount", "6a9b1cb1-0000-4000-8000-000000000001")
 	if rec.Code != 403 || rec.Header().Get("Content-Type") != "application/json" ||
 		rec.Header().Get("Klarna-Correlation-Id") != "6a9b1cb1-0000-4000-8000-000000000001" {
 		t.Errorf("status %d, headers %v", rec.Code, rec.Header())

@@ -339,8 +339,10 @@ type Dialect interface {
 	ReadHeaders() []string
 
 	// WriteError writes an error response in the PSP's own error format with
-	// the given status, code, message and correlation id.
-	WriteError(w http.ResponseWriter, status int, code, message, correlationID string)
+	// the given status, code, message and correlation id. param is the
+	// request parameter at fault ("" if none or not one parameter); a PSP
+	// whose error format names none ignores it.
+	WriteError(w http.ResponseWriter, status int, code, message, param, correlationID string)
 
 	// ErrorCode maps a gateway error code (the Klarna code names in README.md,
 	// "Answers pspguard gives itself") to the PSP's own spelling.

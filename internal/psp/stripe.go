@@ -284,8 +284,8 @@ func (stripe) ErrorCode(code string) string {
 // is idempotency_error for the idempotency answers (409 and 422),
 // api_error for the gateway's own failures (5xx) and invalid_request_error
 // otherwise.
-func (stripe) WriteError(w http.ResponseWriter, status int, code, message, correlationID string) {
-	writeStripeError(w, status, code, message, "", correlationID)
+func (stripe) WriteError(w http.ResponseWriter, status int, code, message, param, correlationID string) {
+	writeStripeError(w, status, code, message, param, correlationID)
 }
 
 func writeStripeError(w http.ResponseWriter, status int, code, message, param, correlationID string) {

@@ -387,7 +387,7 @@ func TestStripeWriteError(t *testing.T) {
 		{503, CodeTemporarilyUnavail, "api_error"},
 	} {
 		w := httptest.NewRecorder()
-		s.WriteError(w, tt.status, s.ErrorCode(tt.code), "no", "req_1")
+		s.WriteError(w, tt.status, s.ErrorCode(tt.code), "no", "", "req_1")
 		var body struct {
 			Error map[string]string `json:"error"`
 		}
