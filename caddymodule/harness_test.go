@@ -111,9 +111,16 @@ func (g *gateway) do(method, path, merchant, body string, hdr ...string) (*http.
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Add(hdr[i], hdr[i+1])
 	}
+	return g.roundTrip(req)
+}
+
+// roundTrip sends req through the gateway and returns the response with
+// its body read.
+func (g *gateway) roundTrip(req *http.Request) (*http.Response, string) {
+	g.t.Helper()
 	resp, err := g.tester.Client.Do(req)
 	if err != nil {
-		g.t.Fatalf("%s %s: %v", method, path, err)
+		g.t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)

@@ -58,13 +58,7 @@ func (g *gateway) stDo(method, path, acct, body string, hdr ...string) (*http.Re
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	resp, err := g.tester.Client.Do(req)
-	if err != nil {
-		g.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, string(b)
+	return g.roundTrip(req)
 }
 
 type stripeObject struct {

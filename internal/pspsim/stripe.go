@@ -290,26 +290,17 @@ func (s *Server) ownStripe(c *call, charge bool) (*stripeObject, *response) {
 
 // POST /v1/payment_intents/{id}
 func (s *Server) stripeUpdatePaymentIntent(c *call) response {
-	o, errResp := s.ownStripe(c, false)
-	if errResp != nil {
-		return *errResp
-	}
-	p, errResp := stripeForm(c)
-	if errResp != nil {
-		return *errResp
-	}
-	if o.status != piRequiresPaymentMethod && o.status != piRequiresConfirmation {
-		return stripeError(http.StatusBadRequest, "invalid_request_error", "payment_intent_unexpected_state", "",
-			"This PaymentIntent's status is %s and it cannot be updated", o.status)
-	}
-	if errResp := applyPaymentIntentParams(o, p); errResp != nil {
-		return *errResp
-	}
-	return jsonResponse(http.StatusOK, o.view(), "Request-Id", stripeID("req_"))
+	return s.stripeChangePaymentIntent(c, false)
 }
 
 // POST /v1/payment_intents/{id}/confirm
 func (s *Server) stripeConfirmPaymentIntent(c *call) response {
+	return s.stripeChangePaymentIntent(c, true)
+}
+
+// stripeChangePaymentIntent applies an update's or a confirm's parameters
+// to a PaymentIntent not yet confirmed, and confirms it if asked.
+func (s *Server) stripeChangePaymentIntent(c *call, confirm bool) response {
 	o, errResp := s.ownStripe(c, false)
 	if errResp != nil {
 		return *errResp
@@ -319,13 +310,19 @@ func (s *Server) stripeConfirmPaymentIntent(c *call) response {
 		return *errResp
 	}
 	if o.status != piRequiresPaymentMethod && o.status != piRequiresConfirmation {
+		verb := "updated"
+		if confirm {
+			verb = "confirmed"
+		}
 		return stripeError(http.StatusBadRequest, "invalid_request_error", "payment_intent_unexpected_state", "",
-			"This PaymentIntent's status is %s and it cannot be confirmed", o.status)
+			"This PaymentIntent's status is %s and it cannot be %s", o.status, verb)
 	}
 	if errResp := applyPaymentIntentParams(o, p); errResp != nil {
 		return *errResp
 	}
-	s.stripeConfirm(o, c)
+	if confirm {
+		s.stripeConfirm(o, c)
+	}
 	return jsonResponse(http.StatusOK, o.view(), "Request-Id", stripeID("req_"))
 }
 
