@@ -18,16 +18,23 @@ import (
 // PSP. The promoted server has a new replication ID; the store must not
 // decide on the order before a read of the PSP begun after the fence,
 // by when that capture has landed and shows.
+//
+// A replication ID is 40 random hex digits, and one in sixteen begins with
+// a zero; the test runs with the lost primary's ID beginning with a zero
+// and with one that does not.
 func TestRedisFailoverFence(t *testing.T) {
 	for _, cluster := range []bool{false, true} {
-		t.Run("cluster="+strconv.FormatBool(cluster), func(t *testing.T) { testFailoverFence(t, cluster) })
+		for _, zero := range []bool{false, true} {
+			name := "cluster=" + strconv.FormatBool(cluster) + "/id_begins_with_0=" + strconv.FormatBool(zero)
+			t.Run(name, func(t *testing.T) { testFailoverFence(t, cluster, zero) })
+		}
 	}
 }
 
-func testFailoverFence(t *testing.T, cluster bool) {
+func testFailoverFence(t *testing.T, cluster, zero bool) {
 	ctx := context.Background()
 	primary := redistest.Server(t, "--repl-diskless-sync-delay", "0")
-	replica := redistest.Server(t, "--replicaof", "127.0.0.1", strconv.Itoa(primary.Port))
+	replica := redistest.Server(t, "--replicaof", "127.0.0.1", strconv.Itoa(primary.Port), "--enable-debug-command", "yes")
 	pc, rc := primary.Client(), replica.Client()
 	// The fence cannot lapse while the test runs, however slow the
 	// machine: its end is brought forward with PassFence, never waited for.
@@ -60,6 +67,9 @@ func testFailoverFence(t *testing.T, cluster bool) {
 	}
 	primary.Kill()
 	replica.Continue()
+	// The replica's ID, that of the primary it followed, becomes its
+	// second ID when it is promoted.
+	setReplID(t, rc, zero)
 	if err := rc.ReplicaOf(ctx, "NO", "ONE").Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -120,6 +130,26 @@ func TestRedisNoFenceOnAFreshStore(t *testing.T) {
 	if err != nil || tok.Fence() != 0 {
 		t.Fatalf("BeginRead on a fresh store: fence %v, %v; want none", tok.Fence(), err)
 	}
+}
+
+// setReplID gives the server c a new replication ID until its first digit
+// is a zero, or is not, as zero says.
+func setReplID(t *testing.T, c *redis.Client, zero bool) {
+	t.Helper()
+	ctx := context.Background()
+	for range 1000 {
+		info, err := c.Info(ctx, "replication").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (strings.Contains(info, "\r\nmaster_replid:0")) == zero {
+			return
+		}
+		if err := c.Do(ctx, "DEBUG", "CHANGE-REPL-ID").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Fatalf("no replication ID with the first digit wanted in 1000 tries")
 }
 
 // waitReplicated waits until the replica has every write of the primary.

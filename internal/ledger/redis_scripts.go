@@ -66,8 +66,10 @@ do
   local info = redis.call('INFO', 'replication')
   replid = string.match(info, 'master_replid:(%%x+)') or ''
   -- A primary that was a replica keeps the ID of the primary it followed
-  -- as its second ID; one that never was has zeros.
-  local promoted = string.match(info, 'master_replid2:([1-9a-f])') ~= nil
+  -- as its second ID; one that never was has zeros. (An ID may itself
+  -- begin with a zero: only one of zeros alone means none.)
+  local id2 = string.match(info, 'master_replid2:(%%x+)') or ''
+  local promoted = string.find(id2, '[1-9a-f]') ~= nil
   local epochKey, fence = KEYS[#KEYS], tonumber(ARGV[#ARGV])
   local t = redis.call('TIME')
   local nowMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
