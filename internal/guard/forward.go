@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -28,8 +29,8 @@ func noFollow(*exchange, *recorder, error) {}
 // PSP is performing runs to its end even if the caller hangs up, so its
 // outcome is known and recorded.
 func (g *Guard) forward(w http.ResponseWriter, r *http.Request, next Next, x *exchange, after follow) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), g.upstreamTimeout)
-	defer cancel()
+	x.upCtx = upstreamContext{values: r.Context(), deadline: g.deadlines.context(time.Now())}
+	ctx := &x.upCtx
 	fr := r.WithContext(ctx)
 	if x.route.Op.HasBody() {
 		x.fwdBody.Reset(x.body)

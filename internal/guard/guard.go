@@ -76,27 +76,27 @@ type Config struct {
 
 // Guard runs the pipeline. It is safe for concurrent use.
 type Guard struct {
-	site            string
-	dialect         psp.Dialect
-	mode            string
-	shadow          bool
-	maxBody         int64
-	requireKey      bool
-	lookupTimeout   time.Duration
-	upstreamTimeout time.Duration
-	storeTimeout    time.Duration
-	rules           *atomic.Pointer[rules.Rules]
-	ledger          ledger.Store
-	idem            idempotency.Store
-	keyed           ledger.Keyed
-	creds           credentials.Store
-	m               *Metrics
-	logger          *zap.Logger
-	decLog          *zap.Logger
-	lines           *lineWriter
-	now             func() time.Time
-	upStatus        func(error) int
-	readCtx         func(context.Context) context.Context
+	site          string
+	dialect       psp.Dialect
+	mode          string
+	shadow        bool
+	maxBody       int64
+	requireKey    bool
+	lookupTimeout time.Duration
+	deadlines     *deadlines // of forwarded requests: Config.UpstreamTimeout
+	storeTimeout  time.Duration
+	rules         *atomic.Pointer[rules.Rules]
+	ledger        ledger.Store
+	idem          idempotency.Store
+	keyed         ledger.Keyed
+	creds         credentials.Store
+	m             *Metrics
+	logger        *zap.Logger
+	decLog        *zap.Logger
+	lines         *lineWriter
+	now           func() time.Time
+	upStatus      func(error) int
+	readCtx       func(context.Context) context.Context
 }
 
 // New builds a guard and starts the writer of its decision log lines;
@@ -105,7 +105,7 @@ func New(c Config) *Guard {
 	g := &Guard{
 		site: c.Site, dialect: c.Dialect, mode: c.Mode, shadow: c.Mode == "shadow",
 		maxBody: c.MaxBody, requireKey: c.RequireKey,
-		lookupTimeout: c.LookupTimeout, upstreamTimeout: c.UpstreamTimeout, storeTimeout: c.StoreTimeout,
+		lookupTimeout: c.LookupTimeout, deadlines: newDeadlines(c.UpstreamTimeout), storeTimeout: c.StoreTimeout,
 		rules: c.Rules, ledger: c.Ledger, idem: c.Idempotency, keyed: c.Keyed, creds: c.Credentials,
 		m: c.Metrics, logger: c.Logger, decLog: c.Logger.Named("decision"), now: c.Now,
 		upStatus: c.UpstreamStatus, readCtx: c.ReadContext,
@@ -165,6 +165,7 @@ type exchange struct {
 	// all rather than one each.
 	limited io.LimitedReader
 	fwdBody bodyReader
+	upCtx   upstreamContext
 	rec     recorder
 	line    decisionLine
 }
