@@ -63,7 +63,14 @@ func purchaseRef(x *exchange) [8]byte {
 	if !x.refOfToken {
 		return x.purchaseRef
 	}
-	sum := sha256.Sum256([]byte(x.route.Token))
+	// An authorization token is a UUID: hashed from a copy on the stack,
+	// not a conversion to bytes on the heap.
+	var b [64]byte
+	tok := b[:copy(b[:], x.route.Token)]
+	if len(x.route.Token) > len(b) {
+		tok = []byte(x.route.Token)
+	}
+	sum := sha256.Sum256(tok)
 	return [8]byte(sum[:8])
 }
 

@@ -32,11 +32,6 @@ func (g *Guard) logDecision(x *exchange) {
 	if ce == nil {
 		return
 	}
-	if x.corrID == "" {
-		// Forwarded requests carry the PSP's own correlation id back to the
-		// caller; the gateway's id still ties this line to its metrics.
-		x.corrID = newCorrelationID()
-	}
 	rulesVersion := ""
 	r := g.rules.Load()
 	if r != nil {
@@ -48,6 +43,11 @@ func (g *Guard) logDecision(x *exchange) {
 	// One inline object rather than a slice of fields: the line is written
 	// for every guarded request, and a field slice is a kilobyte each time.
 	x.line = decisionLine{g: g, x: x, ce: ce, rules: r, rulesVersion: rulesVersion, latency: g.now().Sub(x.start)}
+	if x.corrID == "" {
+		// Forwarded requests carry the PSP's own correlation id back to the
+		// caller; the gateway's id still ties this line to its metrics.
+		appendCorrelationID(x.line.corrID[:0])
+	}
 	if !g.lines.send(&x.line) {
 		x.line.write()
 	}
@@ -56,14 +56,17 @@ func (g *Guard) logDecision(x *exchange) {
 // lineWriter writes decision lines on a goroutine of its own, so that a
 // request does not wait for the log's write(2) (some 10-20 µs on a small
 // VM, longer on a slow disk) before its connection serves the next one.
-// Lines keep their order and their time (taken when the request ended). A
-// full queue, or a writer already stopped, makes the request write its
-// line itself: a line is never dropped. stop writes every queued line
-// before it returns.
+// The writer wakes when a line is queued to an empty queue, lets lines
+// gather for lineGather, and writes them all: one wake-up per batch rather
+// than one per request. Lines keep their order and their time (taken when
+// the request ended). A full queue, or a writer already stopped, makes the
+// request write its line itself: a line is never dropped. stop writes every
+// queued line before it returns.
 type lineWriter struct {
-	mu     sync.RWMutex
+	mu     sync.Mutex
 	closed bool
-	queue  chan *decisionLine
+	queue  []*decisionLine
+	wake   chan struct{} // lines were queued to an empty queue, or stop was called
 	done   chan struct{}
 }
 
@@ -71,15 +74,33 @@ type lineWriter struct {
 // at a few thousand requests a second.
 const lineQueue = 4096
 
+// lineGather is how long the writer lets lines gather once woken.
+const lineGather = 2 * time.Millisecond
+
 func startLineWriter() *lineWriter {
-	lw := &lineWriter{queue: make(chan *decisionLine, lineQueue), done: make(chan struct{})}
-	go func() {
-		defer close(lw.done)
-		for l := range lw.queue {
-			l.write()
-		}
-	}()
+	lw := &lineWriter{wake: make(chan struct{}, 1), done: make(chan struct{})}
+	go lw.run()
 	return lw
+}
+
+func (lw *lineWriter) run() {
+	defer close(lw.done)
+	var batch []*decisionLine
+	for {
+		<-lw.wake
+		time.Sleep(lineGather)
+		lw.mu.Lock()
+		batch, lw.queue = lw.queue, batch[:0]
+		closed := lw.closed
+		lw.mu.Unlock()
+		for i, l := range batch {
+			l.write()
+			batch[i] = nil
+		}
+		if closed {
+			return
+		}
+	}
 }
 
 // send queues l and reports whether it was queued.
@@ -87,17 +108,21 @@ func (lw *lineWriter) send(l *decisionLine) bool {
 	if lw == nil {
 		return false
 	}
-	lw.mu.RLock()
-	defer lw.mu.RUnlock()
-	if lw.closed {
+	lw.mu.Lock()
+	if lw.closed || len(lw.queue) >= lineQueue {
+		lw.mu.Unlock()
 		return false
 	}
-	select {
-	case lw.queue <- l:
-		return true
-	default:
-		return false
+	lw.queue = append(lw.queue, l)
+	first := len(lw.queue) == 1
+	lw.mu.Unlock()
+	if first {
+		select {
+		case lw.wake <- struct{}{}:
+		default:
+		}
 	}
+	return true
 }
 
 // stop writes the queued lines and ends the writer.
@@ -108,7 +133,10 @@ func (lw *lineWriter) stop() {
 	lw.mu.Lock()
 	if !lw.closed {
 		lw.closed = true
-		close(lw.queue)
+		select {
+		case lw.wake <- struct{}{}:
+		default:
+		}
 	}
 	lw.mu.Unlock()
 	<-lw.done
@@ -122,16 +150,30 @@ type decisionLine struct {
 	rules        *rules.Rules
 	rulesVersion string
 	latency      time.Duration
+	corrID       [36]byte // the gateway's own correlation id, if x has none
+
+	// Kept in the line, as a request's exchange keeps the line, so that
+	// writing it allocates nothing.
+	fields    [1]zap.Field
+	lineTypes lineTypesArray
+	emdKeys   emdKeysArray
 }
 
 // write writes the line. The exchange is no longer changed once its line is
 // made, so the writer's goroutine may read it.
-func (l *decisionLine) write() { l.ce.Write(zap.Inline(l)) }
+func (l *decisionLine) write() {
+	l.fields[0] = zap.Inline(l)
+	l.ce.Write(l.fields[:]...)
+}
 
 // MarshalLogObject writes the line's fields in a fixed order.
 func (l *decisionLine) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	x := l.x
-	enc.AddString("correlation_id", x.corrID)
+	if x.corrID != "" {
+		enc.AddString("correlation_id", x.corrID)
+	} else {
+		enc.AddByteString("correlation_id", l.corrID[:])
+	}
 	enc.AddString("site", l.g.site)
 	enc.AddString("psp", l.g.dialect.Name())
 	enc.AddString("operation", x.route.Op.String())
@@ -189,13 +231,14 @@ func (l *decisionLine) ruleInputs(enc zapcore.ObjectEncoder) {
 	if req.AutoCaptureAt != "" {
 		enc.AddString("auto_capture_field", req.AutoCaptureAt)
 	}
-	_ = enc.AddArray("line_types", lineTypesArray(req.LineTypes))
+	l.lineTypes = lineTypesArray(req.LineTypes)
+	_ = enc.AddArray("line_types", &l.lineTypes)
 	if req.LinesUnknown {
 		enc.AddBool("lines_unknown", true)
 	}
-	keys := emdKeysArray{keys: req.EMD.Keys, rules: l.rules}
-	_ = enc.AddArray("emd_keys", keys)
-	if n := keys.unlisted(); n > 0 {
+	l.emdKeys = emdKeysArray{keys: req.EMD.Keys, rules: l.rules}
+	_ = enc.AddArray("emd_keys", &l.emdKeys)
+	if n := l.emdKeys.unlisted(); n > 0 {
 		enc.AddInt("emd_unlisted_keys", n)
 	}
 	var ref [6 + 16]byte

@@ -1,11 +1,13 @@
 package guard
 
 import (
+	"net/http"
 	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -72,4 +74,25 @@ func TestLineWriter(t *testing.T) {
 		t.Fatalf("after stop: lines %v, want [7]", got)
 	}
 	g.lines.stop() // Cleanup may run twice (after a failed Provision)
+}
+
+// A forwarded request's decision line carries the gateway's own
+// correlation id: a version 4 UUID, new for every line.
+func TestForwardedLineCorrelationID(t *testing.T) {
+	f := newFixture(t, psp.Klarna(), "enforce")
+	for range 2 {
+		if a := f.do("POST", createPath(), klarnaOrder(10000, false, "physical"), "Authorization", basic("shoeshop")); a.status != http.StatusOK {
+			t.Fatalf("create-order: %d %s", a.status, a.body)
+		}
+	}
+	lines := f.lines(2)
+	seen := map[string]bool{}
+	for _, l := range lines {
+		id, _ := l["correlation_id"].(string)
+		u, err := uuid.Parse(id)
+		if err != nil || len(id) != 36 || u.Version() != 4 || seen[id] {
+			t.Fatalf("correlation ids %v, %v: want two version 4 UUIDs", lines[0]["correlation_id"], lines[1]["correlation_id"])
+		}
+		seen[id] = true
+	}
 }
