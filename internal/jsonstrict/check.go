@@ -39,7 +39,7 @@ type Fingerprint = [32]byte
 func Check(data []byte) (Fingerprint, error) {
 	s := scanners.Get().(*scanner)
 	defer s.release()
-	s.data = data
+	s.data, s.canonical = data, true
 	if err := s.document(); err != nil {
 		return Fingerprint{}, err
 	}
@@ -51,20 +51,24 @@ func Check(data []byte) (Fingerprint, error) {
 func Valid(data []byte) error {
 	s := scanners.Get().(*scanner)
 	defer s.release()
-	s.data = data
+	s.data, s.canonical = data, false
 	return s.document()
 }
 
 // scanner is the reusable state of one Check: the canonical output and the
 // stacks of open containers and their members.
 type scanner struct {
-	data   []byte
-	pos    int
-	out    []byte   // canonical form written so far
-	names  []byte   // unescaped names of the members of the open objects, each followed by its folded form
-	mems   []member // members of the open objects
-	frames []frame  // open containers, for error paths
-	tmp    []byte   // scratch for reordering members
+	data []byte
+	// canonical: the canonical form is wanted (Check), so members are put
+	// in order; Valid only needs duplicate names found.
+	canonical bool
+	pos       int
+	out       []byte   // canonical form written so far
+	names     []byte   // unescaped names of the members of the open objects, each followed by its folded form
+	mems      []member // members of the open objects
+	hashes    []uint32 // for Valid, the hash of each of mems' case-folded names (fnv1a)
+	frames    []frame  // open containers, for error paths
+	tmp       []byte   // scratch for reordering members
 }
 
 // member is one member of an open object.
@@ -95,7 +99,7 @@ func (s *scanner) release() {
 	}
 	s.data, s.pos = nil, 0
 	s.out, s.names, s.tmp = s.out[:0], s.names[:0], s.tmp[:0]
-	s.mems, s.frames = s.mems[:0], s.frames[:0]
+	s.mems, s.hashes, s.frames = s.mems[:0], s.hashes[:0], s.frames[:0]
 	scanners.Put(s)
 }
 
@@ -203,6 +207,9 @@ func (s *scanner) object(depth int) error {
 		}
 		m.end = len(s.out)
 		s.mems = append(s.mems, m)
+		if !s.canonical {
+			s.hashes = append(s.hashes, fnv1a(s.names[m.nameEnd:m.foldEnd]))
+		}
 		s.space()
 		if s.pos == len(s.data) {
 			return s.errorIn(fr, "unexpected end of the body in %s: the object is not closed")
@@ -224,6 +231,9 @@ func (s *scanner) object(depth int) error {
 	}
 	s.out = append(s.out, '}')
 	s.mems, s.names, s.frames = s.mems[:memBase], s.names[:nameBase], s.frames[:fr]
+	if !s.canonical {
+		s.hashes = s.hashes[:memBase]
+	}
 	return nil
 }
 
@@ -233,6 +243,10 @@ func (s *scanner) object(depth int) error {
 func (s *scanner) sortMembers(objStart, memBase, fr int) error {
 	ms := s.mems[memBase:]
 	if len(ms) < 2 {
+		return nil
+	}
+	if !s.canonical && len(ms) <= maxPairwise && !foldedTwice(s.hashes[memBase:]) {
+		// No order wanted and no duplicate: nothing to sort.
 		return nil
 	}
 	name := func(m member) []byte { return s.names[m.nameStart:m.nameEnd] }
@@ -270,7 +284,7 @@ func (s *scanner) sortMembers(objStart, memBase, fr int) error {
 			Msg:    "member names " + quoteName(a) + " and " + quoteName(b) + " in " + container + caseMsg,
 			logMsg: "member names " + logName(a) + " and " + logName(b) + " in " + logContainer + caseMsg}
 	}
-	if sorted {
+	if sorted || !s.canonical {
 		return nil
 	}
 	s.tmp = s.tmp[:0]
@@ -282,6 +296,32 @@ func (s *scanner) sortMembers(objStart, memBase, fr int) error {
 	}
 	s.out = append(s.out[:objStart+1], s.tmp...)
 	return nil
+}
+
+// maxPairwise is the most members an object may have for Valid to look
+// for duplicate names by comparing every pair rather than by sorting.
+const maxPairwise = 32
+
+// foldedTwice reports whether two members of an object may have the same
+// case-folded name: whether two of their hashes are equal.
+func foldedTwice(hashes []uint32) bool {
+	for i := 1; i < len(hashes); i++ {
+		for _, h := range hashes[:i] {
+			if h == hashes[i] {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// fnv1a is the 32-bit FNV-1a hash of b.
+func fnv1a(b []byte) uint32 {
+	h := uint32(2166136261)
+	for _, c := range b {
+		h = (h ^ uint32(c)) * 16777619
+	}
+	return h
 }
 
 func (s *scanner) array(depth int) error {
@@ -373,7 +413,9 @@ func (s *scanner) number() error {
 		}
 		s.digits()
 	}
-	s.out = append(s.out, d[start:s.pos]...)
+	if s.canonical {
+		s.out = append(s.out, d[start:s.pos]...)
+	}
 	return nil
 }
 
@@ -404,7 +446,9 @@ func (s *scanner) str(name bool) error {
 			s.pos++
 		}
 		if s.pos > run {
-			s.out = append(s.out, d[run:s.pos]...)
+			if s.canonical {
+				s.out = append(s.out, d[run:s.pos]...)
+			}
 			if name {
 				s.names = append(s.names, d[run:s.pos]...)
 			}
@@ -422,7 +466,9 @@ func (s *scanner) str(name bool) error {
 			if err != nil {
 				return err
 			}
-			s.out = appendCanonicalRune(s.out, r)
+			if s.canonical {
+				s.out = appendCanonicalRune(s.out, r)
+			}
 			if name {
 				s.names = utf8.AppendRune(s.names, r)
 			}
@@ -433,7 +479,9 @@ func (s *scanner) str(name bool) error {
 			if r == utf8.RuneError && n == 1 {
 				return s.errorf("invalid UTF-8 in a string in %s")
 			}
-			s.out = append(s.out, d[s.pos:s.pos+n]...)
+			if s.canonical {
+				s.out = append(s.out, d[s.pos:s.pos+n]...)
+			}
 			if name {
 				s.names = append(s.names, d[s.pos:s.pos+n]...)
 			}

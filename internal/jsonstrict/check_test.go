@@ -2,6 +2,7 @@ package jsonstrict
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -296,6 +297,11 @@ func TestValidAgreesWithCheck(t *testing.T) {
 	for _, doc := range []string{
 		captureBody, createOrderBody, `{}`, `{"a":1,"a":2}`, `{"a":1,"A":2}`, `{"a":1} x`, `[1]`,
 		`{"a":"\ud800"}`, "\xef\xbb\xbf{}", `{"a":{"b":[1,{"c":true,"C":false}]}}`,
+		// Names whose case-folded hashes are equal (Valid looks closer).
+		`{"k32728":1,"k261234":2}`, `{"k32728":1,"k261234":2,"K32728":3}`,
+		// More members than Valid compares pairwise: it sorts them.
+		manyMembers(40, ""), manyMembers(40, `,"m7":0`), manyMembers(40, `,"M39":0`),
+		manyMembers(20, `,"m3":0`), manyMembers(20, `,"M19":{"x":1,"X":2}`),
 	} {
 		_, checkErr := Check([]byte(doc))
 		validErr := Valid([]byte(doc))
@@ -303,6 +309,19 @@ func TestValidAgreesWithCheck(t *testing.T) {
 			t.Errorf("%s: Check says %v, Valid says %v", doc, checkErr, validErr)
 		}
 	}
+}
+
+// manyMembers is an object of n members m0..m(n-1), then extra.
+func manyMembers(n int, extra string) string {
+	var b strings.Builder
+	b.WriteString("{")
+	for i := range n {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `"m%d":%d`, i, i)
+	}
+	return b.String() + extra + "}"
 }
 
 // BenchmarkValid is Check without the fingerprint: what a request without
