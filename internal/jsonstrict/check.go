@@ -14,6 +14,8 @@ package jsonstrict
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
+	"math/bits"
 	"slices"
 	"sync"
 	"unicode/utf8"
@@ -66,7 +68,7 @@ type scanner struct {
 	out       []byte   // canonical form written so far
 	names     []byte   // unescaped names of the members of the open objects, each followed by its folded form
 	mems      []member // members of the open objects
-	hashes    []uint32 // for Valid, the hash of each of mems' case-folded names (fnv1a)
+	hashes    []uint64 // for Valid, the hash of each of mems' case-folded names (nameHash)
 	frames    []frame  // open containers, for error paths
 	tmp       []byte   // scratch for reordering members
 }
@@ -208,7 +210,7 @@ func (s *scanner) object(depth int) error {
 		m.end = len(s.out)
 		s.mems = append(s.mems, m)
 		if !s.canonical {
-			s.hashes = append(s.hashes, fnv1a(s.names[m.nameEnd:m.foldEnd]))
+			s.hashes = append(s.hashes, nameHash(s.names[m.nameEnd:m.foldEnd]))
 		}
 		s.space()
 		if s.pos == len(s.data) {
@@ -304,7 +306,7 @@ const maxPairwise = 32
 
 // foldedTwice reports whether two members of an object may have the same
 // case-folded name: whether two of their hashes are equal.
-func foldedTwice(hashes []uint32) bool {
+func foldedTwice(hashes []uint64) bool {
 	for i := 1; i < len(hashes); i++ {
 		for _, h := range hashes[:i] {
 			if h == hashes[i] {
@@ -315,13 +317,17 @@ func foldedTwice(hashes []uint32) bool {
 	return false
 }
 
-// fnv1a is the 32-bit FNV-1a hash of b.
-func fnv1a(b []byte) uint32 {
-	h := uint32(2166136261)
-	for _, c := range b {
-		h = (h ^ uint32(c)) * 16777619
+// nameHash is a quick hash of a member name: its length, and its first
+// and last eight bytes (all of a shorter name). Names that differ only in
+// between hash alike, and are compared by sorting.
+func nameHash(b []byte) uint64 {
+	n := len(b)
+	if n < 8 {
+		var w [8]byte
+		copy(w[:], b)
+		return uint64(n)<<56 ^ binary.LittleEndian.Uint64(w[:])
 	}
-	return h
+	return uint64(n)<<56 ^ binary.LittleEndian.Uint64(b) ^ bits.RotateLeft64(binary.LittleEndian.Uint64(b[n-8:]), 29)
 }
 
 func (s *scanner) array(depth int) error {

@@ -298,7 +298,8 @@ func TestValidAgreesWithCheck(t *testing.T) {
 		captureBody, createOrderBody, `{}`, `{"a":1,"a":2}`, `{"a":1,"A":2}`, `{"a":1} x`, `[1]`,
 		`{"a":"\ud800"}`, "\xef\xbb\xbf{}", `{"a":{"b":[1,{"c":true,"C":false}]}}`,
 		// Names whose case-folded hashes are equal (Valid looks closer).
-		`{"k32728":1,"k261234":2}`, `{"k32728":1,"k261234":2,"K32728":3}`,
+		`{"merchant_x_reference":1,"merchant_y_reference":2}`,
+		`{"merchant_x_reference":1,"merchant_y_reference":2,"Merchant_X_Reference":3}`,
 		// More members than Valid compares pairwise: it sorts them.
 		manyMembers(40, ""), manyMembers(40, `,"m7":0`), manyMembers(40, `,"M39":0`),
 		manyMembers(20, `,"m3":0`), manyMembers(20, `,"M19":{"x":1,"X":2}`),
