@@ -59,6 +59,13 @@ func looseEqual(a, b string) bool {
 		if a == "" || b == "" {
 			return a == b
 		}
+		if ca, cb := a[0], b[0]; ca < utf8.RuneSelf && cb < utf8.RuneSelf {
+			if ca != cb && foldRune(rune(ca)) != foldRune(rune(cb)) {
+				return false
+			}
+			a, b = a[1:], b[1:]
+			continue
+		}
 		ra, na := utf8.DecodeRuneInString(a)
 		rb, nb := utf8.DecodeRuneInString(b)
 		if ra != rb && foldRune(ra) != foldRune(rb) {

@@ -149,6 +149,11 @@ func TestGetRefusesLooseSpellings(t *testing.T) {
 		`{"options":{"auto_capture":false,"autoCapture":true}}`,
 		`{"options":{"\u0041uto_capture":true}}`,
 		`{"Options":{"auto_capture":true}}`,
+		// Letters outside ASCII that a case-insensitive matcher takes for
+		// ASCII ones: dotless i, long s.
+		`{"opt\u0131ons":{"auto_capture":true}}`,
+		`{"option\u017f":{"auto_capture":true}}`,
+		`{"OPT\u0131ONS":{"AUTO-CAPTURE":true}}`,
 	} {
 		v, present, err := Bool(mustCheck(t, doc), "options.auto_capture")
 		var e *Error
