@@ -160,22 +160,25 @@ func TestStripeAutoCapture(t *testing.T) {
 	g := newGateway(t, stripeRules, "psp stripe")
 	pending := g.stObject(g.stDo("POST", "/v1/payment_intents", "acct_shoeshop", "amount=2000&currency=eur&capture_method=manual")).ID
 	items := "&line_items[0][price_data][currency]=eur&line_items[0][price_data][unit_amount]=1500&line_items[0][quantity]=1"
-	for _, tt := range []struct{ name, path, body string }{
-		{"PaymentIntent without capture_method", "/v1/payment_intents", "amount=2000&currency=eur&confirm=true"},
-		{"PaymentIntent automatic", "/v1/payment_intents", "amount=2000&currency=eur&capture_method=automatic"},
-		{"PaymentIntent automatic_async", "/v1/payment_intents", "amount=2000&currency=eur&capture_method=automatic_async"},
-		{"per-method override", "/v1/payment_intents", "amount=2000&currency=eur&capture_method=manual&payment_method_options[card][capture_method]=automatic&confirm=true"},
-		{"update to automatic", "/v1/payment_intents/" + pending, "capture_method=automatic"},
-		{"confirm without capture_method", "/v1/payment_intents/" + pending + "/confirm", "payment_method=pm_card_visa"},
-		{"Checkout Session", "/v1/checkout/sessions", "mode=payment" + items},
-		{"Checkout Session automatic", "/v1/checkout/sessions", "mode=payment&payment_intent_data[capture_method]=automatic" + items},
-		{"Charge", "/v1/charges", "amount=2000&currency=eur&source=tok_visa"},
+	// The refusal's message names the parameter that asked, as a Stripe
+	// merchant wrote it.
+	for _, tt := range []struct{ name, path, body, param string }{
+		{"PaymentIntent without capture_method", "/v1/payment_intents", "amount=2000&currency=eur&confirm=true", "capture_method"},
+		{"PaymentIntent automatic", "/v1/payment_intents", "amount=2000&currency=eur&capture_method=automatic", "capture_method"},
+		{"PaymentIntent automatic_async", "/v1/payment_intents", "amount=2000&currency=eur&capture_method=automatic_async", "capture_method"},
+		{"per-method override", "/v1/payment_intents", "amount=2000&currency=eur&capture_method=manual&payment_method_options[card][capture_method]=automatic&confirm=true", "payment_method_options[card][capture_method]"},
+		{"update to automatic", "/v1/payment_intents/" + pending, "capture_method=automatic", "capture_method"},
+		{"confirm without capture_method", "/v1/payment_intents/" + pending + "/confirm", "payment_method=pm_card_visa", "capture_method"},
+		{"Checkout Session", "/v1/checkout/sessions", "mode=payment" + items, "payment_intent_data[capture_method]"},
+		{"Checkout Session automatic", "/v1/checkout/sessions", "mode=payment&payment_intent_data[capture_method]=automatic" + items, "payment_intent_data[capture_method]"},
+		{"Charge", "/v1/charges", "amount=2000&currency=eur&source=tok_visa", "capture"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			before := g.sim.Stats().Total
 			resp, body := g.stDo("POST", tt.path, "acct_shoeshop", tt.body)
-			if _, code, _ := stripeErrorBody(t, resp, body, 403); code != "auto_capture_not_allowed" {
-				t.Errorf("code %s", code)
+			if _, code, msg := stripeErrorBody(t, resp, body, 403); code != "auto_capture_not_allowed" ||
+				!strings.HasPrefix(msg, "capture at purchase ("+tt.param+") is not allowed") {
+				t.Errorf("code %s, message %q; want auto_capture_not_allowed naming %s", code, msg, tt.param)
 			}
 			if n := g.sim.Stats().Total - before; n != 0 {
 				t.Errorf("%d requests reached the PSP", n)

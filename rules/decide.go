@@ -156,7 +156,13 @@ func (d Decision) EMDKey() string { return d.category.emdKey }
 // Message explains the decision in plain language, naming the merchant's
 // category and the rule that applied. It is built on demand; deciding
 // alone never formats text.
-func (d Decision) Message() string {
+func (d Decision) Message() string { return d.MessageFor("auto_capture") }
+
+// MessageFor is Message with what is refused named by subject, where
+// Message says auto_capture: the gateway names the request field that
+// asked to capture at purchase, in the PSP's own terms (Stripe's
+// capture_method, a Klarna session's options.place_order_mode).
+func (d Decision) MessageFor(subject string) string {
 	switch d.Reason {
 	case ReasonNoAutoCapture:
 		return "the order does not auto-capture"
@@ -166,10 +172,10 @@ func (d Decision) Message() string {
 		return fmt.Sprintf("merchant category %q may auto-capture under approval %s, valid through %s",
 			d.Category, d.Approval, d.merchant.expires)
 	case ReasonCategoryNotAllowed:
-		return fmt.Sprintf("auto_capture is not allowed for merchant category %q: %s", d.Category, d.rules.allowedClause())
+		return fmt.Sprintf("%s is not allowed for merchant category %q: %s", subject, d.Category, d.rules.allowedClause())
 	case ReasonMerchantUnknown:
-		return fmt.Sprintf("auto_capture is not allowed for merchants not listed in the compliance rules (default category %q): %s",
-			d.Category, d.rules.allowedClause())
+		return fmt.Sprintf("%s is not allowed for merchants not listed in the compliance rules (default category %q): %s",
+			subject, d.Category, d.rules.allowedClause())
 	case ReasonApprovalExpired:
 		return fmt.Sprintf("auto_capture approval %s expired on %s", d.Approval, d.merchant.expires)
 	case ReasonEMDMissing:
@@ -178,11 +184,11 @@ func (d Decision) Message() string {
 		return "auto_capture must be true or false"
 	case ReasonPhysicalLines:
 		if d.linesUnknown {
-			return fmt.Sprintf("auto_capture is not allowed for merchant category %q when the request carries no order lines to check (they may be physical): %s",
-				d.Category, listClause(d.rules.physicalAllowed, "may auto-capture physical goods without an approval"))
+			return fmt.Sprintf("%s is not allowed for merchant category %q when the request carries no order lines to check (they may be physical): %s",
+				subject, d.Category, listClause(d.rules.physicalAllowed, "may auto-capture physical goods without an approval"))
 		}
-		return fmt.Sprintf("auto_capture is not allowed for orders with physical order lines in merchant category %q: %s",
-			d.Category, listClause(d.rules.physicalAllowed, "may auto-capture physical goods without an approval"))
+		return fmt.Sprintf("%s is not allowed for orders with physical order lines in merchant category %q: %s",
+			subject, d.Category, listClause(d.rules.physicalAllowed, "may auto-capture physical goods without an approval"))
 	}
 	return string(d.Reason)
 }

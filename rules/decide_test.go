@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -223,6 +224,12 @@ func TestDecisionMessage(t *testing.T) {
 		d := tt.rules.Decide(tt.order, tt.now)
 		if got := d.Message(); got != tt.want {
 			t.Errorf("%s: Message() =\n%s\nwant\n%s", d.Reason, got, tt.want)
+		}
+		// What is refused can be named in the PSP's own terms; the rest of
+		// the message stays.
+		want := strings.Replace(tt.want, "auto_capture is not allowed", "capture_method is not allowed", 1)
+		if got := d.MessageFor("capture_method"); got != want {
+			t.Errorf("%s: MessageFor(capture_method) =\n%s\nwant\n%s", d.Reason, got, want)
 		}
 	}
 }

@@ -34,12 +34,17 @@ func (g *Guard) checkAutoCapture(w http.ResponseWriter, x *exchange) bool {
 		x.reason = string(d.Reason)
 		return false
 	}
+	// The refusal names the field that asked, in the PSP's own terms.
+	msg := d.Message()
+	if req.AutoCaptureAt != "" {
+		msg = d.MessageFor("capture at purchase (" + req.AutoCaptureAt + ")")
+	}
 	if g.shadow {
-		x.outcome, x.reason, x.message = OutcomeShadowRefused, string(d.Reason), d.Message()
+		x.outcome, x.reason, x.message = OutcomeShadowRefused, string(d.Reason), msg
 		g.m.refusal(string(d.Reason))
 		return false
 	}
-	g.refuse(w, x, http.StatusForbidden, psp.CodeAutoCaptureNotAllowed, string(d.Reason), d.Message())
+	g.refuse(w, x, http.StatusForbidden, psp.CodeAutoCaptureNotAllowed, string(d.Reason), msg)
 	return true
 }
 
