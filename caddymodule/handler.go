@@ -85,7 +85,9 @@ type Handler struct {
 
 	// UpstreamTimeout bounds a guarded write once it is forwarded. The
 	// write runs to completion even if the client goes away, so its result
-	// can be recorded. Default 2m.
+	// can be recorded. Writes forwarded within the same short tick (a 64th
+	// of the timeout, at most 50ms) share one deadline: a write may be cut
+	// off up to one tick sooner, never later. Default 2m.
 	UpstreamTimeout caddy.Duration `json:"upstream_timeout,omitempty"`
 
 	// Name names this guard in metrics (the `site` label) and the decision
