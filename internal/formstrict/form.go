@@ -22,6 +22,7 @@ package formstrict
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"slices"
 	"strconv"
 	"strings"
@@ -296,10 +297,11 @@ func decode(raw []byte, text *strings.Builder, key bool) string {
 		c := raw[i]
 		switch {
 		case c == '%':
-			if i+2 >= len(raw) || !isHex(raw[i+1]) || !isHex(raw[i+2]) {
+			var dec [1]byte
+			if n, _ := hex.Decode(dec[:], raw[i+1:min(i+3, len(raw))]); n != 1 {
 				return "has an invalid percent escape (a '%' not followed by two hexadecimal digits)"
 			}
-			d := unhex(raw[i+1])<<4 | unhex(raw[i+2])
+			d := dec[0]
 			if key {
 				switch d {
 				case '[', ']', '&', '=', ';', '%':
@@ -489,18 +491,4 @@ func quoteKey(key string) string {
 		cut--
 	}
 	return strconv.Quote(key[:cut]) + "..."
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-func unhex(c byte) byte {
-	switch {
-	case c <= '9':
-		return c - '0'
-	case c <= 'F':
-		return c - 'A' + 10
-	}
-	return c - 'a' + 10
 }

@@ -1,6 +1,7 @@
 package psp
 
 import (
+	"encoding/hex"
 	"strings"
 	"unicode"
 )
@@ -225,13 +226,16 @@ func foldCase(r rune) rune { return unicode.ToLower(unicode.ToUpper(r)) }
 func percentDecode(s string) string {
 	var b []byte
 	for i := 0; i < len(s); i++ {
-		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
-			if b == nil {
-				b = append(make([]byte, 0, len(s)), s[:i]...)
+		var d [1]byte
+		if s[i] == '%' {
+			if n, _ := hex.Decode(d[:], []byte(s[i+1:min(i+3, len(s))])); n == 1 {
+				if b == nil {
+					b = append(make([]byte, 0, len(s)), s[:i]...)
+				}
+				b = append(b, d[0])
+				i += 2
+				continue
 			}
-			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
-			i += 2
-			continue
 		}
 		if b != nil {
 			b = append(b, s[i])
@@ -241,20 +245,6 @@ func percentDecode(s string) string {
 		return s
 	}
 	return string(b)
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-func unhex(c byte) byte {
-	switch {
-	case c <= '9':
-		return c - '0'
-	case c <= 'F':
-		return c - 'A' + 10
-	}
-	return c - 'a' + 10
 }
 
 // upperLetters reports whether a method is spelled in upper-case letters
