@@ -25,15 +25,11 @@ import (
 // PSP might accept a spelling (a second header, another scheme, sloppy
 // base64) that the gateway would attribute to another merchant or none.
 func basicIdentity(h http.Header) (Identity, error) {
-	vals := h.Values("Authorization")
-	switch len(vals) {
-	case 0:
-		return Identity{}, nil
-	case 1:
-	default:
-		return Identity{}, BadValue("Authorization", "the Authorization header must be sent once")
+	auth, ok, err := authorization(h)
+	if !ok {
+		return Identity{}, err
 	}
-	scheme, token, _ := strings.Cut(vals[0], " ")
+	scheme, token, _ := strings.Cut(auth, " ")
 	if !strings.EqualFold(scheme, "Basic") {
 		return Identity{}, BadValue("Authorization", "the Authorization header must carry HTTP Basic credentials")
 	}
@@ -128,4 +124,17 @@ func visibleASCII(s string) bool {
 		}
 	}
 	return true
+}
+
+// authorization is the request's one Authorization header and whether it
+// has one; more than one is refused.
+func authorization(h http.Header) (string, bool, error) {
+	vals := h.Values("Authorization")
+	switch len(vals) {
+	case 0:
+		return "", false, nil
+	case 1:
+		return vals[0], true, nil
+	}
+	return "", false, BadValue("Authorization", "the Authorization header must be sent once")
 }

@@ -167,15 +167,11 @@ const stripeAccountHeader = "Stripe-Account"
 // well-formed Stripe-Account header, is refused: a lenient PSP might
 // accept a spelling the gateway would attribute to another merchant.
 func (stripe) Identity(h http.Header) (Identity, error) {
-	vals := h.Values("Authorization")
-	switch len(vals) {
-	case 0:
-		return Identity{}, nil
-	case 1:
-	default:
-		return Identity{}, BadValue("Authorization", "the Authorization header must be sent once")
+	auth, ok, err := authorization(h)
+	if !ok {
+		return Identity{}, err
 	}
-	key, err := stripeKey(vals[0])
+	key, err := stripeKey(auth)
 	if err != nil {
 		return Identity{}, err
 	}
