@@ -90,17 +90,7 @@ func (g *gateway) load(extra string) {
 // the response with its body read.
 func (g *gateway) do(method, path, merchant, body string, hdr ...string) (*http.Response, string) {
 	g.t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, g.base+path, rd)
-	if err != nil {
-		g.t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
+	req := g.request(g.base, method, path, "application/json", body)
 	if merchant != "" {
 		user, password, ok := strings.Cut(merchant, ":")
 		if !ok {
@@ -112,6 +102,24 @@ func (g *gateway) do(method, path, merchant, body string, hdr ...string) (*http.
 		req.Header.Add(hdr[i], hdr[i+1])
 	}
 	return g.roundTrip(req)
+}
+
+// request is a request to base+path with body (none if "") sent as
+// contentType.
+func (g *gateway) request(base, method, path, contentType, body string) *http.Request {
+	g.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, base+path, rd)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	return req
 }
 
 // roundTrip sends req through the gateway and returns the response with
@@ -133,10 +141,7 @@ func (g *gateway) roundTrip(req *http.Request) (*http.Response, string) {
 // direct sends a request straight to the simulator, bypassing the gateway.
 func (g *gateway) direct(method, path, merchant, body string) (*http.Response, string) {
 	g.t.Helper()
-	req, _ := http.NewRequest(method, g.psp.URL+path, strings.NewReader(body))
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
+	req := g.request(g.psp.URL, method, path, "application/json", body)
 	req.SetBasicAuth(merchant, "secret")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

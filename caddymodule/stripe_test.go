@@ -40,17 +40,7 @@ const stripeKey = "sk_test_platform"
 // acct (none if ""), its body form-encoded.
 func (g *gateway) stDo(method, path, acct, body string, hdr ...string) (*http.Response, string) {
 	g.t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, g.base+path, rd)
-	if err != nil {
-		g.t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	}
+	req := g.request(g.base, method, path, "application/x-www-form-urlencoded", body)
 	req.Header.Set("Authorization", "Bearer "+stripeKey)
 	if acct != "" {
 		req.Header.Set("Stripe-Account", acct)
