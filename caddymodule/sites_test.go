@@ -1,11 +1,13 @@
 package caddymodule
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -280,24 +282,71 @@ func upstreamAlertExclusions(t *testing.T) []string {
 	if err := yaml.Unmarshal(readTestFile(t, alertsFile), &f); err != nil {
 		t.Fatal(err)
 	}
-	var expr string
 	for _, g := range f.Groups {
 		for _, r := range g.Rules {
 			if r.Alert == "PspGuardUpstreamErrors" {
-				expr = r.Expr
+				return refusalExclusions(t, "PspGuardUpstreamErrors", r.Expr)
 			}
 		}
 	}
-	sels, _ := selectors(expr)
+	t.Fatal("alerts.yaml has no PspGuardUpstreamErrors")
+	return nil
+}
+
+// refusalExclusions reads the reasons an error ratio takes out of
+// outcome="error": those of its refusals_total{reason=~...} selectors,
+// which must all name the same ones.
+func refusalExclusions(t *testing.T, what, expr string) []string {
+	t.Helper()
+	sels, _ := selectors(grafanaIntervals.Replace(expr))
+	var out []string
 	for _, s := range sels {
 		for _, m := range s.matchers {
-			if s.name == "caddy_psp_guard_refusals_total" && m.label == "reason" && m.op == "=~" {
-				return strings.Split(m.value, "|")
+			if s.name != "caddy_psp_guard_refusals_total" || m.label != "reason" || m.op != "=~" {
+				continue
+			}
+			reasons := strings.Split(m.value, "|")
+			slices.Sort(reasons)
+			if out != nil && !slices.Equal(out, reasons) {
+				t.Fatalf("%s takes out %v in one place and %v in another", what, out, reasons)
+			}
+			out = reasons
+		}
+	}
+	if out == nil {
+		t.Fatalf("%s takes no reasons out", what)
+	}
+	return out
+}
+
+// The dashboard's upstream error panel counts what the alert counts: a
+// Redis failover's 503 or a release's 409 beside a capture in flight shows
+// there no more than it pages.
+func TestDashboardUpstreamErrorsMatchAlert(t *testing.T) {
+	var d grafanaDashboard
+	if err := json.Unmarshal(readTestFile(t, dashboardFile), &d); err != nil {
+		t.Fatal(err)
+	}
+	var expr string
+	var walk func([]grafanaPanel)
+	walk = func(ps []grafanaPanel) {
+		for _, p := range ps {
+			walk(p.Panels)
+			if p.Title == "Upstream error rate" && len(p.Targets) == 1 {
+				expr = p.Targets[0].Expr
 			}
 		}
 	}
-	t.Fatal("PspGuardUpstreamErrors takes no reasons out")
-	return nil
+	walk(d.Panels)
+	if expr == "" {
+		t.Fatal("the dashboard has no \"Upstream error rate\" panel with one query")
+	}
+	panel := refusalExclusions(t, "the Upstream error rate panel", expr)
+	alert := upstreamAlertExclusions(t)
+	slices.Sort(alert)
+	if !slices.Equal(panel, alert) {
+		t.Errorf("the Upstream error rate panel takes out %v; PspGuardUpstreamErrors takes out %v", panel, alert)
+	}
 }
 
 // The Caddyfile names a guard after its site's first address unless `name`
