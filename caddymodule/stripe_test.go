@@ -289,6 +289,55 @@ func testStripeCapture(t *testing.T, store string) {
 	}
 }
 
+// A capture of a multicapture PaymentIntent without final_capture=false is
+// its last: Stripe releases what it did not capture, and the ledger learns
+// that from the PaymentIntent in the answer. With a simulator that enforces
+// no limits of its own, a capture after it would move money.
+func TestStripeFinalCapture(t *testing.T) { onEachStore(t, testStripeFinalCapture) }
+
+func testStripeFinalCapture(t *testing.T, store string) {
+	g := newGatewaySim(t, pspsim.Options{Seed: 1, NoLimits: true}, stripeRules, "psp stripe\n"+store, "")
+	const acct = "acct_shoeshop"
+	const multicapture = "&payment_method_options[card][request_multicapture]=if_available"
+	for _, tc := range []struct {
+		name, final string
+		key         []string
+	}{
+		{"final_capture left out", "", nil},
+		{"final_capture=true", "&final_capture=true", nil},
+		{"with an idempotency key", "", []string{"Idempotency-Key", "final-1"}},
+	} {
+		id := g.stManualPI(acct, "3000", multicapture)
+		capture := "/v1/payment_intents/" + id + "/capture"
+		before := g.pspRequests("stripe.capture")
+		if pi := g.stObject(g.stDo("POST", capture, acct, "amount_to_capture=1000"+tc.final, tc.key...)); pi.Status != "succeeded" {
+			t.Fatalf("%s: the final capture left the PaymentIntent %s", tc.name, pi.Status)
+		}
+		resp, body := g.stDo("POST", capture, acct, "amount_to_capture=1000&final_capture=false")
+		if _, code, msg := stripeErrorBody(t, resp, body, 403); code != "capture_not_allowed" || !strings.Contains(msg, "it is captured") {
+			t.Errorf("%s: a capture after the final one: %s %q", tc.name, code, msg)
+		}
+		if n := g.pspRequests("stripe.capture") - before; n != 1 {
+			t.Errorf("%s: the PSP received %d captures, want 1", tc.name, n)
+		}
+		if got := g.sim.Books().Orders[id].CapturedAmount; got != 1000 {
+			t.Errorf("%s: %d captured, want 1000", tc.name, got)
+		}
+	}
+
+	// Captures with final_capture=false leave the rest capturable.
+	id := g.stManualPI(acct, "3000", multicapture)
+	capture := "/v1/payment_intents/" + id + "/capture"
+	for _, form := range []string{"amount_to_capture=1000&final_capture=false", "amount_to_capture=1000&final_capture=false", "amount_to_capture=500"} {
+		g.stObject(g.stDo("POST", capture, acct, form))
+	}
+	resp, body := g.stDo("POST", capture, acct, "amount_to_capture=100")
+	stripeErrorBody(t, resp, body, 403)
+	if b := g.sim.Books(); b.Orders[id].CapturedAmount != 2500 || len(b.Violations) != 0 {
+		t.Errorf("captured %d, violations %+v; want 2500 and none", b.Orders[id].CapturedAmount, b.Violations)
+	}
+}
+
 // A Charge created uncaptured is captured once, up to its amount.
 func TestStripeChargeCapture(t *testing.T) {
 	g := newGatewaySim(t, pspsim.Options{Seed: 1, NoLimits: true}, stripeRules, "psp stripe", "")

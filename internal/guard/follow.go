@@ -50,6 +50,26 @@ func (g *Guard) afterCreate(x *exchange, rec *recorder, err error) {
 	}
 }
 
+// afterCapture applies the PSP's answer to a committed capture when the
+// answer is the order's own account after it (the dialect's
+// CapturedOrder), as far as it restricts the order: what the capture did
+// beyond its amount, such as Stripe's final capture releasing the rest of
+// a multicapture PaymentIntent, bounds the captures after it. The answer
+// may be the PSP's replay of an earlier answer to the same key, which is
+// still its account of the order at that time: evidence that only ever
+// restricts.
+func (g *Guard) afterCapture(x *exchange, key ledger.Key, rec *recorder) {
+	order, ok := g.dialect.CapturedOrder(x.route, rec.status, rec.buf.Bytes(), g.now())
+	if !ok {
+		return
+	}
+	ctx, cancel := g.storeContext(context.Background())
+	defer cancel()
+	if err := g.ledger.Learn(ctx, key, order, false); err != nil {
+		g.logger.Error("applying the PSP's answer to a capture to the ledger", zap.String("site", g.site), zap.Error(err))
+	}
+}
+
 // forwardStoreDown notes, once per request, a create-order forwarded while
 // the store did not answer.
 func (g *Guard) forwardStoreDown(x *exchange, err error) {

@@ -77,6 +77,7 @@ func (g *Guard) serveCapture(w http.ResponseWriter, r *http.Request, next Next, 
 	return g.forward(w, r, next, x, func(x *exchange, rec *recorder, err error) {
 		if g.settle(x, res, rec, err) {
 			g.m.capturedAmount(d.Entry.Currency, res.Amount)
+			g.afterCapture(x, key, rec)
 		}
 	})
 }

@@ -115,6 +115,10 @@ func (hellgate) ParseRequest(route Route, body []byte) (*Request, error) {
 	return req, nil
 }
 
+// CapturedOrder: a Hellgate payment allows one capture, which the ledger
+// counts itself; the answer adds nothing it does not hold.
+func (hellgate) CapturedOrder(Route, int, []byte, time.Time) (Order, bool) { return Order{}, false }
+
 // CreatedOrder learns a payment from the answer to a one-off payment
 // (200 or 201 with the payment).
 func (hellgate) CreatedOrder(req *Request, status int, _ http.Header, body []byte) (string, Order, bool) {

@@ -3,6 +3,7 @@ package psp
 import (
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/pspguard/pspguard/internal/jsonstrict"
 )
@@ -278,6 +279,10 @@ func klarnaUpdateAuthorization(req *Request, root jsonstrict.Value) error {
 	}
 	return checkLinesSum(req, n, "order_amount", req.Amount)
 }
+
+// CapturedOrder: Klarna answers a capture with 201 and no body; the order
+// is what the ledger holds.
+func (klarna) CapturedOrder(Route, int, []byte, time.Time) (Order, bool) { return Order{}, false }
 
 // CreatedOrder learns an order from Klarna Payments' or Customer Token's
 // answer to a create order: 200 with the order_id. The order has the amount and currency the

@@ -314,6 +314,15 @@ type Dialect interface {
 	// refuses a second capture.
 	CreatedOrder(req *Request, status int, header http.Header, body []byte) (orderID string, order Order, ok bool)
 
+	// CapturedOrder reads the PSP's successful answer to a capture on
+	// route when that answer is the order's own account after the capture
+	// (Stripe answers with the PaymentIntent or the Charge), and ok is false
+	// otherwise: an answer that is no such account, or that names another
+	// order. The ledger applies it only as far as it restricts the order, so
+	// it learns what a capture did beyond its amount: Stripe's final capture
+	// of a multicapture PaymentIntent releases what it did not capture.
+	CapturedOrder(route Route, status int, body []byte, now time.Time) (order Order, ok bool)
+
 	// OrderPath is the path of the read that tells an order's state
 	// (Klarna GET /ordermanagement/v1/orders/{id}, Hellgate GET /payments/{id}).
 	OrderPath(orderID string) string

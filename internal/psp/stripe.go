@@ -579,6 +579,21 @@ func (stripe) CreatedOrder(req *Request, status int, _ http.Header, body []byte)
 	return id, o, true
 }
 
+// CapturedOrder reads Stripe's answer to a capture (200 with the
+// PaymentIntent or the Charge, after the capture) when it is the route's
+// own object. A PaymentIntent captured without final_capture=false, or a
+// Charge, is then captured: what was not captured is released.
+func (stripe) CapturedOrder(route Route, status int, body []byte, now time.Time) (Order, bool) {
+	if route.Op != OpCapture || status != http.StatusOK {
+		return Order{}, false
+	}
+	id, o, err := parseStripeObject(body, now)
+	if err != nil || id != route.OrderID {
+		return Order{}, false
+	}
+	return o, true
+}
+
 // ParseOrder reads a PaymentIntent or a Charge.
 func (stripe) ParseOrder(body []byte, now time.Time) (Order, error) {
 	_, o, err := parseStripeObject(body, now)

@@ -316,6 +316,45 @@ func fmtPI(capturable, received int64, status, multicapture string) string {
 	return string(b)
 }
 
+// A capture's answer is the PaymentIntent after the capture: a final
+// capture leaves it captured with the rest released; only the route's own
+// object, answered with success, is read.
+func TestStripeCapturedOrder(t *testing.T) {
+	s := Stripe()
+	capture := Route{Op: OpCapture, OrderID: piID}
+	o, ok := s.CapturedOrder(capture, 200, []byte(fmtPI(0, 500, "succeeded", "if_available")), time.Time{})
+	want := Order{Amount: 2000, Currency: "EUR", State: StateCaptured, Captured: 500, Released: 1500}
+	if !ok || o != want {
+		t.Errorf("final capture: %+v %v; want %+v", o, ok, want)
+	}
+	o, ok = s.CapturedOrder(capture, 200, []byte(fmtPI(1500, 500, "requires_capture", "if_available")), time.Time{})
+	want = Order{Amount: 2000, Currency: "EUR", State: StateAuthorized, Captured: 500}
+	if !ok || o != want {
+		t.Errorf("capture with final_capture=false: %+v %v; want %+v", o, ok, want)
+	}
+	for _, tt := range []struct {
+		name   string
+		route  Route
+		status int
+	}{
+		{"another PaymentIntent", Route{Op: OpCapture, OrderID: "pi_3OtherOne"}, 200},
+		{"an error answer", capture, 402},
+		{"an order read", Route{Op: OpGetOrder, OrderID: piID}, 200},
+	} {
+		if o, ok := s.CapturedOrder(tt.route, tt.status, []byte(fmtPI(0, 500, "succeeded", "if_available")), time.Time{}); ok {
+			t.Errorf("%s: read as the captured order %+v", tt.name, o)
+		}
+	}
+	if _, ok := s.CapturedOrder(capture, 200, []byte(`{"id":"`+piID+`","object":"payment_intent"}`), time.Time{}); ok {
+		t.Error("an answer without the PaymentIntent's amounts was read")
+	}
+	for _, d := range []Dialect{Klarna(), Hellgate()} {
+		if _, ok := d.CapturedOrder(Route{Op: OpCapture, OrderID: piID}, 200, []byte(fmtPI(0, 500, "succeeded", "if_available")), time.Time{}); ok {
+			t.Errorf("%s read a capture's answer as the order", d.Name())
+		}
+	}
+}
+
 func TestStripeCharge(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	charge := func(captured bool, amountCaptured int64, status string, before int64) []byte {
