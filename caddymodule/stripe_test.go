@@ -493,3 +493,62 @@ func TestStripeErrorParam(t *testing.T) {
 		t.Errorf("%d refused captures reached the PSP", n)
 	}
 }
+
+// stripeError reads Stripe's error body for runHazards: its code and
+// message.
+func stripeError(t *testing.T, body string) (code, message string) {
+	t.Helper()
+	var e struct {
+		Error struct {
+			Type, Code, Message string
+		} `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(body), &e); err != nil || e.Error.Type == "" || e.Error.Code == "" {
+		t.Fatalf("not a Stripe error body: %q", body)
+	}
+	return e.Error.Code, e.Error.Message
+}
+
+// Stripe acts for the account Stripe-Context names, which may be neither
+// the key's nor Stripe-Account's: the gateway would decide, keep the
+// ledger and scope idempotency keys as another merchant. It is refused in
+// every spelling on every guarded route, and nothing reaches the PSP. Each
+// row would be allowed without the header: acct_instore may capture at
+// purchase, and acct_shoeshop, which Stripe-Context names, may not.
+func TestStripeContextRefused(t *testing.T) {
+	const form = "application/x-www-form-urlencoded"
+	const create = "amount=2000&currency=eur&confirm=true&payment_method=pm_card_visa"
+	auth := []string{"Authorization", "Bearer " + stripeKey}
+	refused := func(name, method, path, body string, hdr ...string) hazard {
+		if body != "" {
+			hdr = append([]string{"Content-Type", form}, hdr...)
+		}
+		return hazard{name: name, method: method, path: path, body: body, hdr: hdr,
+			status: 400, code: "parameter_invalid", field: "Stripe-Context"}
+	}
+
+	g := newGateway(t, stripeRules, "psp stripe")
+	id := g.stManualPI("acct_instore", "2000", "")
+	runHazards(t, g, auth, []hazard{
+		refused("create beside Stripe-Account", "POST", "/v1/payment_intents", create, "Stripe-Account", "acct_instore", "Stripe-Context", "acct_shoeshop"),
+		refused("create alone", "POST", "/v1/payment_intents", create, "Stripe-Context", "acct_shoeshop"),
+		refused("equal to Stripe-Account", "POST", "/v1/payment_intents", create, "Stripe-Account", "acct_instore", "Stripe-Context", "acct_instore"),
+		refused("a path of contexts", "POST", "/v1/payment_intents", create, "Stripe-Account", "acct_instore", "Stripe-Context", "acct_instore/acct_shoeshop"),
+		refused("lower case", "POST", "/v1/payment_intents", create, "Stripe-Account", "acct_instore", "stripe-context", "acct_shoeshop"),
+		refused("sent twice", "POST", "/v1/payment_intents", create, "Stripe-Account", "acct_instore", "Stripe-Context", "acct_instore", "Stripe-Context", "acct_shoeshop"),
+		refused("empty", "POST", "/v1/payment_intents", create, "Stripe-Account", "acct_instore", "Stripe-Context", ""),
+		refused("capture", "POST", "/v1/payment_intents/"+id+"/capture", "amount_to_capture=500", "Stripe-Account", "acct_instore", "Stripe-Context", "acct_shoeshop"),
+		refused("read", "GET", "/v1/payment_intents/"+id, "", "Stripe-Account", "acct_instore", "Stripe-Context", "acct_shoeshop"),
+	}, stripeError)
+
+	// An operator who lets Caddy pass an alias lets it drop the hyphenated
+	// spelling: the alias is refused just the same.
+	ag := newGatewayGlobal(t, stripeRules, "psp stripe", `servers {
+			expected_underscore_headers Stripe_Context
+			expected_dot_headers Stripe.Context
+		}`)
+	runHazards(t, ag, auth, []hazard{
+		refused("with an underscore", "POST", "/v1/payment_intents", create, "Stripe-Account", "acct_instore", "Stripe_Context", "acct_shoeshop"),
+		refused("with a dot", "POST", "/v1/payment_intents", create, "Stripe-Account", "acct_instore", "Stripe.Context", "acct_shoeshop"),
+	}, stripeError)
+}

@@ -156,6 +156,11 @@ func (stripe) OrderPath(orderID string) string {
 // stripeAccountHeader names the connected account a platform acts for.
 const stripeAccountHeader = "Stripe-Account"
 
+// stripeContextHeader is Stripe's successor to Stripe-Account: it names the
+// account a request acts for, as acct_... or as a path of contexts
+// (acct_1/acct_2), alone or beside Stripe-Account.
+const stripeContextHeader = "Stripe-Context"
+
 // Identity reads Stripe's credentials: the secret (or restricted) key as
 // "Authorization: Bearer <key>", or HTTP Basic with the key as user name
 // and no password. The merchant is the connected account of a
@@ -165,8 +170,15 @@ const stripeAccountHeader = "Stripe-Account"
 //
 // Anything but one well-formed Authorization header, and at most one
 // well-formed Stripe-Account header, is refused: a lenient PSP might
-// accept a spelling the gateway would attribute to another merchant.
+// accept a spelling the gateway would attribute to another merchant. A
+// Stripe-Context header, in any spelling, is refused too: Stripe acts for
+// the account it names, which may be neither the key's nor
+// Stripe-Account's, so the rules, the ledger and the idempotency scope
+// would all be another merchant's.
 func (stripe) Identity(h http.Header) (Identity, error) {
+	if err := stripeContext(h); err != nil {
+		return Identity{}, err
+	}
 	auth, ok, err := authorization(h)
 	if !ok {
 		return Identity{}, err
@@ -239,6 +251,19 @@ func stripeAccount(h http.Header) (string, error) {
 		return "", BadValue(stripeAccountHeader, "the Stripe-Account header must be a connected account id (acct_...)")
 	}
 	return a, nil
+}
+
+// stripeContext refuses a Stripe-Context header under any name a server
+// could read as it: any letter case, '_' or '.' for '-', once or more,
+// empty or not.
+func stripeContext(h http.Header) error {
+	for k := range h {
+		if sameHeaderName(k, stripeContextHeader) {
+			return BadValue(stripeContextHeader, "the Stripe-Context header is not accepted on this request: "+
+				"send the connected account it acts for as Stripe-Account (acct_...) instead")
+		}
+	}
+	return nil
 }
 
 // stripeToken reports whether s is made of ASCII letters, digits and '_',

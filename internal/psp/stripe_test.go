@@ -112,6 +112,16 @@ func TestStripeIdentity(t *testing.T) {
 		{http.Header{"Authorization": {"Bearer sk_a"}, "Stripe-Account": {"cus_1"}}, "Stripe-Account", "acct_"},
 		{http.Header{"Authorization": {"Bearer sk_a"}, "Stripe-Account": {"acct_1 "}}, "Stripe-Account", "acct_"},
 		{http.Header{"Authorization": {"Bearer sk_a"}, "Stripe_account": {"acct_1"}}, "Stripe-Account", "spelled Stripe-Account"},
+		// Stripe-Context names the account Stripe acts for: never read.
+		{http.Header{"Authorization": {"Bearer sk_a"}, "Stripe-Context": {"acct_1"}}, "Stripe-Context", "Stripe-Account (acct_...) instead"},
+		{http.Header{"Authorization": {"Bearer sk_a"}, "Stripe-Account": {"acct_1"}, "Stripe-Context": {"acct_1"}}, "Stripe-Context", "not accepted"},
+		{http.Header{"Authorization": {"Bearer sk_a"}, "Stripe-Account": {"acct_1"}, "Stripe-Context": {"acct_1/acct_2"}}, "Stripe-Context", "not accepted"},
+		{http.Header{"Authorization": {"Bearer sk_a"}, "Stripe-Context": {""}}, "Stripe-Context", "not accepted"},
+		{http.Header{"Authorization": {"Bearer sk_a"}, "Stripe-Context": {"acct_1", "acct_2"}}, "Stripe-Context", "not accepted"},
+		{http.Header{"Authorization": {"Bearer sk_a"}, "stripe-context": {"acct_1"}}, "Stripe-Context", "not accepted"},
+		{http.Header{"Authorization": {"Bearer sk_a"}, "Stripe_context": {"acct_1"}}, "Stripe-Context", "not accepted"},
+		{http.Header{"Authorization": {"Bearer sk_a"}, "Stripe.Context": {"acct_1"}}, "Stripe-Context", "not accepted"},
+		{http.Header{"Stripe-Context": {"acct_1"}}, "Stripe-Context", "not accepted"},
 	} {
 		_, err := s.Identity(tt.h)
 		assertBadValue(t, err, tt.field, tt.msg)
