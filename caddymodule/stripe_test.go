@@ -552,3 +552,36 @@ func TestStripeContextRefused(t *testing.T) {
 		refused("with a dot", "POST", "/v1/payment_intents", create, "Stripe-Account", "acct_instore", "Stripe.Context", "acct_shoeshop"),
 	}, stripeError)
 }
+
+// Stripe's Search API, lists and read-only sub-resources capture nothing:
+// they pass to Stripe untouched, query string and all, where "search"
+// would otherwise be taken for a PaymentIntent or Charge id.
+func TestStripeReadOnlyRoutesPassThrough(t *testing.T) {
+	g := newGateway(t, stripeRules, "psp stripe")
+	id := g.stManualPI("acct_shoeshop", "2000", "")
+	const passthrough = `caddy_psp_guard_decisions_total{operation="other",outcome="passthrough",psp="stripe"}`
+	for _, path := range []string{
+		"/v1/payment_intents/search?query=status:%27requires_capture%27",
+		"/v1/charges/search?query=amount%3E999&limit=10",
+		"/v1/payment_intents?limit=3",
+		"/v1/payment_intents/" + id + "/amount_details_line_items",
+		"/v1/charges?limit=3",
+		"/v1/checkout/sessions?limit=3",
+		"/v1/checkout/sessions/cs_test_a1b2c3",
+		"/v1/checkout/sessions/cs_test_a1b2c3/line_items",
+	} {
+		t.Run(path, func(t *testing.T) {
+			before, passed := g.sim.Stats().Total, scrapeValue(g.scrape(), passthrough)
+			resp, body := g.stDo("GET", path, "acct_shoeshop", "")
+			if strings.Contains(body, "must be a") || resp.StatusCode == 400 {
+				t.Errorf("the gateway refused it: %d %s", resp.StatusCode, body)
+			}
+			if n := g.sim.Stats().Total - before; n != 1 {
+				t.Errorf("%d requests reached the PSP, want 1", n)
+			}
+			if v := scrapeValue(g.scrape(), passthrough) - passed; v != 1 {
+				t.Errorf("passthrough decisions moved by %v, want 1", v)
+			}
+		})
+	}
+}

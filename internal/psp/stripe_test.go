@@ -38,6 +38,16 @@ func TestStripeClassify(t *testing.T) {
 		{"POST", "/v1/payment_intents/" + piID + "/increment_authorization", Route{Op: OpUpdateAuthorization, OrderID: piID}},
 		{"POST", "/v1/payment_intents/" + piID + "/apply_customer_balance", Route{}},
 		{"GET", "/v1/customers/cus_9s6XKzkNRiz8i3", Route{}},
+		// Lists, searches and sub-resources that only read pass unguarded.
+		{"GET", "/v1/payment_intents", Route{}},
+		{"GET", "/v1/payment_intents/search", Route{}},
+		{"GET", "/v1/payment_intents/" + piID + "/amount_details_line_items", Route{}},
+		{"GET", "/v1/charges", Route{}},
+		{"GET", "/v1/charges/search", Route{}},
+		{"GET", "/v1/charges/" + chID + "/refunds", Route{}},
+		{"GET", "/v1/checkout/sessions", Route{}},
+		{"GET", "/v1/checkout/sessions/cs_test_a1b2c3", Route{}},
+		{"GET", "/v1/checkout/sessions/cs_test_a1b2c3/line_items", Route{}},
 		{"POST", "/payments/v1/authorizations/x/order", Route{}},
 	}
 	for _, tt := range tests {
@@ -57,6 +67,10 @@ func TestStripeClassify(t *testing.T) {
 		{"POST", "/v1/payment_intents/pi_/capture", "PaymentIntent id"},
 		{"POST", "/v1/charges/" + piID + "/capture", "Charge id"},
 		{"GET", "/v1/charges/ch_", "Charge id"},
+		// search is a path of its own only for GET, as Stripe documents it.
+		{"POST", "/v1/payment_intents/search", "PaymentIntent id"},
+		{"POST", "/v1/charges/search/capture", "Charge id"},
+		{"GET", "/v1/payment_intents/Search", "letter case"},
 	} {
 		_, err := s.Classify(tt.method, tt.path)
 		assertBadValue(t, err, "path", tt.msg)
