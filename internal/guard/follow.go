@@ -257,7 +257,7 @@ func (g *Guard) readOrder(r *http.Request, next Next, x *exchange) (*lookupWrite
 
 	lw := newLookupWriter()
 	start := g.now()
-	err := next.ServeHTTP(lw, lr)
+	err := serveNext(next, lw, lr)
 	g.m.upstreamDuration(psp.OpGetOrder, g.now().Sub(start))
 	if err == nil && lw.status == 0 {
 		err = errors.New("upstream wrote no response")

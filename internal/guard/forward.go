@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"strconv"
 	"time"
@@ -16,7 +17,7 @@ import (
 
 // follow is what the pipeline does with the PSP's answer to a forwarded
 // request (follow.go), before the caller gets it: rec holds the answer,
-// err is set if the PSP gave none.
+// err is set if the PSP gave none, or an incomplete one.
 type follow func(x *exchange, rec *recorder, err error)
 
 // noFollow is the follow of a request whose answer teaches nothing.
@@ -51,13 +52,15 @@ func (g *Guard) forward(w http.ResponseWriter, r *http.Request, next Next, x *ex
 	rec.reset(w, buf)
 	x.forwarded = true
 	start := g.now()
-	err := next.ServeHTTP(rec, fr)
+	err := serveNext(next, rec, fr)
 	x.upDur = g.now().Sub(start)
 	g.m.upstreamDuration(x.route.Op, x.upDur)
 	if err == nil && rec.status == 0 {
 		err = errors.New("upstream wrote no response")
 	}
-	if err == nil {
+	if err != nil {
+		rec.discard()
+	} else {
 		x.upstream = rec.status
 		if x.upstream >= 200 && x.upstream <= 299 {
 			g.vouch(x)
@@ -82,6 +85,29 @@ func (g *Guard) forward(w http.ResponseWriter, r *http.Request, next Next, x *ex
 	}
 	g.storeKey(x, rec)
 	return rec.writeResponse()
+}
+
+// errIncompleteAnswer is the error of an answer the PSP began and did not
+// finish.
+var errIncompleteAnswer = errors.New("the PSP's answer was cut off")
+
+// serveNext calls next. Once reverse_proxy has passed an answer's status
+// on, a failure to copy its body (the PSP closed the connection short of
+// its Content-Length, or the writer refused the body) makes it panic with
+// http.ErrAbortHandler, to abort the caller's response as the standard
+// library's proxy does. The gateway's writers buffer the answer, so
+// nothing has reached the caller yet: the abort is the PSP giving no
+// complete answer, returned as an error. Any other panic goes on.
+func serveNext(next Next, w http.ResponseWriter, r *http.Request) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p != http.ErrAbortHandler {
+				panic(p)
+			}
+			err = errIncompleteAnswer
+		}
+	}()
+	return next.ServeHTTP(w, r)
 }
 
 // upstreamFailed answers a request the PSP gave no answer to in the PSP's
@@ -130,10 +156,50 @@ type recorder struct {
 	buf         *bytes.Buffer
 	status      int
 	wroteHeader bool
+
+	// The caller's header fields before the answer's were added, for
+	// discard: in kept, or in keptAll when there were more.
+	kept    [4]headerField
+	nkept   int
+	keptAll http.Header
+}
+
+type headerField struct {
+	name   string
+	values []string
 }
 
 func (rec *recorder) reset(w http.ResponseWriter, buf *bytes.Buffer) {
 	*rec = recorder{w: w, buf: buf}
+	h := w.Header()
+	if len(h) > len(rec.kept) {
+		rec.keptAll = h.Clone()
+		return
+	}
+	// A handful of fields at most (Caddy's Server), kept without an
+	// allocation. A proxy adds values with append, which leaves the
+	// kept slices' own elements as they are.
+	for k, v := range h {
+		rec.kept[rec.nkept] = headerField{k, v}
+		rec.nkept++
+	}
+}
+
+// discard drops an answer that is not passed on: its status, its body and
+// the header fields a proxy copied from it into the caller's header (an
+// incomplete answer's Capture-Id or Content-Encoding would describe an
+// answer the caller does not get).
+func (rec *recorder) discard() {
+	h := rec.w.Header()
+	clear(h)
+	if rec.keptAll != nil {
+		maps.Copy(h, rec.keptAll)
+	}
+	for _, f := range rec.kept[:rec.nkept] {
+		h[f.name] = f.values
+	}
+	rec.status, rec.wroteHeader = 0, false
+	rec.buf.Reset()
 }
 
 func (rec *recorder) Header() http.Header { return rec.w.Header() }
