@@ -87,7 +87,9 @@ type Handler struct {
 	// write runs to completion even if the client goes away, so its result
 	// can be recorded. Writes forwarded within the same short tick (a 64th
 	// of the timeout, at most 50ms) share one deadline: a write may be cut
-	// off up to one tick sooner, never later. Default 2m.
+	// off up to one tick sooner, never later. Default 2m. With
+	// LookupTimeout it sets how long an idempotency key's claim lives
+	// (claimTTL): longer than a claimed request can run.
 	UpstreamTimeout caddy.Duration `json:"upstream_timeout,omitempty"`
 
 	// Name names this guard in metrics (the `site` label) and the decision

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pspguard/pspguard/internal/credentials"
+	"github.com/pspguard/pspguard/internal/guard"
 	"github.com/pspguard/pspguard/internal/idempotency"
 	"github.com/pspguard/pspguard/internal/ledger"
 	"github.com/pspguard/pspguard/internal/stores"
@@ -107,7 +108,8 @@ func (p *pooledRedis) Destruct() error {
 // name everything that shapes a store, so a config change that needs a new
 // store gets one, and an unchanged config keeps its state across reloads.
 func (h *Handler) acquireState() error {
-	idemOpts := idempotency.Options{Now: h.now, Capacity: h.Idempotency.Capacity, TTL: time.Duration(h.Idempotency.TTL)}
+	idemOpts := idempotency.Options{Now: h.now, Capacity: h.Idempotency.Capacity, TTL: time.Duration(h.Idempotency.TTL),
+		InFlightTTL: h.claimTTL()}
 	var (
 		lkey, ikey, ckey string
 		newLedger        func() ledger.Store
@@ -117,7 +119,7 @@ func (h *Handler) acquireState() error {
 	switch h.Store.Type {
 	case "memory":
 		lkey = memoryLedgerKey(h.Ledger.MaxOrders, h.lease())
-		ikey = fmt.Sprintf("idempotency/memory/capacity=%d/ttl=%s", idemOpts.Capacity, idemOpts.TTL)
+		ikey = fmt.Sprintf("idempotency/memory/capacity=%d/ttl=%s/claim=%s", idemOpts.Capacity, idemOpts.TTL, idemOpts.InFlightTTL)
 		newLedger = func() ledger.Store {
 			return ledger.NewMemory(ledger.Options{Now: h.now, MaxOrders: h.Ledger.MaxOrders, Lease: h.lease()})
 		}
@@ -158,7 +160,7 @@ func (h *Handler) acquireState() error {
 		idemOpts.Prefix = prefix
 		fence := time.Duration(store.FailoverFence)
 		lkey = fmt.Sprintf("%s/ledger/prefix=%s/ttl=%s/lease=%s/fence=%s", key, prefix, time.Duration(h.Ledger.OrderTTL), h.lease(), fence)
-		ikey = fmt.Sprintf("%s/idempotency/prefix=%s/ttl=%s", key, prefix, idemOpts.TTL)
+		ikey = fmt.Sprintf("%s/idempotency/prefix=%s/ttl=%s/claim=%s", key, prefix, idemOpts.TTL, idemOpts.InFlightTTL)
 		newLedger = func() ledger.Store {
 			return ledger.NewRedis(client, ledger.Options{Prefix: prefix,
 				OrderTTL: time.Duration(h.Ledger.OrderTTL), Lease: h.lease(),
@@ -205,6 +207,22 @@ func (h *Handler) lease() time.Duration {
 
 func leaseFor(lookup, upstream time.Duration) time.Duration {
 	return lookup + upstream + 30*time.Second
+}
+
+// claimTTL is how long an idempotency key's claim lives if its request
+// never settles it (a crashed gateway): the stores' default, or longer
+// when the timeouts let a claimed request run longer, so that a duplicate
+// is never forwarded while its first is still on its way.
+func (h *Handler) claimTTL() time.Duration {
+	var store time.Duration
+	if h.Store.Type != "memory" {
+		store = time.Duration(h.Store.Timeout)
+	}
+	return claimTTLFor(time.Duration(h.LookupTimeout), time.Duration(h.UpstreamTimeout), store)
+}
+
+func claimTTLFor(lookup, upstream, store time.Duration) time.Duration {
+	return max(idempotency.DefaultInFlightTTL, guard.ClaimSpan(lookup, upstream, store)+30*time.Second)
 }
 
 // memoryLedgerKey names a memory ledger in the usage pool.

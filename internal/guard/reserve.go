@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -86,6 +87,26 @@ func (g *Guard) serveCapture(w http.ResponseWriter, r *http.Request, next Next, 
 // after another change to the order is applied only as far as it restricts
 // the order, and is made again.
 const maxOrderReads = 3
+
+// ClaimSpan bounds how long a request holds the claim of its idempotency
+// key, from the claim to its settlement, given the timeouts of its steps:
+// up to maxOrderReads order reads before it is forwarded and one after it
+// (shadow mode), each within lookup; the forwarded request within
+// upstream; and the store calls around them, each within store. An
+// idempotency store's claims must live longer, or a duplicate sent while
+// the request is still running would be forwarded too.
+func ClaimSpan(lookup, upstream, store time.Duration) time.Duration {
+	return (maxOrderReads+1)*lookup + upstream + maxClaimedStoreCalls*store
+}
+
+// maxClaimedStoreCalls bounds the store calls of a claimed request: a
+// capture or order change makes at most seven per attempt (an entry read,
+// the reservation, the credentials' note read and written, a release, an
+// order read's start and its reconciliation), over maxOrderReads+1
+// attempts, and at most eight after them (a release, the credentials'
+// note, the settlement or the stored answer, and in shadow mode an order
+// read's start, its reconciliation or the order forgotten).
+const maxClaimedStoreCalls = 7*(maxOrderReads+1) + 8
 
 // held reports whether the ledger holds the capture's amount for it.
 func held(d ledger.Decision) bool { return d.Outcome == ledger.Reserved || d.Outcome == ledger.Adopted }
