@@ -338,6 +338,42 @@ func testStripeFinalCapture(t *testing.T, store string) {
 	}
 }
 
+// The gateway reads an Idempotency-Key quoted or bare as one key; Stripe
+// reads the header as it is sent. A retry spelled the other way, after an
+// answer the gateway could not keep, must reach Stripe as the same key, or
+// Stripe runs it again and money moves twice.
+func TestStripeQuotedKeyIsOneKeyAtThePSP(t *testing.T) {
+	g := newGatewaySim(t, pspsim.Options{Seed: 1, NoLimits: true}, stripeRules, "psp stripe", "")
+	const acct = "acct_shoeshop"
+	for _, tc := range []struct{ first, retry string }{
+		{"k1", `"k1"`},
+		{`"k2"`, "k2"},
+		{`"k\\3"`, `k\3`},
+	} {
+		id := g.stManualPI(acct, "6000", "&payment_method_options[card][request_multicapture]=if_available")
+		capture := "/v1/payment_intents/" + id + "/capture"
+		// Stripe captures, then its answer is a 500: not kept for replay.
+		g.sim.SetFaults(pspsim.Faults{FailAfterCapture: 100})
+		if resp, body := g.stDo("POST", capture, acct, "amount_to_capture=1000&final_capture=false", "Idempotency-Key", tc.first); resp.StatusCode != 500 {
+			t.Fatalf("%s: %d %s, want the PSP's 500", tc.first, resp.StatusCode, body)
+		}
+		g.sim.SetFaults(pspsim.Faults{})
+		if pi := g.stObject(g.stDo("POST", capture, acct, "amount_to_capture=1000&final_capture=false", "Idempotency-Key", tc.retry)); pi.AmountReceived != 1000 {
+			t.Errorf("%s then %s: the retry's answer has %d received, want Stripe's replay of 1000", tc.first, tc.retry, pi.AmountReceived)
+		}
+		if got := g.sim.Books().Orders[id].CapturedAmount; got != 1000 {
+			t.Errorf("%s then %s: Stripe captured %d, want 1000", tc.first, tc.retry, got)
+		}
+	}
+	// A key that begins or ends with a space would lose it on the way.
+	id := g.stManualPI(acct, "6000", "")
+	resp, body := g.stDo("POST", "/v1/payment_intents/"+id+"/capture", acct, "amount_to_capture=1000", "Idempotency-Key", `" k4"`)
+	stripeErrorBody(t, resp, body, 400)
+	if n := g.sim.Books().Orders[id].CapturedAmount; n != 0 {
+		t.Errorf("a refused capture moved %d", n)
+	}
+}
+
 // A Charge created uncaptured is captured once, up to its amount.
 func TestStripeChargeCapture(t *testing.T) {
 	g := newGatewaySim(t, pspsim.Options{Seed: 1, NoLimits: true}, stripeRules, "psp stripe", "")

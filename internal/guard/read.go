@@ -36,6 +36,13 @@ func (g *Guard) read(w http.ResponseWriter, r *http.Request, x *exchange) (*byte
 		return nil, false
 	}
 	x.idemID = key
+	if h := g.dialect.IdempotencyHeader(); key != "" && r.Header.Get(h) != key {
+		// A quoted key: the PSP reads the header as it is sent, quotes
+		// included, so the two spellings the gateway takes for one key
+		// would be two keys there, and a retry spelled the other way would
+		// run again. The PSP gets the key as the gateway reads it.
+		r.Header.Set(h, key)
+	}
 
 	// Only a key's claim compares the body's fingerprint.
 	x.route.Keyed = r.Header.Get(g.dialect.IdempotencyHeader()) != ""

@@ -144,6 +144,10 @@ func IdempotencyKey(h http.Header, name string, syntax KeySyntax) (string, *Erro
 		return "", BadValue(name, "the %s header is empty", name)
 	case len(key) > maxIdempotencyKey:
 		return "", BadValue(name, "the %s header is longer than %d characters", name, maxIdempotencyKey)
+	case key[0] == ' ' || key[len(key)-1] == ' ':
+		// Sent bare, it would reach the PSP without them: HTTP drops the
+		// spaces around a header value.
+		return "", BadValue(name, "the %s header must not begin or end with a space", name)
 	case !visibleASCII(key):
 		return "", BadValue(name, "the %s header must be printable ASCII, without control characters", name)
 	}

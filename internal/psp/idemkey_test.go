@@ -37,6 +37,10 @@ func TestIdempotencyKeyStructuredRefuses(t *testing.T) {
 		{"empty string", `""`, "is empty"},
 		{"long string", `"` + strings.Repeat("k", 256) + `"`, "longer than 255"},
 		{"non-ASCII bare", "cl\xe9", "printable ASCII"},
+		// Forwarded bare, as the PSP must get it, it would lose them.
+		{"a space first", `" abc"`, "begin or end with a space"},
+		{"a space last", `"abc "`, "begin or end with a space"},
+		{"a space alone", `" "`, "begin or end with a space"},
 	} {
 		_, e := IdempotencyKey(http.Header{"Idempotency-Key": {tt.value}}, "Idempotency-Key", KeyStructured)
 		if e == nil || e.Status != http.StatusBadRequest || e.Field != "Idempotency-Key" || !strings.Contains(e.Message, tt.msg) {
@@ -91,7 +95,7 @@ func FuzzIdempotencyKeyStructured(f *testing.F) {
 		if e != nil {
 			return
 		}
-		if key == "" || len(key) > maxIdempotencyKey || !visibleASCII(key) {
+		if key == "" || len(key) > maxIdempotencyKey || !visibleASCII(key) || strings.TrimSpace(key) != key {
 			t.Fatalf("%q: accepted the key %q", v, key)
 		}
 		if strings.HasPrefix(v, `"`) {
