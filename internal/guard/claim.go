@@ -91,8 +91,9 @@ func (g *Guard) answerClaim(w http.ResponseWriter, x *exchange, claim idempotenc
 	}
 }
 
-// storeKey keeps the PSP's complete answer (2xx or 4xx) for replay. 5xx
-// answers are not stored, so a retry runs again.
+// storeKey keeps the PSP's complete answer (2xx, or a 4xx refusal) for
+// replay. Other answers (a 5xx, a redirect, a "retry later") are not
+// stored, so a retry runs again.
 func (g *Guard) storeKey(x *exchange, rec *recorder) {
 	if x.idemTok == "" {
 		return
@@ -108,11 +109,11 @@ func (g *Guard) storeKey(x *exchange, rec *recorder) {
 
 // resultOf is the PSP's answer to keep for replay, with the headers the
 // dialect says a replay carries (no other: Set-Cookie above all is never
-// stored), or nil for a 5xx, which is not kept. The stores encode the
-// result before they return, so it can share the recorder's header values
-// and buffer.
+// stored), or nil for an answer that is not kept: anything but a 2xx or a
+// 4xx refusal (retryLater). The stores encode the result before they
+// return, so it can share the recorder's header values and buffer.
 func (g *Guard) resultOf(rec *recorder) *idempotency.Result {
-	if rec.status >= 500 {
+	if rec.status < 200 || rec.status >= 300 && rec.status < 400 || rec.status >= 500 || retryLater(rec.status) {
 		return nil
 	}
 	hdr := make(http.Header, 4)

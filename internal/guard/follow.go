@@ -82,10 +82,26 @@ func (g *Guard) forwardStoreDown(x *exchange, err error) {
 		zap.String("site", g.site), zap.Error(err))
 }
 
+// retryLater reports whether a 4xx of the PSP asks to try again later
+// rather than refusing the request: 408, 425, 429, and 409, which Stripe
+// answers while a request with the same idempotency key is still being
+// executed. It says nothing of what became of the key: the answer is not
+// kept for replay, and a reservation is not released on it (a retry of a
+// capture whose answer was lost holds that capture's reservation, while the
+// PSP may still be executing it).
+func retryLater(status int) bool {
+	switch status {
+	case http.StatusRequestTimeout, http.StatusConflict, http.StatusTooEarly, http.StatusTooManyRequests:
+		return true
+	}
+	return false
+}
+
 // settle settles a reservation, a capture's or an order change's, by what
 // the PSP answered: Commit on success, Release on a definite refusal (the
 // PSP did nothing), MarkUncertain when the outcome is unknown (timeout,
-// lost connection, 5xx: the amount stays held until the order is read). A
+// lost connection, 5xx, a "retry later": the amount stays held until the
+// order is read). A
 // claimed idempotency key is finished in the same store call: the answer
 // stored for replay, or the claim abandoned. It reports whether the ledger
 // committed the reservation.
@@ -96,7 +112,7 @@ func (g *Guard) settle(x *exchange, res ledger.Reservation, rec *recorder, err e
 	switch {
 	case err == nil && rec.status >= 200 && rec.status <= 299:
 		how = ledger.SettleCommit
-	case err == nil && rec.status >= 400 && rec.status <= 499:
+	case err == nil && rec.status >= 400 && rec.status <= 499 && !retryLater(rec.status):
 		how = ledger.SettleRelease
 	}
 	var serr error
