@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -14,11 +15,26 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/redis/go-redis/v9"
 )
+
+// redisLog sends go-redis's own log lines (a dial that failed while Redis
+// is down, a Sentinel switching primaries) to Caddy's log as entries of
+// the logger "redis"; go-redis would otherwise print them as plain text to
+// standard error, in the middle of Caddy's JSON. It looks up Caddy's
+// default logger for each line, since a reload may replace it. The lines
+// carry addresses and errors, never a password.
+type redisLog struct{}
+
+func (redisLog) Printf(_ context.Context, format string, v ...any) {
+	caddy.Log().Named("redis").Warn(fmt.Sprintf(format, v...))
+}
+
+var redisLogOnce sync.Once
 
 // Redis topologies of `store redis`.
 const (
@@ -61,6 +77,7 @@ type redisClient struct {
 // newRedisClient checks a resolved store config and prepares its client.
 // Errors never quote a URL or a password.
 func newRedisClient(c StoreConfig) (redisClient, error) {
+	redisLogOnce.Do(func() { redis.SetLogger(redisLog{}) })
 	timeout := time.Duration(c.Timeout)
 	tlsCfg, tlsKey, err := c.tlsConfig()
 	if err != nil {

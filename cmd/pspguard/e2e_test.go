@@ -583,6 +583,26 @@ func TestRedisOutage(t *testing.T) {
 	if got := c.stats().Orders[during]; got.CapturedAmount != 2000 {
 		t.Errorf("the PSP captured %d of the order made during the outage, want 2000", got.CapturedAmount)
 	}
+	// What go-redis said while Redis was down is in Caddy's log as JSON
+	// entries too: a log shipper reads every line the gateway writes.
+	for _, g := range c.gw {
+		redisLines := 0
+		for _, line := range strings.Split(strings.TrimSpace(g.proc.out.String()), "\n") {
+			var entry struct {
+				Logger string `json:"logger"`
+			}
+			if err := json.Unmarshal([]byte(line), &entry); err != nil {
+				t.Errorf("gateway %s wrote a line that is not JSON: %q", g.name, line)
+				continue
+			}
+			if entry.Logger == "redis" {
+				redisLines++
+			}
+		}
+		if redisLines == 0 {
+			t.Errorf("gateway %s logged nothing of go-redis's while Redis was down", g.name)
+		}
+	}
 }
 
 // storeUp is the gateway's caddy_psp_guard_store_up now.
