@@ -42,6 +42,7 @@ test: lint
 	.ci/fuzz 5s
 	$(GO) run ./cmd/pspguard rules validate testdata/rules/example.yaml
 	$(GO) run ./cmd/pspguard rules test testdata/rules/example.yaml testdata/rules/example_cases.yaml
+	$(GO) run ./cmd/pspguard rules test testdata/rules/example-stripe.yaml testdata/rules/example-stripe_cases.yaml
 
 ## history: the randomized history test of the ledger (cmd/pspguard TestHistory) for HISTORY_SECONDS (default 600) per store; HISTORY_SEED=N repeats a run's draws
 history:

@@ -26,21 +26,23 @@ import (
 // Instead of auto_capture, an order may spell its flag as the routes
 // without order lines in their body do: place_order_mode (a Hosted Payment
 // Page session: CAPTURE_ORDER captures at purchase, PLACE_ORDER and NONE do
-// not) or capture (a network API authorization: NOW captures, LATER does
-// not); any other value stands for one the gateway refuses. Such a request
-// carries no order lines or EMD, so neither may be given with them, and its
-// order lines count as possibly physical.
+// not), capture (a network API authorization: NOW captures, LATER does
+// not) or capture_method (Stripe: automatic and automatic_async capture at
+// purchase, manual does not); any other value stands for one the gateway
+// refuses. Such a request carries no order lines or EMD, so neither may be
+// given with them, and its order lines count as possibly physical.
 var (
 	caseFileKeys = []string{"cases"}
 	caseKeys     = []string{"name", "merchant", "date", "order", "expect", "reason"}
-	orderKeys    = []string{"auto_capture", "place_order_mode", "capture", "order_lines", "emd"}
+	orderKeys    = []string{"auto_capture", "place_order_mode", "capture", "capture_method", "order_lines", "emd"}
 )
 
-// flagSpellings are the values of the flags other than auto_capture: the
-// value that captures at purchase, then those that do not.
-var flagSpellings = map[string][]string{
-	"place_order_mode": {"CAPTURE_ORDER", "PLACE_ORDER", "NONE"},
-	"capture":          {"NOW", "LATER"},
+// flagSpellings are the values of the flags other than auto_capture: those
+// that capture at purchase, and those that do not.
+var flagSpellings = map[string]struct{ now, later []string }{
+	"place_order_mode": {[]string{"CAPTURE_ORDER"}, []string{"PLACE_ORDER", "NONE"}},
+	"capture":          {[]string{"NOW"}, []string{"LATER"}},
+	"capture_method":   {[]string{"automatic", "automatic_async"}, []string{"manual"}},
 }
 
 // lineTypes are Klarna's order line types. Checking them catches a typo
@@ -218,7 +220,7 @@ func (p *parser) order(n *yaml.Node, at string, o *Order) {
 	for _, e := range entries {
 		f := at + "." + e.key
 		switch e.key {
-		case "auto_capture", "place_order_mode", "capture":
+		case "auto_capture", "place_order_mode", "capture", "capture_method":
 			if flag != "" {
 				p.addAt(e.v, f, "an order spells its flag once: %s and %s", flag, e.key)
 			}
@@ -227,7 +229,7 @@ func (p *parser) order(n *yaml.Node, at string, o *Order) {
 			lines = e.key
 		}
 		switch e.key {
-		case "place_order_mode", "capture":
+		case "place_order_mode", "capture", "capture_method":
 			// The request carries no order lines: they may be physical.
 			o.LinesUnknown = true
 			// Any other value stands for one the gateway refuses, as a
@@ -235,9 +237,9 @@ func (p *parser) order(n *yaml.Node, at string, o *Order) {
 			o.AutoCapture = AutoCaptureInvalid
 			if values := flagSpellings[e.key]; e.v.Kind == yaml.ScalarNode && e.v.ShortTag() == "!!str" {
 				switch {
-				case e.v.Value == values[0]:
+				case contains(values.now, e.v.Value):
 					o.AutoCapture = AutoCaptureTrue
-				case contains(values[1:], e.v.Value):
+				case contains(values.later, e.v.Value):
 					o.AutoCapture = AutoCaptureFalse
 				}
 			}

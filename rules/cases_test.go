@@ -85,7 +85,8 @@ func TestParseCasesAutoCapture(t *testing.T) {
 }
 
 // The flags of the routes without order lines: a Hosted Payment Page
-// session's place_order_mode and a network authorization's capture.
+// session's place_order_mode, a network authorization's capture and
+// Stripe's capture_method.
 func TestParseCasesFlagSpellings(t *testing.T) {
 	for _, tt := range []struct {
 		yaml string
@@ -101,6 +102,11 @@ func TestParseCasesFlagSpellings(t *testing.T) {
 		{"capture: LATER", AutoCaptureFalse},
 		{"capture: now", AutoCaptureInvalid},
 		{"capture: [NOW]", AutoCaptureInvalid},
+		{"capture_method: automatic", AutoCaptureTrue},
+		{"capture_method: automatic_async", AutoCaptureTrue},
+		{"capture_method: manual", AutoCaptureFalse},
+		{"capture_method: Automatic", AutoCaptureInvalid},
+		{"capture_method: true", AutoCaptureInvalid},
 	} {
 		cs := mustParseCases(t, "cases:\n  - name: n\n    merchant: m\n    order:\n      "+tt.yaml+"\n    expect: allow\n")
 		if o := cs[0].Order; o.AutoCapture != tt.want || !o.LinesUnknown {
@@ -141,7 +147,7 @@ func TestParseCasesProblems(t *testing.T) {
 		{"unknown case key", head + "    expect: allow\n    expected: allow\n",
 			[]wantProblem{{5, "cases[n].expected", "unknown key (known here: name, merchant, date, order, expect, reason)"}}},
 		{"unknown order key", head + "    order:\n      autocapture: true\n    expect: allow\n",
-			[]wantProblem{{5, "cases[n].order.autocapture", "unknown key (known here: auto_capture, place_order_mode, capture, order_lines, emd)"}}},
+			[]wantProblem{{5, "cases[n].order.autocapture", "unknown key (known here: auto_capture, place_order_mode, capture, capture_method, order_lines, emd)"}}},
 		{"unknown top-level key", "case:\n  - name: n\n",
 			[]wantProblem{{1, "case", "unknown key (known here: cases)"}, {1, "cases", "missing"}}},
 		{"missing fields", "cases:\n  - order: {auto_capture: true}\n",
