@@ -1,7 +1,6 @@
 package caddymodule
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"os"
@@ -18,10 +17,21 @@ import (
 // ConfigMap symlink swaps and network filesystems; one stat a second is free.
 var rulesPollInterval = time.Second
 
-// rulesWatcher reloads the rules file when its content changes. An invalid
-// change is refused, logged and counted; the last valid rules keep
-// enforcing. A removed file is reported once and the rules stay in force
-// until a valid file appears again.
+// rulesSettlePolls is how many polls in a row must read a changed file
+// alike (size, modification time and SHA-256) before it is acted on: the
+// poll that sees the change and two that find it unchanged. A file written
+// in place (a shell redirect, a copy, an editor saving over it) is empty or
+// cut off part-way until its writer is done, and a rules file cut off
+// part-way is often valid YAML whose missing sections fall back to
+// permissive defaults. A file swapped in whole (a rename, a ConfigMap's
+// ..data symlink) waits the same two polls, so a change takes effect within
+// three poll intervals of its last write.
+const rulesSettlePolls = 3
+
+// rulesWatcher reloads the rules file when its content changes and has
+// settled. An invalid change is refused, logged and counted; the last
+// valid rules keep enforcing. A removed file is reported once and the
+// rules stay in force until a valid file appears again.
 type rulesWatcher struct {
 	path    string
 	logger  *zap.Logger
@@ -30,24 +40,45 @@ type rulesWatcher struct {
 	done    chan struct{}
 	stopped sync.WaitGroup
 
-	// Last content seen (valid or not), so an unchanged invalid file is
-	// reported once, not every second.
-	lastSum     [sha256.Size]byte
-	lastMod     time.Time
-	lastSize    int64
-	lastMissing bool
+	// settled is the content last acted on (applied or refused), so that
+	// an unchanged file is neither read again nor reported twice.
+	settled fileLook
+	// seen is what the last polls read while the file differed from
+	// settled, and seenPolls how many of them in a row read it alike.
+	seen      fileLook
+	seenPolls int
+	// failure is the error that kept the file from being found since it
+	// last settled ("" if none), so that a removal is reported once.
+	// After one, the file is acted on when it settles even if it holds
+	// the rules in force, so the log and the reloads counter show that it
+	// is back.
+	failure string
 }
 
+// fileLook is what one poll read of the rules file.
+type fileLook struct {
+	mod  int64 // modification time, nanoseconds since the epoch
+	size int64
+	sum  [sha256.Size]byte
+}
+
+// newRulesWatcher watches path, whose rules current are in force, every
+// interval.
 func newRulesWatcher(path string, current *rules.Rules, every time.Duration, logger *zap.Logger, m *handlerMetrics, apply func(*rules.Rules)) *rulesWatcher {
-	w := &rulesWatcher{path: path, logger: logger, m: m, apply: apply, done: make(chan struct{})}
-	if sum, err := hex.DecodeString(current.Digest()); err == nil {
-		copy(w.lastSum[:], sum)
-	}
-	if fi, err := os.Stat(path); err == nil {
-		w.lastMod, w.lastSize = fi.ModTime(), fi.Size()
-	}
+	w := watchRules(path, current, logger, m, apply)
 	w.stopped.Add(1)
 	go w.run(every)
+	return w
+}
+
+// watchRules makes a watcher that polls when check is called. The file's
+// size and time are left unknown, so the first poll reads it: it may have
+// changed since current was loaded from it.
+func watchRules(path string, current *rules.Rules, logger *zap.Logger, m *handlerMetrics, apply func(*rules.Rules)) *rulesWatcher {
+	w := &rulesWatcher{path: path, logger: logger, m: m, apply: apply, done: make(chan struct{})}
+	if sum, err := hex.DecodeString(current.Digest()); err == nil {
+		copy(w.settled.sum[:], sum)
+	}
 	return w
 }
 
@@ -70,38 +101,44 @@ func (w *rulesWatcher) stop() {
 	w.stopped.Wait()
 }
 
-// check reloads the file if it changed since the last look.
+// check is one poll: it reads the file if it changed since it last
+// settled, and acts on it once it has settled.
 func (w *rulesWatcher) check() {
 	fi, err := os.Stat(w.path)
 	if err != nil {
-		if !w.lastMissing {
-			w.lastMissing = true
-			w.m.rulesLoad(false)
-			w.logger.Error("rules file unreadable; keeping the last valid rules",
-				zap.String("file", w.path), zap.Error(err))
-		}
+		w.unreadable(err)
 		return
 	}
-	if !w.lastMissing && fi.ModTime().Equal(w.lastMod) && fi.Size() == w.lastSize {
+	mod := fi.ModTime().UnixNano()
+	if w.failure == "" && w.seenPolls == 0 && mod == w.settled.mod && fi.Size() == w.settled.size {
 		return
 	}
 	data, err := os.ReadFile(w.path)
 	if err != nil {
+		w.seenPolls = 0
 		return // caught by the next stat
 	}
-	w.lastMod, w.lastSize = fi.ModTime(), fi.Size()
-	sum := sha256.Sum256(data)
-	if !w.lastMissing && bytes.Equal(sum[:], w.lastSum[:]) {
-		return // touched, not changed
+	look := fileLook{mod: mod, size: fi.Size(), sum: sha256.Sum256(data)}
+	if w.failure == "" && look.sum == w.settled.sum {
+		// Touched, or changed back before it settled: nothing to act on.
+		w.settled, w.seenPolls = look, 0
+		return
 	}
-	w.lastMissing = false
-	w.lastSum = sum
+	if w.seenPolls > 0 && look == w.seen {
+		w.seenPolls++
+	} else {
+		w.seen, w.seenPolls = look, 1
+	}
+	if w.seenPolls < rulesSettlePolls {
+		return
+	}
+	w.settled, w.seenPolls, w.failure = look, 0, ""
 
 	r, err := rules.Parse(w.path, data)
 	if err != nil {
 		w.m.rulesLoad(false)
 		w.logger.Error("rules change refused; keeping the last valid rules",
-			zap.String("file", w.path), zap.String("rejected_digest", hex.EncodeToString(sum[:])),
+			zap.String("file", w.path), zap.String("rejected_digest", hex.EncodeToString(look.sum[:])),
 			zap.Error(err))
 		return
 	}
@@ -109,4 +146,17 @@ func (w *rulesWatcher) check() {
 	w.m.rulesLoad(true)
 	w.logger.Info("rules reloaded", zap.String("file", w.path),
 		zap.String("digest", r.Digest()), zap.Int("version", r.Version()))
+}
+
+// unreadable reports that the file is missing, once; the rules in force
+// stay.
+func (w *rulesWatcher) unreadable(err error) {
+	w.seenPolls = 0
+	if err.Error() == w.failure {
+		return
+	}
+	w.failure = err.Error()
+	w.m.rulesLoad(false)
+	w.logger.Error("rules file unreadable; keeping the last valid rules",
+		zap.String("file", w.path), zap.Error(err))
 }
