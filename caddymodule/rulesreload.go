@@ -30,8 +30,9 @@ const rulesSettlePolls = 3
 
 // rulesWatcher reloads the rules file when its content changes and has
 // settled. An invalid change is refused, logged and counted; the last
-// valid rules keep enforcing. A removed file is reported once and the
-// rules stay in force until a valid file appears again.
+// valid rules keep enforcing. A file that is removed or cannot be read is
+// reported once per distinct failure, and the rules stay in force until a
+// valid file is back.
 type rulesWatcher struct {
 	path    string
 	logger  *zap.Logger
@@ -47,11 +48,11 @@ type rulesWatcher struct {
 	// settled, and seenPolls how many of them in a row read it alike.
 	seen      fileLook
 	seenPolls int
-	// failure is the error that kept the file from being found since it
-	// last settled ("" if none), so that a removal is reported once.
-	// After one, the file is acted on when it settles even if it holds
-	// the rules in force, so the log and the reloads counter show that it
-	// is back.
+	// failure is the error that kept the file from being read since it
+	// last settled ("" if none), so each distinct failure is reported
+	// once. After one, the file is acted on when it settles even if it
+	// holds the rules in force, so the log and the reloads counter show
+	// that it is back.
 	failure string
 }
 
@@ -115,8 +116,8 @@ func (w *rulesWatcher) check() {
 	}
 	data, err := os.ReadFile(w.path)
 	if err != nil {
-		w.seenPolls = 0
-		return // caught by the next stat
+		w.unreadable(err)
+		return
 	}
 	look := fileLook{mod: mod, size: fi.Size(), sum: sha256.Sum256(data)}
 	if w.failure == "" && look.sum == w.settled.sum {
@@ -148,8 +149,8 @@ func (w *rulesWatcher) check() {
 		zap.String("digest", r.Digest()), zap.Int("version", r.Version()))
 }
 
-// unreadable reports that the file is missing, once; the rules in force
-// stay.
+// unreadable reports that the file is missing or cannot be read, once for
+// each distinct failure; the rules in force stay.
 func (w *rulesWatcher) unreadable(err error) {
 	w.seenPolls = 0
 	if err.Error() == w.failure {

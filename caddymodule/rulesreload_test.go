@@ -272,3 +272,47 @@ func TestRulesWatcherTouchedAndInvalid(t *testing.T) {
 		t.Errorf("%d refusals logged, want 1: %v", logs.Len(), wt.messages())
 	}
 }
+
+// A rules file that exists but cannot be read (here the path became a
+// directory) is reported and counted as a failed reload once, however many
+// polls find it so; a removal after it is another failure, reported too.
+// The rules in force stay, and the file is applied again when it is back,
+// even with the same rules, so the log shows it is.
+func TestRulesWatcherReportsAnUnreadableFile(t *testing.T) {
+	wt := newWatchTest(t, restrictedRules)
+	restricted := wt.inForce.Digest()
+	unreadable := func(want int) {
+		t.Helper()
+		logs := wt.logs.FilterMessage("rules file unreadable; keeping the last valid rules")
+		if logs.Len() != want {
+			t.Fatalf("%d unreadable-file lines logged, want %d: %v", logs.Len(), want, wt.messages())
+		}
+	}
+
+	if err := os.Remove(wt.path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(wt.path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	wt.poll(5)
+	wt.expect("a directory", 1, 0, restricted)
+	unreadable(1)
+	if err, _ := wt.logs.FilterMessage("rules file unreadable; keeping the last valid rules").All()[0].ContextMap()["error"].(string); err != "read "+wt.path+": is a directory" {
+		t.Errorf("logged error %q", err)
+	}
+
+	if err := os.Remove(wt.path); err != nil {
+		t.Fatal(err)
+	}
+	wt.poll(5)
+	wt.expect("removed", 2, 0, restricted)
+	unreadable(2)
+
+	wt.write(restrictedRules)
+	wt.poll(3)
+	wt.expect("back", 2, 1, restricted)
+	if logs := wt.logs.FilterMessage("rules reloaded"); logs.Len() != 1 {
+		t.Errorf("%d reloads logged once the file is back, want 1: %v", logs.Len(), wt.messages())
+	}
+}
