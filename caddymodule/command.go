@@ -20,7 +20,8 @@ func init() {
 		Short: "Checks a compliance rules file, runs decision test cases against it, and shows what a change would decide",
 		Long: `
 Works with the compliance rules file that psp_guard enforces, without a
-running server.
+running server. A usage error (a missing or extra argument, an unknown
+subcommand or flag) exits 2 in every subcommand.
 
   rules validate <file>
     Checks the file as the gateway would load it. Prints "<file>: ok" with
@@ -43,7 +44,8 @@ running server.
     then a summary per merchant. Exits 0 when nothing would change, 1 when
     something would, 2 on an error. --site replays only the lines of that
     site (the psp_guard name), for a process whose sites enforce different
-    rules files.
+    rules files; it is given once, and a site no decision line names is an
+    error (exit 2), not a replay in which nothing changes.
 `,
 		CobraFunc: rulesCobra,
 	})
@@ -61,12 +63,15 @@ func rulesCobra(cmd *cobra.Command) {
 		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
 			msg += " (did you mean " + strings.Join(s, " or ") + "?)"
 		}
-		return errors.New(msg)
+		return rulesUsageError(cmd, errors.New(msg))
 	}
+	// A flag the subcommands do not know, or a repeated --site, is a usage
+	// error too; subcommands inherit this from their parent.
+	cmd.SetFlagErrorFunc(rulesUsageError)
 	cmd.AddCommand(&cobra.Command{
 		Use:   "validate <file>",
 		Short: "Checks a rules file and lists every problem in it",
-		Args:  cobra.ExactArgs(1),
+		Args:  rulesArgs(cobra.ExactArgs(1)),
 		RunE: rulesRunE(func(stdout, stderr io.Writer, args []string) int {
 			return rulesValidate(stdout, stderr, args[0], time.Now())
 		}),
@@ -74,7 +79,7 @@ func rulesCobra(cmd *cobra.Command) {
 	cmd.AddCommand(&cobra.Command{
 		Use:   "test <file> <cases>...",
 		Short: "Runs decision test cases against a rules file",
-		Args:  cobra.MinimumNArgs(2),
+		Args:  rulesArgs(cobra.MinimumNArgs(2)),
 		RunE: rulesRunE(func(stdout, stderr io.Writer, args []string) int {
 			return rulesTest(stdout, stderr, args[0], args[1:], time.Now())
 		}),
@@ -82,23 +87,34 @@ func rulesCobra(cmd *cobra.Command) {
 	impact := &cobra.Command{
 		Use:   "impact [--site NAME] <draft> <decision-log>...",
 		Short: "Shows which recorded auto-capture decisions a draft rules file would change",
-		Args:  cobra.MinimumNArgs(2),
+		Args:  rulesArgs(cobra.MinimumNArgs(2)),
 	}
-	site := impact.Flags().String("site", "", "replay only the decisions of this site (the guard's name)")
-	impact.RunE = func(cmd *cobra.Command, args []string) error {
-		switch rulesImpact(cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], args[1:], *site) {
-		case 0:
-			return nil
-		case 1:
-			cmd.SilenceErrors = true
-			return errRulesFailed
-		}
-		// Caddy's runner carries an exit status above 1 to the process
-		// only from a wrapped command function.
-		cmd.SilenceErrors = true
-		return caddycmd.WrapCommandFuncForCobra(func(caddycmd.Flags) (int, error) { return 2, nil })(cmd, args)
-	}
+	var site siteFlag
+	impact.Flags().Var(&site, "site", "replay only the decisions of this site (the guard's name)")
+	impact.RunE = rulesRunE(func(stdout, stderr io.Writer, args []string) int {
+		return rulesImpact(stdout, stderr, args[0], args[1:], string(site))
+	})
 	cmd.AddCommand(impact)
+}
+
+// siteFlag is impact's --site. It takes one site: each site of a process
+// may enforce its own rules file, so one draft is replayed against one
+// site's decisions, and a second --site is refused rather than quietly
+// replacing the first.
+type siteFlag string
+
+func (s *siteFlag) String() string { return string(*s) }
+func (s *siteFlag) Type() string   { return "name" }
+
+func (s *siteFlag) Set(v string) error {
+	switch {
+	case *s != "":
+		return fmt.Errorf("--site is given once: a draft is replayed against one site's decisions (already %q)", string(*s))
+	case v == "":
+		return errors.New("--site needs a site name")
+	}
+	*s = siteFlag(v)
+	return nil
 }
 
 // errRulesFailed makes the process exit 1 once the command has printed
@@ -107,14 +123,47 @@ func rulesCobra(cmd *cobra.Command) {
 // second time through Caddy's logger.
 var errRulesFailed = errors.New("rules check failed")
 
+// rulesRunE runs a subcommand that returns its exit status.
 func rulesRunE(run func(stdout, stderr io.Writer, args []string) int) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
-		if run(cmd.OutOrStdout(), cmd.ErrOrStderr(), args) == 0 {
-			return nil
-		}
+		return rulesExit(cmd, run(cmd.OutOrStdout(), cmd.ErrOrStderr(), args))
+	}
+}
+
+// rulesExit makes the process exit with status once the command has
+// printed why.
+func rulesExit(cmd *cobra.Command, status int) error {
+	switch status {
+	case 0:
+		return nil
+	case 1:
 		cmd.SilenceErrors = true
 		return errRulesFailed
 	}
+	// Caddy's runner carries an exit status above 1 to the process only
+	// from a wrapped command function.
+	cmd.SilenceErrors = true
+	return caddycmd.WrapCommandFuncForCobra(func(caddycmd.Flags) (int, error) { return status, nil })(cmd, nil)
+}
+
+// rulesArgs checks a subcommand's arguments, a usage error if they are
+// wrong.
+func rulesArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return rulesUsageError(cmd, err)
+		}
+		return nil
+	}
+}
+
+// rulesUsageError prints a usage error as cobra does and exits 2. Status 1
+// is a finding (a problem in the rules, a failed case, a decision that
+// would change), so a script must not read a mistyped command as one, nor
+// as a pass.
+func rulesUsageError(cmd *cobra.Command, err error) error {
+	fmt.Fprintln(cmd.ErrOrStderr(), "Error:", err)
+	return rulesExit(cmd, 2)
 }
 
 // rulesValidate implements `rules validate FILE` and returns the exit code.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"slices"
@@ -54,7 +55,9 @@ type impactTally struct {
 // returns the exit code: 0 when no decision would change, 1 when one would,
 // 2 when a file cannot be read (as diff does). With a site, only that
 // site's lines are replayed: the sites of one process may enforce
-// different rules files.
+// different rules files. A site that no decision line names is an error
+// too: a misspelt site would otherwise read as a draft that changes
+// nothing.
 func rulesImpact(stdout, stderr io.Writer, draftFile string, logFiles []string, site string) int {
 	draft, ok := rulesLoad(stderr, draftFile)
 	if !ok {
@@ -63,11 +66,14 @@ func rulesImpact(stdout, stderr io.Writer, draftFile string, logFiles []string, 
 	var changes []impactChange
 	tallies := map[string]*impactTally{}
 	skipped := 0
+	siteLines, sites := 0, map[string]bool{}
 	for _, lf := range logFiles {
 		err := readDecisionLines(lf, func(n int, l impactLine) error {
 			if site != "" && l.Site != site {
+				sites[l.Site] = true
 				return nil
 			}
+			siteLines++
 			if l.RuleReason == "" {
 				// A line the rules decided, written before the gateway
 				// recorded their inputs, cannot be replayed.
@@ -114,6 +120,18 @@ func rulesImpact(stdout, stderr io.Writer, draftFile string, logFiles []string, 
 			fmt.Fprintln(stderr, err)
 			return 2
 		}
+	}
+	if site != "" && siteLines == 0 {
+		named := slices.Sorted(maps.Keys(sites))
+		if len(named) > 0 && named[0] == "" {
+			named = named[1:] // lines of a gateway that did not log its site
+		}
+		seen := "no decision line names a site"
+		if len(named) > 0 {
+			seen = "the decision lines name " + strings.Join(named, ", ")
+		}
+		fmt.Fprintf(stderr, "no decision line of site %q in %s (%s): nothing was replayed\n", site, strings.Join(logFiles, ", "), seen)
+		return 2
 	}
 
 	slices.SortStableFunc(changes, func(a, b impactChange) int { return a.at.Compare(b.at) })

@@ -91,6 +91,15 @@ voucherstore  2         0                0
 		t.Errorf("--site na: exit %d, stdout:\n%s", code, stdout.String())
 	}
 
+	// A site no line names is an error, not a replay in which nothing
+	// changes: the message names the sites the lines do name.
+	stdout.Reset()
+	stderr.Reset()
+	if code := rulesImpact(&stdout, &stderr, rulesExampleDraft, []string{sites}, "nz"); code != 2 || stdout.Len() != 0 ||
+		stderr.String() != `no decision line of site "nz" in `+sites+" (the decision lines name eu, na): nothing was replayed\n" {
+		t.Errorf("--site nz: exit %d, stdout %q, stderr %q", code, stdout.String(), stderr.String())
+	}
+
 	// Errors exit 2: a draft with a problem, a missing log, a broken line.
 	broken := rulesWriteFile(t, "broken.log", `{"ts":"yesterday","operation":"create_order","merchant":"a","reason":"approved","rule_reason":"approved","auto_capture":"true"}`+"\n")
 	badDraft := rulesWriteFile(t, "draft.yaml", "version: 1\nmerchants:\n  a: {category: nope}\n")
