@@ -1,15 +1,18 @@
 package caddymodule
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"time"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 
+	"github.com/pspguard/pspguard/internal/psp"
 	"github.com/pspguard/pspguard/rules"
 )
 
@@ -204,6 +207,7 @@ func rulesTest(stdout, stderr io.Writer, file string, caseFiles []string, now ti
 	}
 	failed := 0
 	for _, c := range cases {
+		c.Order.User, c.Order.Merchant = caseIdentity(c.Order.Merchant)
 		res := r.Run(c, now)
 		if !res.Passed {
 			failed++
@@ -215,6 +219,28 @@ func rulesTest(stdout, stderr io.Writer, file string, caseFiles []string, now ti
 		return 1
 	}
 	return 0
+}
+
+// caseIdentity is who the gateway sees when a case's merchant is the user
+// name of a caller of the default dialect (Klarna, whose user names are the
+// merchant id, '_' and a suffix): the user name (digitalshop_web), by which
+// the rules look a merchant up first, and the merchant id it starts with
+// (digitalshop), by which they look it up next. The dialect's own reading
+// of the credentials makes the split, so that rules test and the gateway
+// cannot disagree on whose entry applies. A name that is no user name (one
+// with a colon, such as the key:... merchant of an API key) is the
+// merchant itself.
+func caseIdentity(name string) (user, merchant string) {
+	d, ok := psp.Lookup(psp.Default)
+	if !ok || strings.Contains(name, ":") {
+		return "", name
+	}
+	cred := base64.StdEncoding.EncodeToString([]byte(name + ":"))
+	id, err := d.Identity(http.Header{"Authorization": {"Basic " + cred}})
+	if err != nil {
+		return "", name
+	}
+	return id.User, id.Merchant
 }
 
 // rulesLoad loads a rules file, printing its problems to stderr.

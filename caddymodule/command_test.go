@@ -188,6 +188,53 @@ func TestRulesCommandTestNow(t *testing.T) {
 	}
 }
 
+// A case's merchant is looked up as the gateway looks up a Klarna caller:
+// by the user name (PK1_pos), then by the merchant id before its first '_'
+// (digitalshop for digitalshop_web).
+func TestRulesCommandTestUserNames(t *testing.T) {
+	rulesFile := rulesWriteFile(t, "rules.yaml", `version: 1
+merchants:
+  digitalshop: {category: digital_products}
+  PK1: {category: physical_goods}
+  PK1_pos: {category: in_store}
+`)
+	cases := rulesWriteFile(t, "cases.yaml", `cases:
+  - name: a credential of a listed merchant
+    merchant: digitalshop_web
+    order: {auto_capture: true}
+    expect: allow
+    reason: category_allowed
+  - name: a credential listed by its user name
+    merchant: PK1_pos
+    order: {auto_capture: true, order_lines: [physical]}
+    expect: allow
+    reason: category_allowed
+  - name: another credential of that merchant
+    merchant: PK1_erp
+    order: {auto_capture: true}
+    expect: refuse
+    reason: category_not_allowed
+  - name: a credential of an unlisted merchant
+    merchant: othershop_web
+    order: {auto_capture: true}
+    expect: refuse
+    reason: merchant_unknown
+`)
+	var stdout, stderr bytes.Buffer
+	if code := rulesTest(&stdout, &stderr, rulesFile, []string{cases}, rulesTestNow); code != 0 || !strings.HasSuffix(stdout.String(), "4 passed, 0 failed\n") {
+		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	for name, want := range map[string][2]string{
+		"digitalshop_web":      {"digitalshop_web", "digitalshop"},
+		"digitalshop":          {"digitalshop", "digitalshop"},
+		"key:0123456789abcdef": {"", "key:0123456789abcdef"},
+	} {
+		if user, merchant := caseIdentity(name); user != want[0] || merchant != want[1] {
+			t.Errorf("caseIdentity(%q) = %q, %q; want %q, %q", name, user, merchant, want[0], want[1])
+		}
+	}
+}
+
 func TestRulesCommandTestBrokenFiles(t *testing.T) {
 	brokenRules := filepath.Join(rulesTestdata, "broken", "unknown_category.yaml")
 	brokenCases := filepath.Join(rulesTestdata, "broken", "cases", "unknown_key.yaml")
