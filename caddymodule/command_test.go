@@ -280,10 +280,6 @@ func TestRulesCommandTestBrokenFiles(t *testing.T) {
 // for an error, a usage error included, so that a script does not take a
 // mistyped command for a finding or a pass.
 func TestRulesCommandCobra(t *testing.T) {
-	registered, ok := caddycmd.Commands()["rules"]
-	if !ok || registered.CobraFunc == nil {
-		t.Fatal("rules command not registered")
-	}
 	failing := rulesWriteFile(t, "failing.yaml", "cases:\n  - name: shoes\n    merchant: shoeshop\n    order: {auto_capture: true}\n    expect: allow\n")
 	for _, tt := range []struct {
 		name   string
@@ -313,26 +309,15 @@ func TestRulesCommandCobra(t *testing.T) {
 		{"help", []string{"rules"}, 0, "validate <file>", ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			root := &cobra.Command{Use: "pspguard", SilenceUsage: true}
-			cmd := &cobra.Command{Use: registered.Name + " " + registered.Usage, Short: registered.Short, Long: registered.Long}
-			registered.CobraFunc(cmd)
-			root.AddCommand(cmd)
-			var stdout, stderr bytes.Buffer
-			root.SetOut(&stdout)
-			root.SetErr(&stderr)
-			root.SetArgs(tt.args)
-			err := root.Execute()
-			if got := exitStatus(err); got != tt.status {
-				t.Errorf("exit status %d (err %v), want %d", got, err, tt.status)
+			stdout, stderr, status := runRulesCommand(t, tt.args...)
+			if status != tt.status {
+				t.Errorf("exit status %d, want %d", status, tt.status)
 			}
-			if !strings.Contains(stdout.String(), tt.stdout) || !strings.Contains(stderr.String(), tt.stderr) {
-				t.Errorf("stdout:\n%s\nstderr:\n%s\nwant stdout containing %q, stderr containing %q", stdout.String(), stderr.String(), tt.stdout, tt.stderr)
+			if !strings.Contains(stdout, tt.stdout) || !strings.Contains(stderr, tt.stderr) {
+				t.Errorf("stdout:\n%s\nstderr:\n%s\nwant stdout containing %q, stderr containing %q", stdout, stderr, tt.stdout, tt.stderr)
 			}
-			if strings.Contains(stderr.String(), errRulesFailed.Error()) || strings.Contains(stderr.String(), "exiting with status") {
-				t.Errorf("cobra printed the exit marker: %s", stderr.String())
-			}
-			if strings.Count(stderr.String(), "Error:") > 1 {
-				t.Errorf("the error is printed twice: %s", stderr.String())
+			if strings.Contains(stderr, "exiting with status") || strings.Count(stderr, "Error:") > 1 {
+				t.Errorf("the error is printed twice: %s", stderr)
 			}
 		})
 	}
@@ -405,4 +390,58 @@ func rulesDigest(t *testing.T, path string) string {
 	}
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:])[:12]
+}
+
+// The README's rules commands run as written from the repository root,
+// and each prints the first line the README shows under it.
+func TestRulesCommandReadmeExamples(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir("..")
+	lines := strings.Split(string(readme), "\n")
+	ran := 0
+	for i, l := range lines {
+		l = strings.TrimSpace(l)
+		if !strings.HasPrefix(l, "bin/pspguard rules ") || i+1 == len(lines) {
+			continue
+		}
+		want, ok := strings.CutPrefix(strings.TrimSpace(lines[i+1]), "# ")
+		if !ok {
+			t.Errorf("README.md:%d: %s: no output shown under it", i+1, l)
+			continue
+		}
+		ran++
+		stdout, stderr, status := runRulesCommand(t, strings.Fields(l)[1:]...)
+		if first, _, _ := strings.Cut(stdout, "\n"); status == 2 || first != want {
+			t.Errorf("README.md:%d: %s: exit %d, first line %q, want %q\nstderr:\n%s", i+1, l, status, first, want, stderr)
+		}
+	}
+	if ran < 3 {
+		t.Errorf("ran %d commands of the README, want validate, test and impact", ran)
+	}
+}
+
+// runRulesCommand runs the registered rules command as Caddy's CLI does,
+// and returns what it printed and the status the process would exit with.
+func runRulesCommand(t *testing.T, args ...string) (stdout, stderr string, status int) {
+	t.Helper()
+	registered, ok := caddycmd.Commands()["rules"]
+	if !ok || registered.CobraFunc == nil {
+		t.Fatal("rules command not registered")
+	}
+	root := &cobra.Command{Use: "pspguard", SilenceUsage: true}
+	cmd := &cobra.Command{Use: registered.Name + " " + registered.Usage, Short: registered.Short, Long: registered.Long}
+	registered.CobraFunc(cmd)
+	root.AddCommand(cmd)
+	var out, errOut bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	root.SetArgs(args)
+	err := root.Execute()
+	if strings.Contains(errOut.String(), errRulesFailed.Error()) {
+		t.Errorf("cobra printed the exit marker: %s", errOut.String())
+	}
+	return out.String(), errOut.String(), exitStatus(err)
 }
