@@ -621,3 +621,55 @@ func TestStripeReadOnlyRoutesPassThrough(t *testing.T) {
 		})
 	}
 }
+
+// card_present's manual_preferred captures manually where the card allows
+// it and at purchase where not: it is decided as capture at purchase,
+// refused for a merchant that may not and forwarded for one that may.
+// Where Stripe does not accept it, the refusal lists the values that are.
+func TestStripeManualPreferred(t *testing.T) {
+	g := newGateway(t, stripeRules, "psp stripe")
+	const body = "amount=2000&currency=eur&capture_method=manual&payment_method_types[]=card_present" +
+		"&payment_method_options[card_present][capture_method]=manual_preferred"
+	const at = "payment_method_options[card_present][capture_method]"
+
+	before := g.sim.Stats().Total
+	resp, out := g.stDo("POST", "/v1/payment_intents", "acct_shoeshop", body)
+	if _, code, msg := stripeErrorBody(t, resp, out, 403); code != "auto_capture_not_allowed" ||
+		!strings.HasPrefix(msg, "capture at purchase ("+at+") is not allowed") {
+		t.Errorf("physical goods: %s %q; want auto_capture_not_allowed naming %s", code, msg, at)
+	}
+	if n := g.sim.Stats().Total - before; n != 0 {
+		t.Errorf("physical goods: %d requests reached the PSP", n)
+	}
+
+	before = g.sim.Stats().Total
+	if resp, out := g.stDo("POST", "/v1/payment_intents", "acct_instore", body); resp.StatusCode != 200 {
+		t.Errorf("in store: %d %s", resp.StatusCode, out)
+	}
+	if n := g.sim.Stats().Total - before; n != 1 {
+		t.Errorf("in store: %d requests reached the PSP, want 1", n)
+	}
+
+	for _, tt := range []struct{ name, path, body, param, want string }{
+		{"on card", "/v1/payment_intents", "amount=2000&currency=eur&capture_method=manual&payment_method_options[card][capture_method]=manual_preferred",
+			"payment_method_options[card][capture_method]", "must be manual, automatic or automatic_async (or empty, to unset it); manual_preferred only for card_present on a PaymentIntent"},
+		{"misspelled on card_present", "/v1/payment_intents", "amount=2000&currency=eur&capture_method=manual&payment_method_options[card_present][capture_method]=preferred",
+			at, "must be manual, manual_preferred, automatic or automatic_async (or empty, to unset it)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := g.sim.Stats().Total
+			resp, out := g.stDo("POST", tt.path, "acct_instore", tt.body)
+			stripeErrorBody(t, resp, out, 400)
+			var e struct {
+				Error struct{ Message, Param string } `json:"error"`
+			}
+			_ = json.Unmarshal([]byte(out), &e)
+			if !strings.Contains(e.Error.Message, tt.want) || e.Error.Param != tt.param {
+				t.Errorf("message %q, param %q; want %q naming %s", e.Error.Message, e.Error.Param, tt.want, tt.param)
+			}
+			if n := g.sim.Stats().Total - before; n != 0 {
+				t.Errorf("%d requests reached the PSP", n)
+			}
+		})
+	}
+}

@@ -409,8 +409,10 @@ func (stripe) ParseRequest(route Route, body []byte) (*Request, error) {
 //     capture_method=manual.
 //
 // Any payment_method_options[<type>][capture_method] other than manual
-// makes the payment capture at purchase for that method, whatever the
-// top-level value.
+// (or empty) makes the payment capture at purchase for that method,
+// whatever the top-level value: card_present's manual_preferred too, since
+// Stripe falls back to automatic capture where the card presented does not
+// allow manual.
 func stripePaymentIntent(req *Request, f formstrict.Form) error {
 	req.LinesUnknown = true
 	req.AutoCaptureAt = "capture_method"
@@ -510,7 +512,11 @@ func stripeCaptureMethod(f formstrict.Form, key string) (AutoCapture, bool, erro
 // methodOverrides reads every <prefix>[<type>][capture_method]: manual
 // keeps that method from capturing at purchase, and an empty value (which
 // unsets an override) leaves the top-level value in force; automatic or
-// automatic_async makes the request ask for capture at purchase.
+// automatic_async makes the request ask for capture at purchase, and so
+// does a PaymentIntent's card_present manual_preferred (manual where the
+// card allows it, else automatic). Stripe documents manual_preferred for
+// card_present only, a Terminal method Checkout does not offer; anywhere
+// else it is refused.
 func methodOverrides(req *Request, f formstrict.Form, prefix string) error {
 	for i := 0; i < f.Len(); i++ {
 		k := f.Key(i)
@@ -522,15 +528,20 @@ func methodOverrides(req *Request, f formstrict.Form, prefix string) error {
 		if !ok || strings.ContainsAny(method, "[]") {
 			continue
 		}
-		switch f.Value(i) {
-		case "manual", "":
-		case "automatic", "automatic_async":
+		preferred := method == "card_present" && req.Op != OpCreateCheckoutSession
+		switch v := f.Value(i); {
+		case v == "manual", v == "":
+		case v == "automatic", v == "automatic_async", v == "manual_preferred" && preferred:
 			req.AutoCapture = AutoCaptureTrue
 			req.AutoCaptureAt = prefix + "[" + method + "][capture_method]"
 		default:
 			// The key is cloned: nothing may keep the form's fields, which
-			// stay on the caller's stack.
-			return BadValue(strings.Clone(k), "%s[<type>][capture_method] must be manual (or empty, to unset it)", prefix)
+			// stay on the caller's stack. The message names the type only
+			// when it is ours: the decision log carries it.
+			if preferred {
+				return BadValue(strings.Clone(k), "%s[card_present][capture_method] must be manual, manual_preferred, automatic or automatic_async (or empty, to unset it)", prefix)
+			}
+			return BadValue(strings.Clone(k), "%s[<type>][capture_method] must be manual, automatic or automatic_async (or empty, to unset it); manual_preferred only for card_present on a PaymentIntent", prefix)
 		}
 	}
 	return nil

@@ -170,6 +170,12 @@ func TestStripeAutoCapture(t *testing.T) {
 		{create, "amount=2000&currency=eur&capture_method=manual&payment_method_options[card][capture_method]=manual", AutoCaptureFalse, "capture_method"},
 		{create, "amount=2000&currency=eur&capture_method=manual&payment_method_options[klarna][capture_method]=", AutoCaptureFalse, "capture_method"},
 		{create, "amount=2000&currency=eur&capture_method=manual&payment_method_options[card][capture_method]=automatic", AutoCaptureTrue, "payment_method_options[card][capture_method]"},
+		// manual_preferred falls back to automatic capture: it asks for
+		// capture at purchase, where Stripe accepts it (card_present).
+		{create, "amount=2000&currency=eur&capture_method=manual&payment_method_options[card_present][capture_method]=manual_preferred", AutoCaptureTrue, "payment_method_options[card_present][capture_method]"},
+		{create, "amount=2000&currency=eur&capture_method=manual&payment_method_options[card_present][capture_method]=manual", AutoCaptureFalse, "capture_method"},
+		{update, "payment_method_options[card_present][capture_method]=manual_preferred", AutoCaptureTrue, "payment_method_options[card_present][capture_method]"},
+		{confirm, "capture_method=manual&payment_method_options[card_present][capture_method]=manual_preferred", AutoCaptureTrue, "payment_method_options[card_present][capture_method]"},
 		{update, "capture_method=manual", AutoCaptureFalse, "capture_method"},
 		{update, "capture_method=automatic", AutoCaptureTrue, "capture_method"},
 		{update, "metadata[order]=6735", AutoCaptureAbsent, "capture_method"},
@@ -260,7 +266,14 @@ func TestStripeParseRequestHazards(t *testing.T) {
 		{create, "amount=2000&currency=eur&capture_method=manual&capture_method=automatic", "capture_method", "more than once"},
 		{create, "amount=2000&currency=eur&capture_method=manual;capture_method=automatic", "capture_method", "';'"},
 		{create, "amount=2000&currency=eur&capture_method=manual&capture_method[]=automatic", "capture_method[]", "hash or an array"},
-		{create, "amount=2000&currency=eur&payment_method_options[card][capture_method]=later", "payment_method_options[card][capture_method]", "must be manual"},
+		{create, "amount=2000&currency=eur&payment_method_options[card][capture_method]=later", "payment_method_options[card][capture_method]",
+			"payment_method_options[<type>][capture_method] must be manual, automatic or automatic_async (or empty, to unset it)"},
+		{create, "amount=2000&currency=eur&payment_method_options[card][capture_method]=manual_preferred", "payment_method_options[card][capture_method]",
+			"manual_preferred only for card_present"},
+		{create, "amount=2000&currency=eur&payment_method_options[card_present][capture_method]=Manual_preferred", "payment_method_options[card_present][capture_method]",
+			"payment_method_options[card_present][capture_method] must be manual, manual_preferred, automatic or automatic_async"},
+		{Route{Op: OpCreateCheckoutSession}, "mode=payment&payment_method_options[card_present][capture_method]=manual_preferred", "payment_method_options[card_present][capture_method]",
+			"manual_preferred only for card_present on a PaymentIntent"},
 		{create, "amount=2000&currency=eur&payment_method_options%5Bcard%5D%5Bcapture_method%5D=automatic", "", "percent-encoded '['"},
 		{create, "amount=2000&currency=eur&capture_method=manual&payment_method_options[card]=x&payment_method_options[card][capture_method]=automatic",
 			"payment_method_options[card][capture_method]", "hash or an array"},
@@ -524,6 +537,7 @@ func FuzzStripeParseRequest(f *testing.F) {
 		{OpCreateOrder, "amount=2000&currency=eur&capture_method=manual&payment_method_options[card][capture_method]=manual"},
 		{OpCreateOrder, "amount=2000&currency=eur&capture_method=manual&capture_method=automatic"},
 		{OpCreateOrder, "amount=2000&currency=eur&capture_method=manual&payment_method_options[klarna][capture_method]=automatic"},
+		{OpCreateOrder, "amount=2000&currency=eur&capture_method=manual&payment_method_options[card_present][capture_method]=manual_preferred"},
 		{OpCreateOrder, "amount=2000&currency=eur&capture_method=manual&payment_method_options%5Bcard%5D%5Bcapture_method%5D=automatic"},
 		{OpConfirmPaymentIntent, "capture_method=manual;capture_method=automatic"},
 		{OpUpdatePaymentIntent, "metadata[capture_method]=automatic"},
@@ -566,7 +580,9 @@ func FuzzStripeParseRequest(f *testing.F) {
 		}
 		// The gateway decided the request does not capture at purchase:
 		// Rack must read no capture method that does.
-		automatic := func(v string, ok bool) bool { return ok && (v == "automatic" || v == "automatic_async") }
+		automatic := func(v string, ok bool) bool {
+			return ok && (v == "automatic" || v == "automatic_async" || v == "manual_preferred")
+		}
 		var top []string
 		switch route.Op {
 		case OpCreateCheckoutSession:
