@@ -1,5 +1,5 @@
-// Command pspsim serves the in-memory Klarna and Hellgate simulator that
-// pspguard is tested and demonstrated against. See package
+// Command pspsim serves the in-memory Klarna, Hellgate and Stripe
+// simulator that pspguard is tested and demonstrated against. See package
 // internal/pspsim for what it simulates and its /_sim/ control API.
 package main
 
@@ -41,7 +41,7 @@ func run(args []string) error {
 	dropAfterChange := fs.Int("drop-after-change", 0, "share of order changes (PATCH authorization, release, cancel) applied and then answered by closing the connection (0..100)")
 	failAfterChange := fs.Int("fail-after-change", 0, "share of order changes applied and then answered 500 (0..100)")
 	readDelay := fs.Duration("read-delay", 0, "how long an order read answers after taking its snapshot")
-	noLimits := fs.Bool("no-limits", false, "apply every Klarna capture and PATCH authorization whatever the order's amounts and state (see GET /_sim/books)")
+	noLimits := fs.Bool("no-limits", false, "apply every Klarna and Stripe capture, and every Klarna PATCH authorization, whatever the order's amounts and state (see GET /_sim/books)")
 	seed := fs.Int64("seed", 0, "seed of the fault draws; 0 seeds from the clock")
 	passwords := map[string]string{}
 	fs.Func("password", "USER:PASSWORD: Klarna Basic auth for USER needs this password, others get 401 (repeatable; other users may use any)",

@@ -2,9 +2,12 @@ package main
 
 import (
 	"bufio"
+	"errors"
+	"flag"
 	"io"
 	"log"
 	"net/http"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -103,4 +106,27 @@ func TestRunServesAndStops(t *testing.T) {
 		t.Errorf("run: %v", err)
 	}
 	pw.Close()
+}
+
+// -h describes -no-limits as the simulator applies it: to Stripe's
+// captures as well as Klarna's.
+func TestHelpNoLimits(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := os.Stderr
+	os.Stderr = w
+	err = run([]string{"-h"})
+	os.Stderr = stderr
+	w.Close()
+	out, _ := io.ReadAll(r)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("run(-h) = %v, want flag.ErrHelp", err)
+	}
+	_, help, _ := strings.Cut(string(out), "-no-limits")
+	help, _, _ = strings.Cut(help, "\n  -")
+	if !strings.Contains(help, "Klarna and Stripe capture") {
+		t.Errorf("-no-limits help %q does not name Stripe's captures", help)
+	}
 }

@@ -23,11 +23,11 @@ type Options struct {
 	ReadDelay        time.Duration    // an order read answers this long after it took its snapshot
 	Seed             int64            // seeds the fault draws; 0 seeds from the clock
 	Now              func() time.Time // default time.Now
-	// NoLimits makes Klarna Order Management apply every well-formed
-	// capture, whatever the remaining authorization or the order's state,
-	// and every PATCH authorization, even below the captured amount: what
-	// a gateway in front lets through is then money moved, and Books shows
-	// it as a violation.
+	// NoLimits makes Klarna Order Management and Stripe apply every
+	// well-formed capture, whatever the remaining authorization or the
+	// order's state, and Klarna every PATCH authorization, even below the
+	// captured amount: what a gateway in front lets through is then money
+	// moved, and Books shows it as a violation.
 	NoLimits bool
 	// Passwords are the Klarna Basic-auth passwords of the user names
 	// listed: any other password is refused with 401, as the PSP refuses
