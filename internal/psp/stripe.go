@@ -86,9 +86,36 @@ func (stripe) IdempotencyKeySyntax() KeySyntax { return KeyStructured }
 // would change the PaymentIntent unseen.
 func (stripe) CheckQuery(route Route, rawQuery string) error {
 	if rawQuery != "" && route.Op.HasBody() {
-		return BadValue("query", "a %s request must send its parameters in the body, not in the query string", route.Op)
+		return BadValue("query", "a request to %s must send its parameters in the body, not in the query string", stripeAction(route))
 	}
 	return nil
+}
+
+// stripeAction names a guarded write the way Stripe's API reference does.
+func stripeAction(route Route) string {
+	object := "PaymentIntent"
+	if isChargeID(route.OrderID) {
+		object = "Charge"
+	}
+	switch route.Op {
+	case OpCreateOrder:
+		return "create a PaymentIntent"
+	case OpUpdatePaymentIntent:
+		return "update a PaymentIntent"
+	case OpConfirmPaymentIntent:
+		return "confirm a PaymentIntent"
+	case OpCapture:
+		return "capture a " + object
+	case OpUpdateAuthorization:
+		return "increment an authorization"
+	case OpCancel:
+		return "cancel a PaymentIntent"
+	case OpCreateCheckoutSession:
+		return "create a Checkout Session"
+	case OpCreateCharge:
+		return "create a Charge"
+	}
+	return route.Op.String()
 }
 
 // MediaType is the form encoding of every Stripe request body.

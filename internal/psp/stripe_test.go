@@ -77,6 +77,36 @@ func TestStripeClassify(t *testing.T) {
 	}
 }
 
+// A query string on a guarded write is refused in Stripe's words: the
+// message names the API call, not the gateway's operation.
+func TestStripeCheckQuery(t *testing.T) {
+	s := Stripe()
+	for _, tt := range []struct {
+		route Route
+		want  string
+	}{
+		{Route{Op: OpCreateOrder}, "a request to create a PaymentIntent must send its parameters in the body, not in the query string"},
+		{Route{Op: OpUpdatePaymentIntent, OrderID: piID}, "update a PaymentIntent"},
+		{Route{Op: OpConfirmPaymentIntent, OrderID: piID}, "confirm a PaymentIntent"},
+		{Route{Op: OpCapture, OrderID: piID}, "capture a PaymentIntent"},
+		{Route{Op: OpCapture, OrderID: chID}, "capture a Charge"},
+		{Route{Op: OpUpdateAuthorization, OrderID: piID}, "increment an authorization"},
+		{Route{Op: OpCancel, OrderID: piID}, "cancel a PaymentIntent"},
+		{Route{Op: OpCreateCheckoutSession}, "create a Checkout Session"},
+		{Route{Op: OpCreateCharge}, "create a Charge"},
+	} {
+		assertBadValue(t, s.CheckQuery(tt.route, "expand[]=latest_charge"), "query", tt.want)
+	}
+	for _, route := range []Route{{Op: OpGetOrder, OrderID: piID}, {Op: OpOther}} {
+		if err := s.CheckQuery(route, "expand[]=latest_charge"); err != nil {
+			t.Errorf("%s: %v", route.Op, err)
+		}
+	}
+	if err := s.CheckQuery(Route{Op: OpCreateOrder}, ""); err != nil {
+		t.Errorf("no query string: %v", err)
+	}
+}
+
 func TestStripeIdentity(t *testing.T) {
 	s := Stripe()
 	bearer := http.Header{"Authorization": {"Bearer sk_test_4eC39HqLyjWDarjtT1zdp7dc"}}
