@@ -72,7 +72,7 @@ func (g *Guard) forward(w http.ResponseWriter, r *http.Request, next Next, x *ex
 		if x.corrID == "" {
 			x.corrID = newCorrelationID()
 		}
-		x.status, x.message = g.upstreamFailed(w, x.corrID, err, ctx.Err() == context.DeadlineExceeded)
+		x.status, x.message = g.upstreamFailed(w, x.corrID, err, ctx.Err() == context.DeadlineExceeded, g.mayHaveRun(x))
 		return nil
 	}
 	x.status = rec.status
@@ -117,14 +117,35 @@ func serveNext(next Next, w http.ResponseWriter, r *http.Request) (err error) {
 // answer with an empty body and may log the request's headers with the
 // error; the gateway logs the error and the correlation id instead, as the
 // caller has them. It returns the status and message the caller got.
-func (g *Guard) upstreamFailed(w http.ResponseWriter, corrID string, err error, timedOut bool) (int, string) {
+//
+// mayHaveRun says that a write may have reached the PSP whole: its caller
+// is told so, and how to learn what became of it, rather than that the PSP
+// could not be reached.
+func (g *Guard) upstreamFailed(w http.ResponseWriter, corrID string, err error, timedOut, mayHaveRun bool) (int, string) {
 	status, msg := http.StatusBadGateway, "the PSP could not be reached"
 	if timedOut || g.upStatus(err) == http.StatusGatewayTimeout {
 		status, msg = http.StatusGatewayTimeout, "the PSP did not answer in time"
 	}
+	if mayHaveRun {
+		if status == http.StatusBadGateway {
+			msg = "the PSP's answer did not come through"
+		}
+		msg += "; the request may have been carried out: send it again with the same idempotency key to learn its outcome"
+	}
 	g.logger.Error("no answer from the PSP", zap.Int("status", status), zap.String("correlation_id", corrID), zap.Error(err))
 	g.dialect.WriteError(w, status, g.dialect.ErrorCode(psp.CodeTemporarilyUnavail), msg, "", corrID)
 	return status, msg
+}
+
+// mayHaveRun reports whether a forwarded write whose answer did not come
+// may have reached the PSP whole. A body the HTTP client has not begun to
+// read was not sent, and a PSP does not act on a request without its body;
+// a write without a body may have been sent whenever it failed.
+func (g *Guard) mayHaveRun(x *exchange) bool {
+	if x.route.Op == psp.OpGetOrder {
+		return false
+	}
+	return len(x.body) == 0 || x.fwdBody.Len() < len(x.body)
 }
 
 // passthroughFailed answers in the PSP's format when next could not get
@@ -136,7 +157,7 @@ func (g *Guard) passthroughFailed(w http.ResponseWriter, err error) error {
 	if s := g.upStatus(err); s != http.StatusBadGateway && s != http.StatusGatewayTimeout {
 		return err
 	}
-	g.upstreamFailed(w, newCorrelationID(), err, false)
+	g.upstreamFailed(w, newCorrelationID(), err, false, false)
 	return nil
 }
 

@@ -1,6 +1,8 @@
 package guard
 
 import (
+	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -52,4 +54,32 @@ func TestForwardAbortedAnswer(t *testing.T) {
 	}()
 	f.do("POST", createPath(), klarnaOrder(500, false, "physical"), "Authorization", basic("shoeshop"))
 	t.Error("a panic other than the abort was stopped")
+}
+
+// A write whose answer did not come tells its caller whether the PSP may
+// have carried it out: not when its body never left the gateway, and then
+// how to learn the outcome.
+func TestUpstreamFailureSaysWhetherSent(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		readBody bool
+		want     string
+	}{
+		{"refused before the body was sent", false, "the PSP could not be reached"},
+		{"lost after the body was sent", true, "the PSP's answer did not come through; the request may have been carried out: send it again with the same idempotency key to learn its outcome"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, psp.Klarna(), "enforce")
+			f.next = nextFunc(func(_ http.ResponseWriter, r *http.Request) error {
+				if tt.readBody {
+					_, _ = io.Copy(io.Discard, r.Body)
+				}
+				return errors.New("connection reset by peer")
+			})
+			a := f.do("POST", createPath(), klarnaOrder(1000, false, "physical"), "Authorization", basic("shoeshop"))
+			if code, msg := klarnaError(t, a.body); a.status != http.StatusBadGateway || code != psp.CodeTemporarilyUnavail || msg != tt.want {
+				t.Errorf("%d %s %q, want 502 %s %q", a.status, code, msg, psp.CodeTemporarilyUnavail, tt.want)
+			}
+		})
+	}
 }
