@@ -50,7 +50,14 @@ func newGatewayGlobal(t *testing.T, rulesYAML, extra, global string) *gateway {
 func newGatewaySim(t *testing.T, opts pspsim.Options, rulesYAML, extra, global string) *gateway {
 	t.Helper()
 	sim := pspsim.New(opts)
-	srv := httptest.NewServer(sim)
+	return newGatewayPSP(t, sim, sim, rulesYAML, extra, global)
+}
+
+// newGatewayPSP is newGatewaySim with psp, which may stand in front of
+// sim, as the upstream.
+func newGatewayPSP(t *testing.T, sim *pspsim.Server, psp http.Handler, rulesYAML, extra, global string) *gateway {
+	t.Helper()
+	srv := httptest.NewServer(psp)
 	t.Cleanup(srv.Close)
 	g := &gateway{t: t, sim: sim, psp: srv, base: fmt.Sprintf("http://localhost:%d", testHTTPPort), global: global}
 	g.rules = filepath.Join(t.TempDir(), "rules.yaml")

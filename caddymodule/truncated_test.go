@@ -4,15 +4,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
-
-	"github.com/caddyserver/caddy/v2/caddytest"
 
 	"github.com/pspguard/pspguard/internal/pspsim"
 )
@@ -54,18 +50,8 @@ func newTruncatingGateway(t *testing.T, rulesYAML, extra string, cut func(*http.
 	t.Helper()
 	sim := pspsim.New(pspsim.Options{Seed: 1, NoLimits: true})
 	p = &truncatingPSP{sim: sim, cut: cut}
-	srv := httptest.NewServer(p)
-	t.Cleanup(srv.Close)
 	logFile = filepath.Join(t.TempDir(), "caddy.log")
-	g = &gateway{t: t, sim: sim, psp: srv, base: fmt.Sprintf("http://localhost:%d", testHTTPPort),
-		global: "log {\n output file " + logFile + "\n format json\n}"}
-	g.rules = filepath.Join(t.TempDir(), "rules.yaml")
-	if err := os.WriteFile(g.rules, []byte(rulesYAML), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	g.tester = caddytest.NewTester(t)
-	g.tester.Client.Timeout = time.Minute
-	g.load(extra)
+	g = newGatewayPSP(t, sim, p, rulesYAML, extra, "log {\n output file "+logFile+"\n format json\n}")
 	return g, p, logFile
 }
 

@@ -1,7 +1,6 @@
 package guard
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -18,14 +17,8 @@ import (
 func TestRetryLaterAnswers(t *testing.T) {
 	f := newFixture(t, psp.Klarna(), "enforce")
 	auth := basic("shoeshop")
-	a := f.do("POST", createPath(), klarnaOrder(10000, false, "physical"), "Authorization", auth)
-	var created struct {
-		OrderID string `json:"order_id"`
-	}
-	if err := json.Unmarshal([]byte(a.body), &created); err != nil || created.OrderID == "" {
-		t.Fatalf("create-order: %d %s", a.status, a.body)
-	}
-	captures := "/ordermanagement/v1/orders/" + created.OrderID + "/captures"
+	id := f.createOrder(auth, 10000)
+	captures := "/ordermanagement/v1/orders/" + id + "/captures"
 	sim := f.next
 	later := func(status int) Next {
 		return nextFunc(func(w http.ResponseWriter, r *http.Request) error {
@@ -71,7 +64,7 @@ func TestRetryLaterAnswers(t *testing.T) {
 	if got.status != http.StatusForbidden || f.simRequests("capture") != before {
 		t.Errorf("a capture of more than remains: %d %s, and it reached the PSP %d times", got.status, got.body, f.simRequests("capture")-before)
 	}
-	if got := f.captured(created.OrderID); got != 4300 {
+	if got := f.captured(id); got != 4300 {
 		t.Errorf("the PSP captured %d, want 4300", got)
 	}
 	// The key's retry now reaches the PSP, which replays its capture.
@@ -79,7 +72,7 @@ func TestRetryLaterAnswers(t *testing.T) {
 	if got.status != http.StatusCreated || got.header.Get("Idempotent-Replayed") != "" {
 		t.Errorf("retry after 409: %d %v %s", got.status, got.header, got.body)
 	}
-	if got := f.captured(created.OrderID); got != 4300 {
+	if got := f.captured(id); got != 4300 {
 		t.Errorf("the PSP captured %d, want 4300", got)
 	}
 }

@@ -118,6 +118,20 @@ func basic(user string) string {
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":secret"))
 }
 
+// createOrder creates an order of amount SEK with a physical line through
+// the guard, for the caller auth, and returns its id.
+func (f *fixture) createOrder(auth string, amount int) string {
+	f.t.Helper()
+	a := f.do("POST", createPath(), klarnaOrder(amount, false, "physical"), "Authorization", auth)
+	var created struct {
+		OrderID string `json:"order_id"`
+	}
+	if err := json.Unmarshal([]byte(a.body), &created); err != nil || a.status != http.StatusOK || created.OrderID == "" {
+		f.t.Fatalf("create-order: %d %s", a.status, a.body)
+	}
+	return created.OrderID
+}
+
 // klarnaOrder is a create-order body of amount SEK in one line of kind.
 func klarnaOrder(amount int, autoCapture bool, kind string) string {
 	a := strconv.Itoa(amount)
@@ -216,19 +230,10 @@ func klarnaError(t *testing.T, body string) (code, message string) {
 func TestCreateLearnCapture(t *testing.T) {
 	f := newFixture(t, psp.Klarna(), "enforce")
 	auth := basic("shoeshop")
-	a := f.do("POST", createPath(), klarnaOrder(10000, false, "physical"), "Authorization", auth)
-	if a.status != http.StatusOK {
-		t.Fatalf("create-order: %d %s", a.status, a.body)
-	}
-	var created struct {
-		OrderID string `json:"order_id"`
-	}
-	if err := json.Unmarshal([]byte(a.body), &created); err != nil || created.OrderID == "" {
-		t.Fatalf("create-order answer %s: %v", a.body, err)
-	}
-	captures := "/ordermanagement/v1/orders/" + created.OrderID + "/captures"
+	id := f.createOrder(auth, 10000)
+	captures := "/ordermanagement/v1/orders/" + id + "/captures"
 
-	a = f.do("POST", captures, `{"captured_amount":10001}`, "Authorization", auth)
+	a := f.do("POST", captures, `{"captured_amount":10001}`, "Authorization", auth)
 	if a.status != http.StatusForbidden {
 		t.Fatalf("capture beyond the order: %d %s", a.status, a.body)
 	}
@@ -247,7 +252,7 @@ func TestCreateLearnCapture(t *testing.T) {
 	if a.status != http.StatusCreated || a.header.Get("Capture-Id") == "" {
 		t.Fatalf("capture within the order: %d %v %s", a.status, a.header, a.body)
 	}
-	if got := f.captured(created.OrderID); got != 4000 {
+	if got := f.captured(id); got != 4000 {
 		t.Errorf("the PSP captured %d, want 4000", got)
 	}
 	if f.decisions(psp.OpCapture, OutcomeRefused) != 1 || f.decisions(psp.OpCapture, OutcomeAllowed) != 1 ||
@@ -355,14 +360,8 @@ func hellgateError(t *testing.T, body string) (code, message string) {
 func TestKeyedCaptureReplayed(t *testing.T) {
 	f := newFixture(t, psp.Klarna(), "enforce")
 	auth := basic("shoeshop")
-	a := f.do("POST", createPath(), klarnaOrder(10000, false, "physical"), "Authorization", auth)
-	var created struct {
-		OrderID string `json:"order_id"`
-	}
-	if err := json.Unmarshal([]byte(a.body), &created); err != nil || created.OrderID == "" {
-		t.Fatalf("create-order: %d %s", a.status, a.body)
-	}
-	captures := "/ordermanagement/v1/orders/" + created.OrderID + "/captures"
+	id := f.createOrder(auth, 10000)
+	captures := "/ordermanagement/v1/orders/" + id + "/captures"
 	first := f.do("POST", captures, `{"captured_amount":3000}`, "Authorization", auth, "Klarna-Idempotency-Key", "k-1")
 	again := f.do("POST", captures, `{"captured_amount":3000}`, "Authorization", auth, "Klarna-Idempotency-Key", "k-1")
 	if first.status != http.StatusCreated || again.status != http.StatusCreated {
@@ -372,7 +371,7 @@ func TestKeyedCaptureReplayed(t *testing.T) {
 		again.header.Get("Location") != first.header.Get("Location") {
 		t.Errorf("replay headers %v, first %v", again.header, first.header)
 	}
-	if n, got := f.simRequests("capture"), f.captured(created.OrderID); n != 1 || got != 3000 {
+	if n, got := f.simRequests("capture"), f.captured(id); n != 1 || got != 3000 {
 		t.Errorf("the PSP received %d captures and captured %d, want one of 3000", n, got)
 	}
 	if f.decisions(psp.OpCapture, OutcomeReplayed) != 1 || f.decisions(psp.OpCapture, OutcomeAllowed) != 1 {
