@@ -73,7 +73,7 @@ type Decision struct {
 	rules        *Rules
 	category     *category
 	merchant     *merchant // nil when the merchant is not listed
-	linesUnknown bool      // the physical-lines rule applied to lines the request did not carry
+	linesUnknown bool      // the request carried no order lines (a refusal's message names what may then auto-capture)
 }
 
 // merchant finds the merchant's entry: by the user name first, so that an
@@ -122,10 +122,10 @@ func (r *Rules) Decide(o Order, now time.Time) Decision {
 		d.Reason, d.Approval = ReasonApprovalExpired, m.approval
 		return d
 	case m == nil:
-		d.Reason = ReasonMerchantUnknown
+		d.Reason, d.linesUnknown = ReasonMerchantUnknown, o.LinesUnknown
 		return d
 	default:
-		d.Reason = ReasonCategoryNotAllowed
+		d.Reason, d.linesUnknown = ReasonCategoryNotAllowed, o.LinesUnknown
 		return d
 	}
 
@@ -172,10 +172,10 @@ func (d Decision) MessageFor(subject string) string {
 		return fmt.Sprintf("merchant category %q may auto-capture under approval %s, valid through %s",
 			d.Category, d.Approval, d.merchant.expires)
 	case ReasonCategoryNotAllowed:
-		return fmt.Sprintf("%s is not allowed for merchant category %q: %s", subject, d.Category, d.rules.allowedClause())
+		return fmt.Sprintf("%s is not allowed for merchant category %q: %s", subject, d.Category, d.allowedClause())
 	case ReasonMerchantUnknown:
 		return fmt.Sprintf("%s is not allowed for merchants not listed in the compliance rules (default category %q): %s",
-			subject, d.Category, d.rules.allowedClause())
+			subject, d.Category, d.allowedClause())
 	case ReasonApprovalExpired:
 		return fmt.Sprintf("auto_capture approval %s expired on %s", d.Approval, d.merchant.expires)
 	case ReasonEMDMissing:
@@ -193,8 +193,21 @@ func (d Decision) MessageFor(subject string) string {
 	return string(d.Reason)
 }
 
-func (r *Rules) allowedClause() string {
-	return listClause(r.allowed, "may auto-capture without an approval")
+// allowedClause says which categories may auto-capture without an
+// approval. Of a request that carries no order lines, only the categories that may
+// also auto-capture physical goods may: naming the others would send a
+// merchant to a category that is refused too.
+func (d Decision) allowedClause() string {
+	if !d.linesUnknown {
+		return listClause(d.rules.allowed, "may auto-capture without an approval")
+	}
+	var names []string
+	for _, c := range d.rules.allowed {
+		if contains(d.rules.physicalAllowed, c) {
+			names = append(names, c)
+		}
+	}
+	return listClause(names, "may auto-capture without an approval when the request carries no order lines to check")
 }
 
 // listClause says which categories may do what.

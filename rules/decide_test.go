@@ -216,8 +216,19 @@ func TestDecisionMessage(t *testing.T) {
 			`auto_capture must be true or false`},
 		{r, Order{Merchant: "digital", AutoCapture: yes, PhysicalLines: true}, day,
 			`auto_capture is not allowed for orders with physical order lines in merchant category "digital_products": only in_store, fulfilment_24h may auto-capture physical goods without an approval`},
+		// A request without order lines (Stripe's, a Klarna HPP session's)
+		// may auto-capture only in a category that may also with physical
+		// goods: the others would be refused too.
+		{r, Order{Merchant: "shoes", AutoCapture: yes, LinesUnknown: true}, day,
+			`auto_capture is not allowed for merchant category "physical_goods": only in_store, fulfilment_24h may auto-capture without an approval when the request carries no order lines to check`},
+		{r, Order{Merchant: "stranger", AutoCapture: yes, LinesUnknown: true}, day,
+			`auto_capture is not allowed for merchants not listed in the compliance rules (default category "unknown"): only in_store, fulfilment_24h may auto-capture without an approval when the request carries no order lines to check`},
+		{r, Order{Merchant: "digital", AutoCapture: yes, LinesUnknown: true}, day,
+			`auto_capture is not allowed for merchant category "digital_products" when the request carries no order lines to check (they may be physical): only in_store, fulfilment_24h may auto-capture physical goods without an approval`},
 		{none, Order{Merchant: "digital", AutoCapture: yes}, day,
 			`auto_capture is not allowed for merchant category "digital_products": no category may auto-capture without an approval`},
+		{none, Order{Merchant: "digital", AutoCapture: yes, LinesUnknown: true}, day,
+			`auto_capture is not allowed for merchant category "digital_products": no category may auto-capture without an approval when the request carries no order lines to check`},
 		{none, Order{Merchant: "stranger", AutoCapture: yes}, day,
 			`auto_capture is not allowed for merchants not listed in the compliance rules (default category "physical_goods"): no category may auto-capture without an approval`},
 	} {
