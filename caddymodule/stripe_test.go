@@ -266,6 +266,14 @@ func testStripeCapture(t *testing.T, store string) {
 	if _, code, _ := stripeErrorBody(t, resp, body, 404); code != "resource_missing" {
 		t.Errorf("another account: %s", code)
 	}
+	// In Stripe's own words, naming the path's parameter.
+	var missing struct {
+		Error struct{ Message, Param string } `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(body), &missing); err != nil || missing.Error.Message != "No such payment_intent: '"+id+"'" ||
+		missing.Error.Param != "intent" {
+		t.Errorf("another account: %s, want Stripe's message naming intent", body)
+	}
 
 	// Multicapture: partial captures with final_capture=false, then one
 	// without an amount takes what remains.

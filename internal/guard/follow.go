@@ -214,8 +214,9 @@ func (g *Guard) learn(w http.ResponseWriter, r *http.Request, next Next, x *exch
 	switch {
 	case lw.status == http.StatusOK:
 	case lw.status == http.StatusNotFound:
-		g.refuse(w, x, http.StatusNotFound, psp.CodeNoSuchOrder, ReasonNoSuchOrder,
-			"no such order: "+x.route.OrderID)
+		msg, param := g.dialect.NoSuchOrder(x.route.OrderID)
+		x.param = param
+		g.refuse(w, x, http.StatusNotFound, psp.CodeNoSuchOrder, ReasonNoSuchOrder, msg)
 		x.message = "no such order" // the log has the id, when it is well-formed
 		return true
 	case lw.status >= 400 && lw.status <= 499:

@@ -115,6 +115,10 @@ func (hellgate) ParseRequest(route Route, body []byte) (*Request, error) {
 	return req, nil
 }
 
+// NoSuchOrder is the gateway's own wording: Hellgate's 404 names no
+// parameter.
+func (hellgate) NoSuchOrder(orderID string) (string, string) { return "no such order: " + orderID, "" }
+
 // CapturedOrder: a Hellgate payment allows one capture, which the ledger
 // counts itself; the answer adds nothing it does not hold.
 func (hellgate) CapturedOrder(Route, int, []byte, time.Time) (Order, bool) { return Order{}, false }

@@ -280,6 +280,10 @@ func klarnaUpdateAuthorization(req *Request, root jsonstrict.Value) error {
 	return checkLinesSum(req, n, "order_amount", req.Amount)
 }
 
+// NoSuchOrder is the gateway's own wording: Klarna's 404 names no
+// parameter.
+func (klarna) NoSuchOrder(orderID string) (string, string) { return "no such order: " + orderID, "" }
+
 // CapturedOrder: Klarna answers a capture with 201 and no body; the order
 // is what the ledger holds.
 func (klarna) CapturedOrder(Route, int, []byte, time.Time) (Order, bool) { return Order{}, false }

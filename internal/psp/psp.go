@@ -323,6 +323,11 @@ type Dialect interface {
 	// of a multicapture PaymentIntent releases what it did not capture.
 	CapturedOrder(route Route, status int, body []byte, now time.Time) (order Order, ok bool)
 
+	// NoSuchOrder is the message, and the parameter it names (or ""), of
+	// the gateway's 404 when the PSP does not know the order orderID for
+	// the caller, in the PSP's own words.
+	NoSuchOrder(orderID string) (message, param string)
+
 	// OrderPath is the path of the read that tells an order's state
 	// (Klarna GET /ordermanagement/v1/orders/{id}, Hellgate GET /payments/{id}).
 	OrderPath(orderID string) string

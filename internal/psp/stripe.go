@@ -648,6 +648,16 @@ func (stripe) CreatedOrder(req *Request, status int, _ http.Header, body []byte)
 	return id, o, true
 }
 
+// NoSuchOrder is Stripe's message for an id it does not know, naming the
+// id it was given in the path: "No such payment_intent: 'pi_…'" (param
+// intent), or "No such charge: 'ch_…'" (param id).
+func (stripe) NoSuchOrder(orderID string) (string, string) {
+	if isChargeID(orderID) {
+		return "No such charge: '" + orderID + "'", "id"
+	}
+	return "No such payment_intent: '" + orderID + "'", "intent"
+}
+
 // CapturedOrder reads Stripe's answer to a capture (200 with the
 // PaymentIntent or the Charge, after the capture) when it is the route's
 // own object. A PaymentIntent captured without final_capture=false, or a
